@@ -1,0 +1,1 @@
+"""Models: the frozen music encoder, the frozen LLM loader, and the MusiLingo adapter model."""

@@ -1,0 +1,201 @@
+"""The frozen music encoder: any transformers audio model that returns all hidden states.
+
+    enc = FrozenEncoder.load("tiny")                       # built-in random MERT-layout model
+    enc = FrozenEncoder.load("m-a-p/MERT-v1-330M", trust_remote_code=True)
+    hidden = enc.encode(np.stack(waves))                   # [batch, L+1, frames, dim]
+
+MERT is a HuBERT-style model (conv feature extractor, 320x downsampling to 75 frames/s at
+24 kHz, then L transformer layers); `output_hidden_states=True` gives L+1 tensors. The encoder is
+frozen: eval mode (so SpecAugment masking is off, unlike the reference code, which left MERT in
+train mode) and `torch.inference_mode`. Waves are normalised with the model's own
+`Wav2Vec2FeatureExtractor` (zero mean, unit variance per segment). A batch must hold segments of
+equal length: padding would leak into the conv positional embedding and the last window, so the
+extraction job batches equal-length segments and runs the short tail of a clip on its own.
+
+The `tiny` preset is a randomly initialised `HubertModel` with MERT-v1-95M's layout at small sizes
+(fixed seed), saved once as an ordinary local model folder: tests and the demo load it through
+the same `from_pretrained` path as the real checkpoints.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+# Hub ids of the real encoders. MERT ships custom modelling code on the hub.
+PRESETS = {
+    "mert-330m": "m-a-p/MERT-v1-330M",
+    "mert-95m": "m-a-p/MERT-v1-95M",
+}
+MERT_SAMPLE_RATE = 24000
+
+# MERT's architecture in transformers' HubertConfig terms (from the released configs).
+MERT_LAYOUTS = {
+    "330m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                 intermediate_size=4096, feat_extract_norm="layer", do_stable_layer_norm=True,
+                 conv_dim=[512] * 7, conv_bias=True),
+    "95m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                intermediate_size=3072, feat_extract_norm="group", do_stable_layer_norm=False,
+                conv_dim=[512] * 7, conv_bias=False),
+}
+MERT_COMMON = dict(conv_kernel=[10, 3, 3, 3, 3, 2, 2], conv_stride=[5, 2, 2, 2, 2, 2, 2],
+                   num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
+                   feat_extract_activation="gelu", hidden_act="gelu", layer_norm_eps=1e-5)
+# The tiny preset: MERT-95M's layout, shrunk (REFERENCE.md section 6 shows its features carry
+# the demo's musical attributes).
+TINY_SIZES = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=256, conv_dim=[64] * 7, num_conv_pos_embeddings=32,
+                  num_conv_pos_embedding_groups=4)
+
+
+def mert_config(layout: str = "95m", **overrides):
+    """A transformers `HubertConfig` with MERT's values (`layout` 95m or 330m), for random models."""
+    from transformers import HubertConfig
+
+    values = {**MERT_COMMON, **MERT_LAYOUTS[layout], **overrides}
+    # Frozen feature extraction: no dropout or SpecAugment anywhere.
+    values.update(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                  feat_proj_dropout=0.0, final_dropout=0.0, layerdrop=0.0,
+                  mask_time_prob=0.0, mask_feature_prob=0.0)
+    return HubertConfig(**values)
+
+
+def build_random_encoder(folder: str | Path, *, layout: str = "95m", seed: int = 0,
+                         **overrides) -> Path:
+    """Save a randomly initialised HubertModel with MERT's layout as a local model folder."""
+    from transformers import HubertModel, Wav2Vec2FeatureExtractor
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    model = HubertModel(mert_config(layout, **overrides)).eval()
+    fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=MERT_SAMPLE_RATE,
+                                  padding_value=0.0, do_normalize=True,
+                                  return_attention_mask=True)
+    tmp = folder.with_name(folder.name + ".tmp")
+    model.save_pretrained(tmp, safe_serialization=True)
+    fe.save_pretrained(tmp)
+    if folder.exists():  # another process won the race; its folder is identical (same seed)
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.replace(folder)
+    return folder
+
+
+def models_home() -> Path:
+    """Where built-in models are materialised ($MUSILINGO_HOME, default ~/.cache/musilingo)."""
+    return Path(os.environ.get("MUSILINGO_HOME", Path.home() / ".cache" / "musilingo"))
+
+
+def tiny_encoder_folder() -> Path:
+    folder = models_home() / "encoders" / "tiny-mert-v1"
+    if not (folder / "config.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        build_random_encoder(folder, layout="95m", seed=0, **TINY_SIZES)
+    return folder
+
+
+def resolve_encoder(name: str) -> str:
+    """Preset name, hub id or local folder -> what `from_pretrained` takes."""
+    if name == "tiny":
+        return str(tiny_encoder_folder())
+    return PRESETS.get(name, name)
+
+
+class FrozenEncoder(torch.nn.Module):
+    """A frozen audio model returning all hidden states of equal-length wave batches."""
+
+    def __init__(self, model, feature_extractor, name: str):
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.feature_extractor = feature_extractor
+        self.name = name
+        cfg = model.config
+        self.sample_rate = int(getattr(feature_extractor, "sampling_rate", MERT_SAMPLE_RATE))
+        self.hidden_size = int(cfg.hidden_size)
+        self.num_hidden_states = int(cfg.num_hidden_layers) + 1
+        self.conv_kernel = list(cfg.conv_kernel)
+        self.conv_stride = list(cfg.conv_stride)
+        self.frame_rate = self.sample_rate / float(np.prod(self.conv_stride))
+
+    @classmethod
+    def load(cls, name: str = "tiny", *, trust_remote_code: bool = False,
+             device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> "FrozenEncoder":
+        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+        source = resolve_encoder(name)
+        try:
+            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        except ValueError as exc:
+            if "trust_remote_code" in str(exc) or "custom code" in str(exc):
+                raise UserError(f"encoder {name!r} ships its own modelling code: pass "
+                                "--trust-remote-code if you trust it") from None
+            raise UserError(f"cannot load encoder {name!r}: {exc}") from None
+        except OSError as exc:
+            raise UserError(f"cannot load encoder {name!r} (not a local model folder, and the hub "
+                            f"is unreachable or has no such model): {str(exc).splitlines()[0]}") from None
+        config.output_hidden_states = True
+        model = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
+                                          dtype=dtype or torch.float32)
+        fe = AutoFeatureExtractor.from_pretrained(source, trust_remote_code=trust_remote_code)
+        enc = cls(model.to(device), fe, name)
+        enc.source = source
+        return enc
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest input that yields one frame (the conv stack's receptive field)."""
+        n = 1
+        for k, s in reversed(list(zip(self.conv_kernel, self.conv_stride))):
+            n = (n - 1) * s + k
+        return n
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames the conv stack produces: for MERT, floor((samples - 400) / 320) + 1."""
+        n = num_samples
+        for k, s in zip(self.conv_kernel, self.conv_stride):
+            n = (n - k) // s + 1
+        return max(n, 0)
+
+    @torch.inference_mode()
+    def encode(self, waves: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+        """Equal-length float32 waves at `sample_rate` -> float32 [batch, L+1, frames, dim]."""
+        waves = [np.asarray(w, dtype=np.float32) for w in waves]
+        if len({len(w) for w in waves}) != 1:
+            raise ValueError("encode() needs equal-length waves; batch segments by length")
+        if len(waves[0]) < self.min_samples:
+            raise ValueError(f"audio shorter than one encoder frame ({self.min_samples} samples)")
+        inputs = self.feature_extractor(waves, sampling_rate=self.sample_rate, return_tensors="pt")
+        x = inputs["input_values"].to(self.device, self.dtype)
+        out = self.model(x, output_hidden_states=True)
+        return torch.stack(out.hidden_states, dim=1).float()
+
+    def identity(self) -> dict:
+        """What makes two caches comparable: the encoder's name, config hash and weights hash."""
+        cfg = self.model.config.to_dict()
+        for k in ("_name_or_path", "transformers_version", "output_hidden_states", "dtype",
+                  "torch_dtype", "_attn_implementation_autoset"):
+            cfg.pop(k, None)
+        config_hash = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
+        h = hashlib.sha256()
+        for key, tensor in sorted(self.model.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        return {"encoder": self.name, "config_sha256": config_hash[:16],
+                "weights_sha256": h.hexdigest()[:16], "sample_rate": self.sample_rate,
+                "frame_rate": self.frame_rate, "hidden_size": self.hidden_size,
+                "num_hidden_states": self.num_hidden_states}

