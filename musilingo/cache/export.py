@@ -1,0 +1,65 @@
+"""`musilingo cache export --format hdf5`: the same arrays and metadata, written with h5py.
+
+    musilingo cache export cache.zarr --format hdf5 --out cache.h5
+
+For users whose tools read HDF5 rather than Zarr. Every array of the Zarr group becomes a dataset
+of the same name, shape and dtype (strings as UTF-8 variable-length strings); features keep
+one-row chunks so random access stays cheap. Group attributes that are not plain scalars (the
+encoder identity, the dataset description) are stored as JSON strings, and the whole attribute
+dict is also in the `musilingo_attrs_json` attribute. Features are copied one shard at a time, so
+memory stays bounded.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .verify import open_group
+
+
+def export_hdf5(src, dst, progress: bool = False) -> Path:
+    import h5py
+
+    group = open_group(src)
+    dst = Path(dst)
+    if dst.exists():
+        raise UserError(f"{dst} exists: choose another --out (export never overwrites)")
+    meta = dict(group.attrs)
+    tmp = dst.with_name(dst.name + ".partial")
+    shard_rows = int(meta["shard_rows"])
+    with h5py.File(tmp, "w") as f:
+        for key, value in meta.items():
+            f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value)
+        f.attrs["musilingo_attrs_json"] = json.dumps(meta)
+        for name in sorted(group.array_keys()):
+            arr = group[name]
+            if name == "features":
+                continue
+            data = arr[:]
+            if data.dtype.kind in "OUT":
+                ds = f.create_dataset(name, shape=data.shape, dtype=h5py.string_dtype("utf-8"))
+                ds[:] = np.array([str(x) for x in data], dtype=object)
+            else:
+                f.create_dataset(name, data=np.asarray(data))
+        feats = group["features"]
+        out = f.create_dataset("features", shape=feats.shape, dtype=np.dtype(str(feats.dtype)),
+                               chunks=(1, *feats.shape[1:]))
+        starts = range(0, feats.shape[0], shard_rows)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, unit="shard", desc="export")
+        for start in starts:
+            stop = min(feats.shape[0], start + shard_rows)
+            try:
+                block = feats[start:stop]
+            except Exception as exc:
+                raise UserError(f"{src}: rows {start}-{stop - 1} cannot be read ({type(exc).__name__}):"
+                                " run `musilingo cache verify --reset-damaged` on it, then the "
+                                "extract command again") from None
+            out[start:stop] = block
+    tmp.replace(dst)
+    return dst

@@ -1,0 +1,139 @@
+"""The feature cache's on-disk contract: array names, metadata, row checksums, compatibility.
+
+A cache is one Zarr v3 group. Everything a reader needs is in plain arrays and flat group
+attributes, so a user without musilingo can open it with zarr-python alone:
+
+    import zarr, numpy as np
+    g = zarr.open_group("cache.zarr", mode="r")
+    g.attrs["stride"], g.attrs["encoder"]                  # metadata (see `build_meta`)
+    row = 0
+    feats = g["features"][row]                             # [L+1, W, D] window means, fp16
+    counts = g["counts"][row]                              # [W] frames per window, 0 = padding
+    done = g["status"][:] == 1                             # 0 pending, 1 done, 2 failed
+    clip = g["clip_id"][g["row_clip"][row]]
+
+Rows are segments (consecutive `segment_seconds` pieces of a clip), fixed before extraction
+starts. The arrays written during extraction (`ROW_ARRAYS`) are chunked so that one shard of
+`shard_rows` rows is exactly one file per array: its single owner writes it whole, and `status`
+is written last, so a shard is either entirely committed or entirely pending after a crash.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .. import __version__
+from ..errors import UserError
+
+FORMAT = "musilingo-feature-cache"
+FORMAT_VERSION = 1
+PENDING, DONE, FAILED = 0, 1, 2
+STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
+STORE_DTYPES = ("float16", "float32")
+FP16_MAX = float(np.finfo(np.float16).max)
+
+# Written by a shard's owner during extraction, one chunk (or one Zarr shard) per cache shard.
+ROW_ARRAYS = {
+    "features": "[rows, L+1, W, D] per-hidden-state means over windows of `stride` frames",
+    "counts": "[rows, W] int32 frames in each window; 0 marks a padding window (zeros)",
+    "seconds": "[rows] float64 decoded segment length in seconds (0 for failed rows)",
+    "status": "[rows] uint8 0 pending, 1 done, 2 failed; written last (the commit marker)",
+    "reason": "[rows] str why a row failed ('' otherwise)",
+    "checksum": "[rows] uint64 blake2b-64 of the row's features, counts, seconds, status, reason",
+}
+# Written once when the cache is created: the row plan, fixed before any audio is decoded.
+PLAN_ARRAYS = {
+    "row_clip": "[rows] int32 index into the clip_* arrays",
+    "row_segment": "[rows] int32 segment number within its clip",
+    "row_start": "[rows] float64 segment start, seconds into the audio file",
+    "row_planned_seconds": "[rows] float64 segment length planned from the file header",
+    "clip_id": "[clips] str the data set's clip id (the cache key)",
+    "clip_path": "[clips] str the audio file at planning time",
+    "clip_first_row": "[clips] int64 first row of the clip (its rows are consecutive)",
+    "clip_num_rows": "[clips] int32 number of rows (segments) of the clip",
+    "clip_error": "[clips] str why the clip failed at planning ('' otherwise)",
+    "clip_sample_rate": "[clips] int32 the file's sample rate (0 if unreadable)",
+    "clip_frames": "[clips] int64 the file's length in samples per channel (0 if unreadable)",
+    "clip_channels": "[clips] int32 the file's channel count (0 if unreadable)",
+}
+PREPROCESSING = ("decode with libsndfile; average channels; resample to the encoder's rate with "
+                 "soxr HQ; cut into consecutive segments of segment_seconds (a tail under "
+                 "min_tail_seconds is dropped); per-segment zero-mean unit-variance normalisation "
+                 "(the encoder's Wav2Vec2FeatureExtractor); encoder in eval mode (no SpecAugment), "
+                 "equal-length segments batched without padding; every hidden state averaged over "
+                 "windows of stride frames (float64 sums), the last window short")
+
+
+def max_windows(encoder, segment_seconds: float, stride: int) -> int:
+    """Row width W: windows of the longest segment (a few samples of resampling slack)."""
+    samples = int(np.ceil(segment_seconds * encoder.sample_rate)) + 4
+    return int(np.ceil(encoder.num_frames(samples) / stride))
+
+
+def build_meta(*, encoder_identity: dict, encoder_dtype: str, stride: int, windows: int,
+               segment_seconds: float, min_tail_seconds: float, dtype: str, rows: int,
+               clips: int, shard_rows: int, dataset: dict, clip_list_sha256: str) -> dict:
+    """The group attributes: everything that decides whether two caches' rows are comparable."""
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "musilingo_version": __version__,
+        "encoder": encoder_identity, "encoder_dtype": encoder_dtype,
+        "sample_rate": encoder_identity["sample_rate"], "frame_rate": encoder_identity["frame_rate"],
+        "layers": encoder_identity["num_hidden_states"], "dim": encoder_identity["hidden_size"],
+        "stride": stride, "windows": windows, "segment_seconds": segment_seconds,
+        "min_tail_seconds": min_tail_seconds, "dtype": dtype, "rows": rows, "clips": clips,
+        "shard_rows": shard_rows, "preprocessing": PREPROCESSING, "dataset": dataset,
+        "clip_list_sha256": clip_list_sha256,
+        "status_codes": {str(k): v for k, v in STATUS_NAMES.items()},
+        "arrays": {**ROW_ARRAYS, **PLAN_ARRAYS},
+    }
+
+
+def check_compatible(stored: dict, wanted: dict, path) -> None:
+    """Refuse to add rows to a cache whose existing rows were made differently (say why)."""
+    if stored.get("format") != FORMAT:
+        raise UserError(f"{path} exists but is not a musilingo feature cache: choose another --out")
+    if stored.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path} has cache format {stored.get('format_version')}, this musilingo "
+                        f"writes {FORMAT_VERSION}: extract into a new --out")
+    se, we = stored["encoder"], wanted["encoder"]
+    for key, what in (("config_sha256", "encoder config"), ("weights_sha256", "encoder weights"),
+                      ("num_hidden_states", "number of hidden states"), ("hidden_size", "width"),
+                      ("sample_rate", "sample rate")):
+        if se.get(key) != we.get(key):
+            raise UserError(f"{path} was made with encoder {se.get('encoder')!r} ({what} "
+                            f"{se.get(key)}) but this run uses {we.get('encoder')!r} ({what} "
+                            f"{we.get(key)}); refusing to mix two encoders' features in one "
+                            "cache: use another --out")
+    for key, flag in (("stride", "--stride"), ("segment_seconds", "--segment-seconds"),
+                      ("dtype", "--dtype"), ("encoder_dtype", "--encoder-dtype"),
+                      ("min_tail_seconds", "min_tail_seconds"), ("windows", "row width")):
+        if stored.get(key) != wanted.get(key):
+            raise UserError(f"{path} was made with {flag} {stored.get(key)} but this run asks for "
+                            f"{wanted.get(key)}; rows of one cache must be comparable: re-run with "
+                            f"{flag} {stored.get(key)} to resume, or use another --out")
+    if stored.get("clip_list_sha256") != wanted.get("clip_list_sha256"):
+        raise UserError(f"{path} was planned for a different clip list ({stored.get('clips')} "
+                        f"clips from {stored.get('dataset')}; this run has {wanted.get('clips')} "
+                        f"from {wanted.get('dataset')}: another --dataset/--split/--limit, or "
+                        "audio added or removed); re-run the original command or use another --out")
+
+
+def row_checksum(features: np.ndarray, counts: np.ndarray, seconds: float, status: int,
+                 reason: str) -> int:
+    """blake2b-64 of one row as stored (a reader recomputes it with hashlib alone)."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(np.ascontiguousarray(features).tobytes())
+    h.update(np.ascontiguousarray(counts, dtype="<i4").tobytes())
+    h.update(np.float64(seconds).astype("<f8").tobytes())
+    h.update(bytes([int(status)]))
+    h.update(reason.encode("utf-8"))
+    return int.from_bytes(h.digest(), "little")
+
+
+def clip_list_sha256(entries) -> str:
+    """Fingerprint of the planned clip list: (clip_id, audio missing?) in order."""
+    h = hashlib.sha256()
+    for clip_id, missing in entries:
+        h.update(f"{clip_id}\0{int(bool(missing))}\n".encode("utf-8"))
+    return h.hexdigest()[:16]

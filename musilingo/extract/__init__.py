@@ -1,0 +1,1 @@
+"""The extraction job (`musilingo extract`): audio -> frozen encoder -> Zarr feature cache."""

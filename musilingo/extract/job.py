@@ -1,0 +1,358 @@
+"""The extraction job: audio -> frozen encoder -> window-pooled hidden states -> Zarr cache.
+
+    musilingo extract --dataset folder --audio-root music/ --out cache.zarr --encoder tiny
+    torchrun --nproc_per_node 2 -m musilingo extract ...        # several processes, one cache
+
+Python: `run_extract(clip_list(read_dataset(...)), ExtractConfig(out="cache.zarr"))`.
+
+Rank 0 plans every row from audio headers and creates the cache (or re-opens it and refuses if
+it was made differently); then each process takes the shards it owns (rank r: r, r+N, ...) that
+are not yet committed. DataLoader workers decode and resample segments while the main process
+runs the encoder; segments of equal length are batched within a shard (never padded: padding
+changes the result), pooled, buffered, and the whole shard is written at once, status last.
+Because a shard's rows, batches and arithmetic depend only on the plan, a re-run after a crash,
+kill -9 or Ctrl-C redoes exactly the uncommitted shards and ends with the same cache as an
+uninterrupted run, and N processes produce the same cache as one.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import AudioError, AudioInfo, read_segment
+from ..cache.layout import DONE, FAILED, FP16_MAX, STORE_DTYPES, build_meta, check_compatible, max_windows
+from ..cache.pooling import window_pool
+from ..cache.store import CacheStore
+from ..errors import UserError
+from .plan import ClipSource, build_plan, check_unique, fingerprint
+
+TRAINING_T = 325  # the paper's window: a cache's stride must divide it to be re-pooled exactly
+ENCODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _opt(default, help):  # a dataclass field whose help text is also the CLI help
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ExtractConfig:
+    out: str = _opt("", "cache folder (a Zarr v3 group); re-running the same command resumes")
+    encoder: str = _opt("tiny", "tiny | mert-95m | mert-330m | a hub id | a local model folder")
+    stride: int = _opt(325, "base window in encoder frames; must divide 325 (65 allows t = 65, 130...)")
+    segment_seconds: float = _opt(30.0, "long audio is cut into consecutive segments this long")
+    min_tail_seconds: float = _opt(1.0, "drop a last segment shorter than this (when others exist)")
+    dtype: str = _opt("float16", "storage dtype of the features: float16 (overflow-checked) or float32")
+    encoder_dtype: str = _opt("float32", "encoder compute dtype: float32, or bfloat16/float16 on GPU")
+    batch_size: int = _opt(8, "segments per encoder batch (equal-length segments only)")
+    num_workers: int | None = _opt(None, "decode/resample worker processes (default: CPUs per process)")
+    shard_rows: int = _opt(64, "rows per Zarr shard: the unit of writing, ownership and resume")
+    strict: bool = _opt(False, "make the first failed clip fatal instead of recording it")
+    device: str = _opt("cpu", "cpu, cuda or cuda:N (with torchrun, cuda means one GPU per process)")
+    trust_remote_code: bool = _opt(False, "allow the encoder's own modelling code (MERT needs it)")
+    progress: bool = _opt(True, "draw a tqdm progress bar")
+
+    @staticmethod
+    def help(name: str) -> str:
+        return {f.name: f.metadata.get("help", "") for f in fields(ExtractConfig)}[name]
+
+
+def dist_env() -> tuple[int, int, int, int]:
+    """(rank, world, local_rank, local_world) from torchrun's environment (1 process otherwise)."""
+    env = os.environ
+    world = int(env.get("WORLD_SIZE", 1))
+    return (int(env.get("RANK", 0)), world, int(env.get("LOCAL_RANK", 0)),
+            int(env.get("LOCAL_WORLD_SIZE", world)))
+
+
+class _Segments(torch.utils.data.Dataset):
+    """Decode + resample one row's segment (runs in DataLoader workers)."""
+
+    def __init__(self, rows, paths, starts, seconds, infos, sample_rate):
+        self.rows, self.paths, self.starts, self.seconds = rows, paths, starts, seconds
+        self.infos, self.sample_rate = infos, sample_rate
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        row = int(self.rows[i])
+        try:
+            wave = read_segment(self.paths[i], float(self.starts[i]), float(self.seconds[i]),
+                                self.sample_rate, self.infos[i])
+            return row, wave, ""
+        except AudioError as exc:
+            return row, None, str(exc)
+        except Exception as exc:  # a codec crash on one file must not stop the job
+            text = str(exc).strip().splitlines()
+            return row, None, f"{type(exc).__name__}: {text[-1] if text else ''}"
+
+
+def _as_is(item):
+    return item
+
+
+class _Shard:
+    """One shard's rows in memory until they are all computed, then one write."""
+
+    def __init__(self, job, shard):
+        self.job, self.shard = job, shard
+        self.start, self.stop = job.store.shard_range(shard)
+        n, meta = self.stop - self.start, job.store.meta
+        self.features = np.zeros((n, meta["layers"], meta["windows"], meta["dim"]), dtype=meta["dtype"])
+        self.counts = np.zeros((n, meta["windows"]), dtype=np.int32)
+        self.seconds = np.zeros(n, dtype=np.float64)
+        self.status = np.zeros(n, dtype=np.uint8)
+        self.reason = [""] * n
+        self.groups: dict[int, list] = {}  # wave length -> [(row, wave)], in row order
+        for row in range(self.start, self.stop):
+            error = job.plan.clip_error[job.plan.row_clip[row]]
+            if error:
+                self.fail(row, error)
+
+    def fail(self, row, reason):
+        i = row - self.start
+        self.status[i], self.reason[i] = FAILED, reason
+        self.features[i], self.counts[i], self.seconds[i] = 0, 0, 0.0
+        self.job.stats["failed"] += 1
+        self.job.advance(row)
+        if self.job.cfg.strict:
+            plan = self.job.plan
+            ci = plan.row_clip[row]
+            raise UserError(f"clip {plan.clip_id[ci]!r} segment {plan.row_segment[row]} "
+                            f"({plan.clip_path[ci]}): {reason}; stopped by --strict (committed "
+                            "shards are kept; re-run without --strict to record failures instead)")
+
+    def add(self, row, wave, error):
+        enc = self.job.encoder
+        if error:
+            return self.fail(row, error)
+        if len(wave) < enc.min_samples:
+            return self.fail(row, f"decoded segment shorter than one encoder frame "
+                                  f"({len(wave)} < {enc.min_samples} samples)")
+        if math.ceil(enc.num_frames(len(wave)) / self.job.cfg.stride) > self.features.shape[2]:
+            return self.fail(row, f"decoded segment longer than planned ({len(wave)} samples)")
+        group = self.groups.setdefault(len(wave), [])
+        group.append((row, wave))
+        if len(group) == self.job.cfg.batch_size:
+            self.encode(self.groups.pop(len(wave)))
+
+    def encode(self, group):
+        job = self.job
+        hidden = job.encoder.encode([w for _, w in group])            # [B, L+1, T, D] float32
+        means, counts = window_pool(hidden, job.cfg.stride)
+        means = means.cpu().numpy()
+        w = len(counts)
+        for b, (row, wave) in enumerate(group):
+            m = means[b]
+            if not np.all(np.isfinite(m)):
+                self.fail(row, "encoder output has NaN/Inf values")
+                continue
+            peak = float(np.abs(m).max())
+            if job.cfg.dtype == "float16" and peak > FP16_MAX:
+                self.fail(row, f"features exceed the float16 range (max |x| = {peak:.3g}); "
+                               "re-extract with --dtype float32")
+                continue
+            i = row - self.start
+            self.features[i, :, :w] = m
+            self.counts[i, :w] = counts.numpy()
+            self.seconds[i] = len(wave) / job.encoder.sample_rate
+            self.status[i] = DONE
+            job.stats["done"] += 1
+            job.advance(row)
+
+    def commit(self):
+        for length in list(self.groups):  # leftovers: smaller batches, same order every run
+            self.encode(self.groups.pop(length))
+        self.job.store.write_shard(self.shard, self.features, self.counts, self.seconds,
+                                   self.status, self.reason)
+
+
+class _Job:
+    def __init__(self, cfg, store, encoder, clips, rank, world):
+        self.cfg, self.store, self.encoder = cfg, store, encoder
+        self.plan = store.load_plan()
+        self.clips, self.rank, self.world = clips, rank, world
+        self.stats = {"done": 0, "failed": 0, "skipped": 0, "clips": 0.0}
+        self.bar = None
+
+    def advance(self, row):
+        step = 1.0 / float(self.plan.clip_num_rows[self.plan.row_clip[row]])
+        self.stats["clips"] += step
+        if self.bar is not None:
+            self.bar.update(step)
+
+    def run(self):
+        cfg, store, plan = self.cfg, self.store, self.plan
+        owned = store.owned_shards(self.rank, self.world)
+        pending = [s for s in owned if not store.shard_committed(s)]
+        for s in set(owned) - set(pending):
+            a, b = store.shard_range(s)
+            self.stats["skipped"] += b - a
+        rows = [r for s in pending for r in range(*store.shard_range(s))
+                if not plan.clip_error[plan.row_clip[r]]]
+        ci = plan.row_clip[rows] if rows else np.zeros(0, dtype=np.int32)
+        infos = [AudioInfo(self.clips[c].audio_path, int(plan.clip_sample_rate[c]),
+                           int(plan.clip_frames[c]), int(plan.clip_channels[c])) for c in ci]
+        source = _Segments(rows, [i.path for i in infos], plan.row_start[rows] if rows else [],
+                           plan.row_planned_seconds[rows] if rows else [], infos,
+                           self.encoder.sample_rate)
+        workers = _default_workers() if cfg.num_workers is None else cfg.num_workers
+        loader = torch.utils.data.DataLoader(
+            source, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
+            prefetch_factor=max(2, -(-2 * cfg.batch_size // max(workers, 1))) if workers else None)
+        todo = sum(1.0 / plan.clip_num_rows[plan.row_clip[r]]
+                   for s in pending for r in range(*store.shard_range(s)))
+        if cfg.progress and self.rank == 0:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=todo, unit="clip", dynamic_ncols=True, smoothing=0.1,
+                            desc="extract" if self.world == 1 else f"extract (rank 0/{self.world})",
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}, "
+                                       "{rate_fmt}]")
+        it = iter(loader)
+        nxt = next(it, None)
+        try:
+            for s in pending:
+                shard = _Shard(self, s)
+                while nxt is not None and nxt[0] < shard.stop:
+                    shard.add(*nxt)
+                    nxt = next(it, None)
+                shard.commit()
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            del it  # stops the DataLoader workers now, also on Ctrl-C
+
+
+def _default_workers() -> int:
+    local_world = dist_env()[3]
+    return min(8, max(1, (os.cpu_count() or 2) // local_world))
+
+
+def _validate(cfg: ExtractConfig) -> None:
+    if not cfg.out:
+        raise UserError("--out is required: the cache folder to write (or resume)")
+    if cfg.stride <= 0 or TRAINING_T % cfg.stride:
+        raise UserError(f"--stride {cfg.stride} does not divide {TRAINING_T} (the paper's window "
+                        "t), so the cache could not be re-pooled to it exactly: use 325, 65, 25, "
+                        "13, 5 or 1")
+    if cfg.dtype not in STORE_DTYPES:
+        raise UserError(f"--dtype {cfg.dtype}: choose float16 or float32")
+    if cfg.encoder_dtype not in ENCODER_DTYPES:
+        raise UserError(f"--encoder-dtype {cfg.encoder_dtype}: choose {', '.join(ENCODER_DTYPES)}")
+    for name in ("segment_seconds", "batch_size", "shard_rows"):
+        if getattr(cfg, name) <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive")
+
+
+def _open_or_create(cfg, clips, encoder, wanted, dataset_info) -> tuple[CacheStore, bool]:
+    out = Path(cfg.out)
+    if (out / "zarr.json").is_file():
+        store = CacheStore.open(out)
+        check_compatible(store.meta, wanted, out)
+        return store, False
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out} exists and is not a feature cache: choose a new folder")
+    check_unique(clips)
+    plan = build_plan(clips, encoder, cfg.segment_seconds, cfg.min_tail_seconds)
+    if cfg.strict:
+        for ci, error in enumerate(plan.clip_error):
+            if error:
+                raise UserError(f"clip {clips[ci].clip_id!r} ({clips[ci].audio_path}): {error}; "
+                                "stopped by --strict")
+    meta = dict(wanted, rows=plan.num_rows, dataset=dataset_info)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return CacheStore.create(out, plan, meta), True
+
+
+def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict | None = None,
+                encoder=None, log=print) -> dict:
+    """Extract (or resume) into `cfg.out`; returns the summary numbers (all ranks summed)."""
+    from ..models.encoder import FrozenEncoder
+
+    _validate(cfg)
+    if not clips:
+        raise UserError("no clips to extract: the data set (after --split/--limit) is empty")
+    rank, world, local_rank, local_world = dist_env()
+    if world > 1 and not torch.distributed.is_initialized():
+        # gloo only coordinates (a barrier, a sum); planning many headers can take a while
+        torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(hours=6))
+        if cfg.device == "cpu":
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) // local_world))
+    device = f"cuda:{local_rank}" if cfg.device == "cuda" else cfg.device
+    t0 = time.time()
+    try:
+        if encoder is None:
+            encoder = FrozenEncoder.load(cfg.encoder, trust_remote_code=cfg.trust_remote_code,
+                                         device=device, dtype=ENCODER_DTYPES[cfg.encoder_dtype])
+        identity = dict(encoder.identity(), encoder=cfg.encoder)
+        missing = sum(c.missing for c in clips)
+        wanted = build_meta(encoder_identity=identity, encoder_dtype=cfg.encoder_dtype,
+                            stride=cfg.stride, segment_seconds=float(cfg.segment_seconds),
+                            windows=max_windows(encoder, cfg.segment_seconds, cfg.stride),
+                            min_tail_seconds=float(cfg.min_tail_seconds), dtype=cfg.dtype,
+                            rows=None, clips=len(clips), shard_rows=cfg.shard_rows,
+                            dataset=dict(dataset_info or {}, missing_clips=missing),
+                            clip_list_sha256=fingerprint(clips))
+        if rank == 0:
+            store, created = _open_or_create(cfg, clips, encoder, wanted, wanted["dataset"])
+        _barrier(world)
+        if rank != 0:
+            store = CacheStore.open(cfg.out)
+            check_compatible(store.meta, wanted, cfg.out)
+        job = _Job(cfg, store, encoder, clips, rank, world)
+        if rank == 0:
+            log(f"extract: {len(clips)} clips ({missing} without audio) -> {store.num_rows} rows "
+                f"in {store.num_shards} shards of {store.shard_rows} ({'new' if created else 'resumed'}"
+                f" cache {cfg.out}); encoder {cfg.encoder} ({identity['num_hidden_states']} hidden "
+                f"states x {identity['hidden_size']}) on {device}, stride {cfg.stride}, {cfg.dtype}"
+                + (f", {world} processes" if world > 1 else ""))
+        job.run()
+        stats = _sum_over_ranks(job.stats, world)
+        stats["seconds"] = time.time() - t0
+        if rank == 0:
+            status = store.status()
+            stats.update(total_done=int(np.sum(status == DONE)),
+                         total_failed=int(np.sum(status == FAILED)),
+                         pending=int(np.sum(status == 0)), missing_clips=missing,
+                         bytes=store.disk_bytes(), out=str(cfg.out))
+            log(summary_line(stats))
+        return stats
+    finally:
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _barrier(world):
+    if world > 1:
+        torch.distributed.barrier()
+
+
+def _sum_over_ranks(stats: dict, world: int) -> dict:
+    keys = sorted(stats)
+    if world > 1:
+        t = torch.tensor([float(stats[k]) for k in keys], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        stats = dict(zip(keys, t.tolist()))
+    return {k: (int(v) if k != "clips" else float(v)) for k, v in stats.items()}
+
+
+def summary_line(s: dict) -> str:
+    rate = s["clips"] / s["seconds"] if s["seconds"] > 0 else 0.0
+    mb = s["bytes"] / 1e6
+    line = (f"done: {s['done']} rows, failed: {s['failed']}, skipped (finished earlier): "
+            f"{s['skipped']}; cache now {s['total_done']} done / {s['total_failed']} failed / "
+            f"{s['pending']} pending rows, {mb:.1f} MB on disk; {rate:.2f} clips/s over "
+            f"{s['seconds']:.1f} s -> {s['out']}")
+    if s.get("missing_clips"):
+        line += f"; {s['missing_clips']} clips lack their audio file (recorded as failed)"
+    if s["total_failed"]:
+        line += f"; see `musilingo cache info {s['out']} --failures`"
+    return line
