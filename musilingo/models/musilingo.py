@@ -1,0 +1,294 @@
+"""The MusiLingo model: pooled encoder features -> adapter -> spliced into a frozen causal LM.
+
+    model = MusiLingo.build("smollm2", encoder_dim=768, num_layers=13, stride=325, t=325,
+                            template=get_template("instruct"))
+    loss = model(batch)                                   # batch from make_batch(...)
+    texts = model.generate_text([(feats, counts)], ["What instrument is playing?"])
+    model = MusiLingo.from_pretrained("runs/instruct")    # adapter.safetensors + adapter_config.json
+
+`AudioAdapter` is the only trainable part: layer aggregation (the paper's plain mean of all L+1
+hidden states, or learned softmax weights initialised to that mean), re-pooling of the cache's
+windows of `stride` frames into windows of `t` frames (exact, count-weighted), an optional fixed
+per-dimension standardisation, and one `Linear(encoder_dim, llm_dim)`. Mean over layers, over
+windows and the linear map commute, which is why a pooled cache is exact.
+
+The audio tokens of each example are spliced into `inputs_embeds` where the template's
+`<AudioHere>` stands. Examples carry different numbers of audio tokens (clip lengths, padding
+windows of count 0), so splicing is an index computation per batch, done inside `forward`: under
+ZeRO-3 the LLM's embedding weight only exists gathered inside the engine's forward. The loss is
+computed on target positions only (logits for the whole sequence times a 32k-50k vocabulary
+would dominate memory), summed, and divided by `batch["loss_norm"]` when the trainer gives one
+(the global target-token count of the optimizer step, so that several ranks and accumulation
+steps give exactly the gradient of one big batch), else by the batch's own target count.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..cache.pooling import repool
+from ..errors import UserError
+from .prompts import IGNORE, PromptTemplate, TokenizedExample, answer_from_generation, \
+    tokenize_example
+
+ADAPTER_WEIGHTS = "adapter.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+class AudioAdapter(nn.Module):
+    """[B, L+1, W, D] window means at `stride` + counts [B, W] -> [B, G, llm_dim] tokens + mask."""
+
+    def __init__(self, encoder_dim: int, llm_dim: int, num_layers: int, *, stride: int,
+                 t: int = 325, aggregation: str = "mean"):
+        super().__init__()
+        if stride <= 0 or t <= 0 or t % stride:
+            raise UserError(f"t={t} frames is not a multiple of the cache stride {stride}: "
+                            f"choose t among multiples of {stride}, or extract a cache with a "
+                            f"stride that divides {t}")
+        if aggregation not in ("mean", "learned"):
+            raise UserError(f"layer aggregation {aggregation!r}: use mean or learned")
+        self.encoder_dim, self.llm_dim, self.num_layers = encoder_dim, llm_dim, num_layers
+        self.stride, self.t, self.factor, self.aggregation = stride, t, t // stride, aggregation
+        # Zeros -> softmax gives equal weights, i.e. exactly the paper's mean at initialisation.
+        self.layer_logits = nn.Parameter(torch.zeros(num_layers)) if aggregation == "learned" else None
+        # Fixed standardisation of the pooled features (identity unless fitted): features of a
+        # random or real encoder have per-dimension scales far from 1 (REFERENCE.md section 6).
+        self.register_buffer("feature_mean", torch.zeros(encoder_dim))
+        self.register_buffer("feature_std", torch.ones(encoder_dim))
+        self.proj = nn.Linear(encoder_dim, llm_dim)
+
+    def check_features(self, num_layers: int, dim: int, where: str = "features") -> None:
+        if dim != self.encoder_dim:
+            raise UserError(f"{where} are {dim} wide but the adapter expects {self.encoder_dim} "
+                            "(encoder width): use a cache made with the adapter's encoder")
+        if num_layers != self.num_layers:
+            raise UserError(f"{where} hold {num_layers} hidden states but the adapter expects "
+                            f"{self.num_layers}: use a cache made with the adapter's encoder")
+
+    def pooled(self, features: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer aggregation and re-pooling: [B, G, D] float32 adapter inputs and counts [B, G]."""
+        self.check_features(features.shape[1], features.shape[-1])
+        x = features.float()
+        if self.layer_logits is None:
+            x = x.mean(dim=1, keepdim=True)
+        else:
+            w = torch.softmax(self.layer_logits.float(), dim=0)
+            x = torch.einsum("l,blwd->bwd", w, x).unsqueeze(1)
+        x, c = repool(x, counts, self.factor)
+        x = (x[:, 0] - self.feature_mean.float()) / self.feature_std.float()
+        return x, c
+
+    def forward(self, features: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, c = self.pooled(features, counts)
+        return self.proj(x.to(self.proj.weight.dtype)), c > 0
+
+
+def make_batch(examples: list[TokenizedExample], features: list, *, pad_id: int) -> dict:
+    """Collate tokenised examples and per-example `(features [L, W, D], counts [W])` into tensors.
+
+    Windows are padded to the longest example with count 0 (no weight); text is right-padded.
+    """
+    if len(examples) != len(features):
+        raise ValueError("one feature array per example")
+    feats = [torch.as_tensor(f, dtype=torch.float32) for f, _ in features]
+    cnts = [torch.as_tensor(c, dtype=torch.int32) for _, c in features]
+    layers, dim = feats[0].shape[0], feats[0].shape[-1]
+    for f in feats:
+        if f.shape[0] != layers or f.shape[-1] != dim:
+            raise UserError(f"features of one batch disagree in shape ({tuple(f.shape)} vs "
+                            f"[{layers}, *, {dim}]): all data sets must come from one encoder")
+    w = max(f.shape[1] for f in feats)
+    fb = torch.zeros(len(feats), layers, w, dim)
+    cb = torch.zeros(len(feats), w, dtype=torch.int32)
+    for i, (f, c) in enumerate(zip(feats, cnts)):
+        fb[i, :, : f.shape[1]] = f
+        cb[i, : c.shape[0]] = c
+    lengths = [len(e.text_ids) for e in examples]
+    s = max(lengths)
+    ids = torch.full((len(examples), s), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), s), IGNORE, dtype=torch.long)
+    for i, e in enumerate(examples):
+        ids[i, : lengths[i]] = torch.tensor(e.text_ids, dtype=torch.long)
+        labels[i, : lengths[i]] = torch.tensor(e.text_labels, dtype=torch.long)
+    return {"features": fb, "counts": cb, "text_ids": ids, "labels": labels,
+            "text_len": torch.tensor(lengths), "audio_at": torch.tensor([len(e.before) for e in examples])}
+
+
+def splice(text: torch.Tensor, text_len: torch.Tensor, audio_at: torch.Tensor,
+           audio: torch.Tensor, audio_mask: torch.Tensor, *, left_pad: bool = False,
+           fill=0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Insert each example's valid audio tokens into its text at `audio_at`.
+
+    text [B, S, *] (embeddings or labels), audio [B, G, *] -> ([B, S', *], attention mask [B, S']).
+    Works for any trailing shape, so embeddings and labels go through the same positions.
+    """
+    b, s = text.shape[:2]
+    dev = text.device
+    n_audio = audio_mask.sum(1)
+    total = text_len.to(dev) + n_audio
+    width = int(total.max())
+    offset = (width - total) if left_pad else torch.zeros_like(total)
+    j = torch.arange(s, device=dev).expand(b, s)
+    at = audio_at.to(dev)[:, None]
+    text_pos = j + (j >= at) * n_audio[:, None] + offset[:, None]
+    text_ok = j < text_len.to(dev)[:, None]
+    # Valid audio tokens keep their order; masked ones (padding windows) are dropped.
+    rank = torch.cumsum(audio_mask.long(), 1) - 1
+    audio_pos = at + rank + offset[:, None]
+    out = torch.full((b, width, *text.shape[2:]), fill, dtype=text.dtype, device=dev)
+    rows_t = torch.arange(b, device=dev)[:, None].expand(b, s)
+    rows_a = torch.arange(b, device=dev)[:, None].expand_as(audio_mask)
+    out = out.index_put((rows_t[text_ok], text_pos[text_ok]), text[text_ok])
+    out = out.index_put((rows_a[audio_mask], audio_pos[audio_mask]), audio[audio_mask].to(text.dtype))
+    mask = torch.arange(width, device=dev)[None] - offset[:, None]
+    mask = (mask >= 0) & (mask < total[:, None])
+    return out, mask.long()
+
+
+class MusiLingo(nn.Module):
+    """Frozen causal LM + trainable AudioAdapter, with the prompt template they were trained with."""
+
+    def __init__(self, llm, tokenizer, adapter: AudioAdapter, template: PromptTemplate, *,
+                 llm_name: str, encoder: dict | None = None):
+        super().__init__()
+        self.llm = llm.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.adapter = adapter
+        self.template = template
+        self.llm_name = llm_name
+        self.encoder_meta = dict(encoder or {})
+        self.normalized = False
+
+    @classmethod
+    def build(cls, llm: str, *, encoder_dim: int, num_layers: int, stride: int, t: int = 325,
+              aggregation: str = "mean", template: PromptTemplate, encoder: dict | None = None,
+              dtype="fp32", device="cpu", trust_remote_code: bool = False, seed: int = 0):
+        from .llm import load_llm
+
+        model, tok = load_llm(llm, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        torch.manual_seed(seed)  # the adapter's initialisation is part of a reproducible run
+        adapter = AudioAdapter(encoder_dim, model.config.hidden_size, num_layers, stride=stride,
+                               t=t, aggregation=aggregation).to(device)
+        return cls(model, tok, adapter, template, llm_name=llm, encoder=encoder)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.llm.eval()  # frozen: no dropout, whatever the trainer asks
+        return self
+
+    # ----------------------------------------------------------------- training
+    def embed(self, batch: dict, *, left_pad: bool = False):
+        """(inputs_embeds, attention_mask, labels) with the audio spliced in."""
+        dev = self.adapter.proj.weight.device
+        emb_layer = self.llm.get_input_embeddings()
+        text = emb_layer(batch["text_ids"].to(dev))
+        audio, amask = self.adapter(batch["features"].to(dev), batch["counts"].to(dev))
+        embeds, attn = splice(text, batch["text_len"], batch["audio_at"], audio.to(text.dtype),
+                              amask, left_pad=left_pad)
+        labels = None
+        if "labels" in batch:
+            audio_labels = torch.full(amask.shape, IGNORE, dtype=torch.long, device=dev)
+            labels, _ = splice(batch["labels"].to(dev), batch["text_len"], batch["audio_at"],
+                               audio_labels, amask, left_pad=left_pad, fill=IGNORE)
+        return embeds, attn, labels
+
+    def _target_logits(self, embeds, attn, labels):
+        """Logits at the positions that predict a target token, and those targets."""
+        tgt = labels[:, 1:]
+        keep = tgt != IGNORE
+        plain = getattr(self.llm.config, "final_logit_softcapping", None) is None \
+            and not hasattr(self.llm, "logit_scale")
+        if plain:  # backbone + lm_head on target positions only
+            hidden = self.llm.base_model(inputs_embeds=embeds, attention_mask=attn).last_hidden_state
+            logits = self.llm.get_output_embeddings()(hidden[:, :-1][keep])
+        else:  # models that post-process logits: let them
+            logits = self.llm(inputs_embeds=embeds, attention_mask=attn).logits[:, :-1][keep]
+        return logits.float(), tgt[keep]
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        embeds, attn, labels = self.embed(batch)
+        logits, targets = self._target_logits(embeds, attn, labels)
+        loss_sum = F.cross_entropy(logits, targets, reduction="sum")
+        norm = batch.get("loss_norm")
+        norm = torch.as_tensor(norm if norm is not None else max(int(targets.numel()), 1),
+                               dtype=torch.float32)
+        return loss_sum / norm
+
+    # ---------------------------------------------------------------- inference
+    @torch.no_grad()
+    def generate_text(self, features_list: list, prompts: list[str | None] | None = None, *,
+                      max_new_tokens: int = 300, num_beams: int = 1, do_sample: bool = False,
+                      temperature: float = 1.0, top_p: float = 1.0, seed: int | None = 0,
+                      batch_size: int = 8) -> list[str]:
+        """Answer each `(features [L, W, D], counts [W])` + prompt; text before the end symbol.
+
+        Greedy by default (deterministic); beam search with `num_beams`; the reference code's
+        sampling is `do_sample=True, top_p=0.5, temperature=0.1`. Batches are left-padded.
+        """
+        prompts = list(prompts) if prompts is not None else [None] * len(features_list)
+        if len(prompts) != len(features_list):
+            raise ValueError("one prompt per feature array")
+        if self.template.has_question and any(p is None for p in prompts):
+            raise UserError(f"the {self.template.name!r} template needs a question for every clip")
+        out: list[str] = []
+        tok = self.tokenizer
+        for i in range(0, len(prompts), batch_size):
+            examples = [tokenize_example(tok, self.template, question=p) for p in prompts[i:i + batch_size]]
+            batch = make_batch(examples, features_list[i:i + batch_size], pad_id=tok.pad_token_id)
+            embeds, attn, _ = self.embed(batch, left_pad=True)
+            if seed is not None:
+                torch.manual_seed(seed)
+            kwargs = dict(do_sample=do_sample, num_beams=num_beams)
+            if do_sample:
+                kwargs.update(temperature=temperature, top_p=top_p)
+            ids = self.llm.generate(inputs_embeds=embeds, attention_mask=attn,
+                                    max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                                    stop_strings=[self.template.end], tokenizer=tok, **kwargs)
+            texts = tok.batch_decode(ids, skip_special_tokens=True)
+            out.extend(answer_from_generation(t, self.template) for t in texts)
+        return out
+
+    # -------------------------------------------------------------- persistence
+    def adapter_config(self) -> dict:
+        """Everything `from_pretrained` needs to rebuild this model for inference."""
+        a = self.adapter
+        return {"format": "musilingo-adapter/1", "llm": self.llm_name,
+                "llm_dim": a.llm_dim, "encoder_dim": a.encoder_dim, "num_layers": a.num_layers,
+                "stride": a.stride, "t": a.t, "layer_aggregation": a.aggregation,
+                "normalized": bool(self.normalized), "template": self.template.to_dict(),
+                "encoder": self.encoder_meta}
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, *, llm: str | None = None, dtype="fp32",
+                        device="cpu", trust_remote_code: bool = False) -> "MusiLingo":
+        """Rebuild from a run folder (adapter.safetensors + adapter_config.json)."""
+        cfg, state = load_adapter(folder)
+        model = cls.build(llm or cfg["llm"], encoder_dim=cfg["encoder_dim"],
+                          num_layers=cfg["num_layers"], stride=cfg["stride"], t=cfg["t"],
+                          aggregation=cfg["layer_aggregation"],
+                          template=PromptTemplate.from_dict(cfg["template"]),
+                          encoder=cfg.get("encoder"), dtype=dtype, device=device,
+                          trust_remote_code=trust_remote_code)
+        if model.adapter.llm_dim != cfg["llm_dim"]:
+            raise UserError(f"adapter in {folder} was trained for an LLM {cfg['llm_dim']} wide, "
+                            f"but {model.llm_name!r} is {model.adapter.llm_dim} wide")
+        model.adapter.load_state_dict({k: v.to(model.adapter.proj.weight.dtype) for k, v in state.items()})
+        model.normalized = bool(cfg.get("normalized"))
+        return model
+
+
+def load_adapter(folder: str | Path) -> tuple[dict, dict]:
+    """(adapter_config, float32 state dict) from a run folder; safetensors only."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    cfg_path, w_path = folder / ADAPTER_CONFIG, folder / ADAPTER_WEIGHTS
+    if not cfg_path.is_file() or not w_path.is_file():
+        raise UserError(f"{folder} is not an adapter folder: it needs {ADAPTER_CONFIG} and "
+                        f"{ADAPTER_WEIGHTS} (written by musilingo train)")
+    cfg = json.loads(cfg_path.read_text())
+    return cfg, load_file(str(w_path))

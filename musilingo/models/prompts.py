@@ -1,0 +1,126 @@
+"""Prompt templates and label masks: the token layout the LLM sees, as pure functions.
+
+Training and inference must lay out tokens identically, so both call `tokenize_example`. The
+layout is the reference code's (REFERENCE.md section 2):
+
+    caption  (stage 1):  [BOS] [audio tokens] caption + "\\n"               (target <= 32 tokens)
+    instruct (stage 2):  [BOS] "###Human: <Audio>" [audio tokens]
+                         "</Audio> " + question + " ###Assistant: " answer + "###"
+                                                                           (target <= 160 tokens)
+
+Only the target (caption or answer, with its end symbol) carries labels; BOS, prompt text, audio
+positions and padding are -100. As in the reference code, the prompt pieces and the target are
+tokenised separately without special tokens, and only the target is truncated (so a long answer
+may lose its end symbol). `<Audio>` and `</Audio>` are plain text, not new vocabulary; the audio
+embeddings go where `<AudioHere>` stands.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+AUDIO_MARKER = "<AudioHere>"
+IGNORE = -100
+# What the reference code asks when a captioning set is used for instruction tuning.
+CAPTION_QUESTION = "Please give a caption to the music."
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """How one example becomes text: `text` holds `<AudioHere>` and optionally `{question}`."""
+
+    name: str
+    text: str
+    end: str
+    """Appended to every target; generation stops when it appears."""
+    max_target_tokens: int
+
+    @property
+    def has_question(self) -> bool:
+        return "{question}" in self.text
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PromptTemplate":
+        return cls(name=d["name"], text=d["text"], end=d["end"],
+                   max_target_tokens=int(d["max_target_tokens"]))
+
+
+TEMPLATES = {
+    "caption": PromptTemplate("caption", AUDIO_MARKER, "\n", 32),
+    "instruct": PromptTemplate(
+        "instruct", "###Human: <Audio>" + AUDIO_MARKER + "</Audio> {question} ###Assistant: ",
+        "###", 160),
+}
+STAGE_TEMPLATES = {"pretrain": "caption", "instruct": "instruct"}
+
+
+def get_template(name: str, max_target_tokens: int | None = None) -> PromptTemplate:
+    from ..errors import UserError
+
+    if name not in TEMPLATES:
+        raise UserError(f"unknown prompt template {name!r}: use one of {', '.join(TEMPLATES)}")
+    t = TEMPLATES[name]
+    if max_target_tokens is not None:
+        t = PromptTemplate(t.name, t.text, t.end, int(max_target_tokens))
+    return t
+
+
+@dataclass
+class TokenizedExample:
+    """Token ids around the audio: [before] [audio x n] [after] [target]."""
+
+    before: list[int]
+    after: list[int]
+    target: list[int] = field(default_factory=list)
+
+    @property
+    def text_ids(self) -> list[int]:
+        """All text tokens in order, without the audio (what one embedding lookup needs)."""
+        return self.before + self.after + self.target
+
+    @property
+    def text_labels(self) -> list[int]:
+        """Labels aligned with `text_ids`: the target's ids, -100 elsewhere."""
+        return [IGNORE] * (len(self.before) + len(self.after)) + list(self.target)
+
+
+def render(template: PromptTemplate, question: str | None = None) -> tuple[str, str]:
+    """The prompt text before and after the audio marker."""
+    text = template.text
+    if template.has_question:
+        text = text.replace("{question}", question or "")
+    before, after = text.split(AUDIO_MARKER)
+    return before, after
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def tokenize_example(tokenizer, template: PromptTemplate, question: str | None = None,
+                     target: str | None = None) -> TokenizedExample:
+    """Tokenise one example; `target=None` gives the prompt alone (for generation)."""
+    before, after = render(template, question)
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    ids = TokenizedExample(before=bos + _encode(tokenizer, before), after=_encode(tokenizer, after))
+    if target is not None:
+        ids.target = _encode(tokenizer, target + template.end)[:template.max_target_tokens]
+    return ids
+
+
+def sequence_layout(example: TokenizedExample, num_audio: int) -> tuple[list[int], list[int]]:
+    """(input ids with -1 at audio positions, labels) for the whole sequence, unpadded.
+
+    The model builds the same layout from embeddings; this list form is what tests and
+    debugging print."""
+    ids = example.before + [-1] * num_audio + example.after + example.target
+    labels = [IGNORE] * (len(example.before) + num_audio + len(example.after)) + list(example.target)
+    return ids, labels
+
+
+def answer_from_generation(text: str, template: PromptTemplate) -> str:
+    """The answer is the generated text before the first end symbol (reference behaviour)."""
+    end = template.end.strip() or template.end
+    return text.split(end)[0].strip() if end else text.strip()

@@ -1,0 +1,191 @@
+"""Checkpoints: the adapter users keep, and the resume state a killed run continues from.
+
+Run folder:
+    adapter.safetensors     adapter weights (fp32), the only trained parameters
+    adapter_config.json     encoder identity, LLM, layers, stride, t, template, dims, aggregation
+    resume/latest           name of the newest complete resume state, e.g. "step-00000200"
+    resume/step-00000200/   DeepSpeed engine state (adapter, optimizer, scheduler, loss scale)
+                            + trainer.json (step, data position, RNG, config fingerprint)
+
+Every write goes to a temporary name first and is renamed into place, so a run killed at any
+moment leaves either the previous state or the new one, never half of one. The engine state is
+DeepSpeed's own format (it knows how each ZeRO stage partitions the optimizer); it is read back
+with `torch.load(weights_only=True)` forced on, allowing only DeepSpeed's plain record classes, so
+a resume folder cannot run code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..models.musilingo import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+
+RESUME = "resume"
+LATEST = "latest"
+TRAINER_STATE = "trainer.json"
+ENGINE_TAG = "engine"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_adapter(folder: str | Path, config: dict, state: dict) -> Path:
+    """Write adapter.safetensors + adapter_config.json (each atomically)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{ADAPTER_WEIGHTS}.tmp{os.getpid()}"
+    save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(tmp),
+              metadata={"format": "pt"})
+    os.replace(tmp, folder / ADAPTER_WEIGHTS)
+    atomic_write_text(folder / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return folder / ADAPTER_WEIGHTS
+
+
+def full_adapter_state(engine) -> dict:
+    """The adapter's fp32 weights, assembled from wherever this ZeRO stage keeps them.
+
+    A collective under ZeRO-3 and with bf16 master weights: call it on every rank."""
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    adapter = engine.module.adapter
+    out = {}
+    for name, p in adapter.named_parameters():
+        full = safe_get_full_fp32_param(p) if p.requires_grad else None
+        if full is None:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters([p], enabled=hasattr(p, "ds_id")):
+                full = p.detach().clone()
+        out[name] = full.float().cpu()
+    for name, b in adapter.named_buffers():
+        out[name] = b.detach().float().cpu()
+    return out
+
+
+# ------------------------------------------------------------------------------- RNG state
+def rng_state() -> dict:
+    """Python, NumPy and torch RNG state as JSON (the data order does not use them; anything
+    random a user adds would)."""
+    np_state = np.random.get_state()
+    return {"python": repr(random.getstate()),
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "torch": torch.get_rng_state().tolist()}
+
+
+def set_rng_state(state: dict) -> None:
+    import ast
+
+    random.setstate(_tuples(ast.literal_eval(state["python"])))
+    np_state = state["numpy"]
+    np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+
+
+def _tuples(x):
+    return tuple(_tuples(i) for i in x) if isinstance(x, (list, tuple)) else x
+
+
+# ----------------------------------------------------------------------------- resume state
+def _safe_deepspeed_globals() -> list:
+    """DeepSpeed's plain record classes that its checkpoints pickle (no code, just fields)."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    found = [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+    try:
+        from deepspeed.runtime.zero.offload_config import OffloadDeviceEnum
+
+        found.append(OffloadDeviceEnum)
+    except ImportError:
+        pass
+    return found
+
+
+@contextmanager
+def weights_only_loads():
+    """Force `torch.load(weights_only=True)` inside DeepSpeed's loader (it passes False)."""
+    old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        with torch.serialization.safe_globals(_safe_deepspeed_globals()):
+            yield
+    finally:
+        if old is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = old
+
+
+def save_resume(run_dir: Path, engine, trainer_state: dict, *, rank: int, keep: int = 1) -> Path:
+    """Write a complete resume state for `trainer_state["step"]`; all ranks must call this."""
+    import torch.distributed as dist
+
+    resume = run_dir / RESUME
+    name = f"step-{trainer_state['step']:08d}"
+    tmp = resume / f".tmp-{name}"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    _barrier(dist)
+    engine.save_checkpoint(str(tmp), tag=ENGINE_TAG, save_latest=False,
+                           exclude_frozen_parameters=True)
+    states = [None] * dist.get_world_size() if dist.is_initialized() else None
+    mine = rng_state()
+    if states is not None:
+        dist.all_gather_object(states, mine)
+    if rank == 0:
+        body = dict(trainer_state, rng=states if states is not None else [mine])
+        (tmp / TRAINER_STATE).write_text(json.dumps(body))
+        final = resume / name
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        atomic_write_text(resume / LATEST, name + "\n")
+        older = sorted(p for p in resume.glob("step-*") if p.name != name)
+        for p in older[: max(len(older) - (keep - 1), 0)]:
+            shutil.rmtree(p, ignore_errors=True)
+    _barrier(dist)
+    return resume / name
+
+
+def latest_resume(run_dir: Path) -> Path | None:
+    marker = run_dir / RESUME / LATEST
+    if not marker.is_file():
+        return None
+    folder = run_dir / RESUME / marker.read_text().strip()
+    if not (folder / TRAINER_STATE).is_file():
+        raise UserError(f"{marker} names {folder.name}, which is incomplete: delete {run_dir / RESUME}"
+                        " to start over")
+    return folder
+
+
+def load_resume(folder: Path, engine, *, rank: int) -> dict:
+    """Restore the engine from `folder` and return the trainer state (RNG restored too)."""
+    state = json.loads((folder / TRAINER_STATE).read_text())
+    with weights_only_loads():
+        path, _ = engine.load_checkpoint(str(folder), tag=ENGINE_TAG, load_module_strict=False,
+                                         load_optimizer_states=True, load_lr_scheduler_states=True)
+    if path is None:
+        raise UserError(f"could not read the engine state in {folder}: delete "
+                        f"{folder.parent} to start over")
+    rngs = state.pop("rng")
+    set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
+    return state
+
+
+def _barrier(dist) -> None:
+    if dist.is_initialized():
+        dist.barrier()

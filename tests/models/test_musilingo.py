@@ -1,0 +1,119 @@
+"""MusiLingo model: exact adapter pooling, correct splicing, loss, generation, save/load."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from musilingo.cache.pooling import pool_to_tokens, window_pool
+from musilingo.errors import UserError
+from musilingo.models.musilingo import AudioAdapter, MusiLingo, make_batch, splice
+from musilingo.models.prompts import IGNORE, get_template, tokenize_example
+
+L, D = 3, 16
+
+
+@pytest.fixture(scope="module")
+def model():
+    return MusiLingo.build("tiny-llama", encoder_dim=D, num_layers=L, stride=65, t=325,
+                           template=get_template("instruct"))
+
+
+def _features(frames: int, seed: int, stride: int = 65):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(L, frames, D, generator=g)
+    means, counts = window_pool(hidden, stride)
+    return hidden, (means.numpy(), counts.numpy())
+
+
+def test_adapter_repool_is_exact_and_learned_starts_at_mean():
+    hidden, (means, counts) = _features(1000, 0)
+    ref = pool_to_tokens(hidden, 325)                      # on the fly, at t directly
+    for agg in ("mean", "learned"):
+        a = AudioAdapter(D, 8, L, stride=65, t=325, aggregation=agg)
+        x, c = a.pooled(torch.tensor(means)[None], torch.tensor(counts)[None])
+        torch.testing.assert_close(x[0], ref, rtol=1e-5, atol=1e-6)
+        assert c[0].tolist() == [325, 325, 325, 25]
+    with pytest.raises(UserError, match="not a multiple"):
+        AudioAdapter(D, 8, L, stride=100, t=325)
+    a = AudioAdapter(D, 8, L, stride=65)
+    with pytest.raises(UserError, match="32 wide but the adapter expects 16"):
+        a.pooled(torch.zeros(1, L, 2, 32), torch.ones(1, 2, dtype=torch.int32))
+
+
+def test_splice_positions_right_and_left():
+    text = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]])
+    audio = torch.tensor([[10, 11, 12], [13, 0, 14]])
+    mask = torch.tensor([[True, True, False], [True, False, True]])
+    out, attn = splice(text, torch.tensor([4, 2]), torch.tensor([1, 2]), audio, mask, fill=-9)
+    assert out.tolist() == [[1, 10, 11, 2, 3, 4], [5, 6, 13, 14, -9, -9]]
+    assert attn.tolist() == [[1] * 6, [1, 1, 1, 1, 0, 0]]
+    out, attn = splice(text, torch.tensor([4, 2]), torch.tensor([1, 2]), audio, mask, fill=-9,
+                       left_pad=True)
+    assert out.tolist() == [[1, 10, 11, 2, 3, 4], [-9, -9, 5, 6, 13, 14]]
+    assert attn.tolist() == [[1] * 6, [0, 0, 1, 1, 1, 1]]
+
+
+def test_loss_matches_a_hand_built_sequence(model):
+    tok = model.tokenizer
+    exs = [tokenize_example(tok, model.template, "What plays?", "A piano."),
+           tokenize_example(tok, model.template, "Tempo?", "Fast, around 140 beats per minute.")]
+    feats = [_features(1000, 1)[1], _features(400, 2)[1]]   # 4 and 2 audio tokens
+    batch = make_batch(exs, feats, pad_id=tok.pad_token_id)
+    loss = model(batch)
+    emb = model.llm.get_input_embeddings()
+    total, count = 0.0, 0
+    for ex, (f, c) in zip(exs, feats):
+        x, _ = model.adapter.pooled(torch.tensor(f)[None], torch.tensor(c)[None])
+        audio = model.adapter.proj(x[0])
+        seq = torch.cat([emb(torch.tensor(ex.before)), audio, emb(torch.tensor(ex.after + ex.target))])
+        labels = [IGNORE] * (len(ex.before) + audio.shape[0] + len(ex.after)) + ex.target
+        out = model.llm(inputs_embeds=seq[None], labels=torch.tensor([labels]))
+        n = len(ex.target)
+        total += out.loss.item() * n
+        count += n
+    assert loss.item() == pytest.approx(total / count, rel=1e-5)
+    # The trainer's normaliser replaces the batch's own token count.
+    batch["loss_norm"] = 2 * count
+    assert model(batch).item() == pytest.approx(total / count / 2, rel=1e-5)
+
+
+def test_only_the_adapter_gets_gradients(model):
+    tok = model.tokenizer
+    batch = make_batch([tokenize_example(tok, model.template, "Q?", "A.")], [_features(500, 3)[1]],
+                       pad_id=tok.pad_token_id)
+    model.zero_grad()
+    model(batch).backward()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"adapter.proj.weight", "adapter.proj.bias"}
+    assert model.adapter.proj.weight.grad.abs().sum() > 0
+
+
+def test_generation_batched_equals_one_by_one(model):
+    feats = [_features(1000, 4)[1], _features(300, 5)[1], _features(700, 6)[1]]
+    prompts = ["What instrument is playing?", "Tempo?", "Describe the music in detail please."]
+    together = model.generate_text(feats, prompts, max_new_tokens=6)
+    alone = [model.generate_text([f], [p], max_new_tokens=6)[0] for f, p in zip(feats, prompts)]
+    assert together == alone
+    assert all(isinstance(t, str) for t in together)
+    beams = model.generate_text(feats[:1], prompts[:1], max_new_tokens=4, num_beams=2)
+    sampled = model.generate_text(feats[:1], prompts[:1], max_new_tokens=4, do_sample=True,
+                                  top_p=0.5, temperature=0.1, seed=1)
+    assert len(beams) == len(sampled) == 1
+    with pytest.raises(UserError, match="needs a question"):
+        model.generate_text(feats[:1], [None])
+
+
+def test_save_and_rebuild(model, tmp_path):
+    from musilingo.train.checkpoint import save_adapter
+
+    torch.nn.init.normal_(model.adapter.proj.weight)
+    save_adapter(tmp_path, model.adapter_config(), model.adapter.state_dict())
+    again = MusiLingo.from_pretrained(tmp_path)
+    assert again.adapter_config() == model.adapter_config()
+    tok = model.tokenizer
+    batch = make_batch([tokenize_example(tok, model.template, "Q?", "A.")], [_features(500, 7)[1]],
+                       pad_id=tok.pad_token_id)
+    assert again(batch).item() == pytest.approx(model(batch).item(), rel=1e-6)
+    with pytest.raises(UserError, match="not an adapter folder"):
+        MusiLingo.from_pretrained(tmp_path / "nothing")

@@ -1,0 +1,73 @@
+"""The paper's token layout and label masks, checked token by token with SmolLM2's real tokenizer."""
+from __future__ import annotations
+
+import pytest
+
+from musilingo.models.llm import load_tokenizer
+from musilingo.models.prompts import (CAPTION_QUESTION, IGNORE, answer_from_generation,
+                                      get_template, sequence_layout, tokenize_example)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer("tiny-llama")
+
+
+def test_caption_layout_and_labels(tok):
+    t = get_template("caption")
+    ex = tokenize_example(tok, t, target="A calm piano piece.")
+    ids, labels = sequence_layout(ex, num_audio=3)
+    # [BOS] [audio x3] caption + "\n": only the caption carries labels.
+    assert ids[0] == tok.bos_token_id and ids[1:4] == [-1, -1, -1]
+    assert tok.decode(ids[4:]) == "A calm piano piece.\n"
+    assert labels[:4] == [IGNORE] * 4
+    assert labels[4:] == ids[4:]
+    assert len(labels) == len(ids)
+
+
+def test_caption_truncated_to_32_tokens(tok):
+    long = " ".join(["guitar"] * 100)
+    ex = tokenize_example(tok, get_template("caption"), target=long)
+    assert len(ex.target) == 32
+    # The end symbol was cut with the tail, as in the reference code.
+    assert not tok.decode(ex.target).endswith("\n")
+
+
+def test_instruct_layout_and_labels_token_by_token(tok):
+    t = get_template("instruct")
+    q, a = "What instrument is playing?", "A piano."
+    ex = tokenize_example(tok, t, question=q, target=a)
+    ids, labels = sequence_layout(ex, num_audio=2)
+    before = [tok.bos_token_id] + tok("###Human: <Audio>", add_special_tokens=False)["input_ids"]
+    after = tok("</Audio> " + q + " ###Assistant: ", add_special_tokens=False)["input_ids"]
+    target = tok(a + "###", add_special_tokens=False)["input_ids"]
+    assert ids == before + [-1, -1] + after + target
+    for pos, (i, lab) in enumerate(zip(ids, labels)):
+        in_target = pos >= len(before) + 2 + len(after)
+        assert lab == (i if in_target else IGNORE), f"position {pos}"
+    # <Audio> and </Audio> are plain text: no token id outside the tokenizer's own vocabulary.
+    assert tok.decode(ex.before[1:]) == "###Human: <Audio>"
+    assert tok.decode(ex.after).startswith("</Audio> What instrument")
+
+
+def test_instruct_truncates_target_only(tok):
+    t = get_template("instruct")
+    ex = tokenize_example(tok, t, question="Describe it " * 100, target="word " * 400)
+    assert len(ex.target) == 160
+    assert len(ex.after) > 160  # the question is never truncated
+
+
+def test_prompt_only_for_generation_and_answer_cut(tok):
+    t = get_template("instruct")
+    ex = tokenize_example(tok, t, question=CAPTION_QUESTION)
+    assert ex.target == [] and all(label == IGNORE for label in ex.text_labels)
+    assert answer_from_generation(" A piano.### Human: more", t) == "A piano."
+    assert answer_from_generation("A song.\nnext", get_template("caption")) == "A song."
+
+
+def test_custom_length_and_unknown_template():
+    from musilingo.errors import UserError
+
+    assert get_template("instruct", 10).max_target_tokens == 10
+    with pytest.raises(UserError):
+        get_template("chat")
