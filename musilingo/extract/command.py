@@ -41,11 +41,12 @@ H = ExtractConfig.help
 @click.option("--batch-size", type=int, default=8, show_default=True, help=H("batch_size"))
 @click.option("--num-workers", type=int, default=None, help=H("num_workers"))
 @click.option("--shard-rows", type=int, default=64, show_default=True, help=H("shard_rows"))
+@click.option("--threads", type=int, default=None, help=H("threads"))
 @click.option("--strict", is_flag=True, help=H("strict"))
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs only)")
 def extract(dataset, annotations, audio_root, out, split, limit, caption_field, encoder,
             trust_remote_code, device, encoder_dtype, stride, segment_seconds, dtype, batch_size,
-            num_workers, shard_rows, strict, no_progress):
+            num_workers, shard_rows, threads, strict, no_progress):
     """Extract window-pooled hidden states of every clip into a Zarr feature cache (resumable)."""
     from ..data import read_dataset
     from ..errors import UserError
@@ -61,7 +62,7 @@ def extract(dataset, annotations, audio_root, out, split, limit, caption_field, 
         click.echo(f"note: {records.summary()}; those clips are recorded as failed", err=True)
     cfg = ExtractConfig(out=out, encoder=encoder, stride=stride, segment_seconds=segment_seconds,
                         dtype=dtype, encoder_dtype=encoder_dtype, batch_size=batch_size,
-                        num_workers=num_workers, shard_rows=shard_rows, strict=strict,
+                        num_workers=num_workers, shard_rows=shard_rows, threads=threads, strict=strict,
                         device=device, trust_remote_code=trust_remote_code,
                         progress=not no_progress)
     info = {"name": dataset, "split": split, "limit": limit,

@@ -12,11 +12,14 @@ runs the encoder; segments of equal length are batched within a shard (never pad
 changes the result), pooled, buffered, and the whole shard is written at once, status last.
 Because a shard's rows, batches and arithmetic depend only on the plan, a re-run after a crash,
 kill -9 or Ctrl-C redoes exactly the uncommitted shards and ends with the same cache as an
-uninterrupted run, and N processes produce the same cache as one.
+uninterrupted run, and N processes produce the same cache as one, bit for bit, when each uses
+the same number of CPU threads (`--threads`: on CPU, float rounding depends on the thread count;
+torchrun gives each process 1 thread unless OMP_NUM_THREADS is set).
 """
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import os
 import time
@@ -56,6 +59,9 @@ class ExtractConfig:
     strict: bool = _opt(False, "make the first failed clip fatal instead of recording it")
     device: str = _opt("cpu", "cpu, cuda or cuda:N (with torchrun, cuda means one GPU per process)")
     trust_remote_code: bool = _opt(False, "allow the encoder's own modelling code (MERT needs it)")
+    threads: int | None = _opt(None, "CPU threads per process for the encoder (default: torch's; "
+                               "all CPUs split between torchrun processes). Float rounding "
+                               "depends on it: equal counts give bitwise-equal caches")
     progress: bool = _opt(True, "draw a tqdm progress bar")
 
     @staticmethod
@@ -96,6 +102,20 @@ class _Segments(torch.utils.data.Dataset):
 
 def _as_is(item):
     return item
+
+
+def _worker_init(_worker_id, parent_pid=None):
+    """Die with the main process: after a kill -9 an orphaned DataLoader worker would block
+    forever writing into a pipe that nobody reads (Linux: PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: workers still stop when their queue closes
+        return
+    if parent_pid is not None and os.getppid() != parent_pid:  # the parent died before prctl
+        os._exit(1)
 
 
 class _Shard:
@@ -206,6 +226,7 @@ class _Job:
         workers = _default_workers() if cfg.num_workers is None else cfg.num_workers
         loader = torch.utils.data.DataLoader(
             source, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
+            worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()),
             prefetch_factor=max(2, -(-2 * cfg.batch_size // max(workers, 1))) if workers else None)
         todo = sum(1.0 / plan.clip_num_rows[plan.row_clip[r]]
                    for s in pending for r in range(*store.shard_range(s)))
@@ -284,9 +305,12 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
     if world > 1 and not torch.distributed.is_initialized():
         # gloo only coordinates (a barrier, a sum); planning many headers can take a while
         torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(hours=6))
-        if cfg.device == "cpu":
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) // local_world))
     device = f"cuda:{local_rank}" if cfg.device == "cuda" else cfg.device
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    elif world > 1 and device == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // local_world))
     t0 = time.time()
     try:
         if encoder is None:
@@ -314,7 +338,14 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
                 f" cache {cfg.out}); encoder {cfg.encoder} ({identity['num_hidden_states']} hidden "
                 f"states x {identity['hidden_size']}) on {device}, stride {cfg.stride}, {cfg.dtype}"
                 + (f", {world} processes" if world > 1 else ""))
-        job.run()
+        try:
+            job.run()
+        except KeyboardInterrupt:
+            import sys
+
+            print(f"interrupted: committed shards are kept in {cfg.out}; run the same command "
+                  "again to resume", file=sys.stderr, flush=True)
+            raise
         stats = _sum_over_ranks(job.stats, world)
         stats["seconds"] = time.time() - t0
         if rank == 0:
@@ -326,6 +357,7 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
             log(summary_line(stats))
         return stats
     finally:
+        torch.set_num_threads(threads_before)
         if world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 

@@ -17,9 +17,11 @@ REAL = ["librosa-data/sorohanro_-_solo-trumpet-06.ogg",
         "librosa-data/198-209-0000.ogg",
         "lp-music-caps-samples/orchestra.wav"]
 # The settings every comparison uses: the CLI flags and the same ExtractConfig.
-REF_ARGS = dict(segment_seconds=5.0, shard_rows=2, batch_size=2, stride=325, dtype="float16")
+# One CPU thread: float rounding depends on the thread count, and torchrun's processes get one.
+REF_ARGS = dict(segment_seconds=5.0, shard_rows=2, batch_size=2, stride=325, dtype="float16",
+                threads=1)
 REF_FLAGS = ["--segment-seconds", "5", "--shard-rows", "2", "--batch-size", "2", "--stride", "325",
-             "--dtype", "float16", "--encoder", "tiny"]
+             "--dtype", "float16", "--encoder", "tiny", "--threads", "1"]
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +48,8 @@ def folder_clips(folder):
 
 
 def extract(clips, out, encoder, **kw):
-    cfg = ExtractConfig(out=str(out), **{**REF_ARGS, "num_workers": 0, "progress": False, **kw})
+    kw = {**REF_ARGS, "threads": None, "num_workers": 0, "progress": False, **kw}
+    cfg = ExtractConfig(out=str(out), **kw)
     return run_extract(clips, cfg, {"name": "test"}, encoder=encoder, log=lambda *_: None)
 
 

@@ -1,0 +1,93 @@
+"""Resume and multi-process runs end with exactly the cache of one uninterrupted run.
+
+The real CLI runs in subprocesses: kill -9 after the first shard is committed, Ctrl-C (SIGINT)
+a little later, then a run to the end; and `torchrun --nproc_per_node 2`. Every array and
+attribute must equal the reference cache bit for bit, and committed shards are never rewritten.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from musilingo.cache import FeatureCache
+
+from conftest import REF_FLAGS, assert_same_cache, extract
+
+
+def cli(real_folder, out, *extra):
+    return [sys.executable, "-m", "musilingo", "extract", "--dataset", "folder", "--audio-root",
+            str(real_folder), "--out", str(out), *REF_FLAGS, "--num-workers", "1", *extra]
+
+
+def run_until_committed(cmd, out, shard, sig):
+    """Start the CLI, wait until `shard`'s status chunk exists (committed), send `sig`."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marker = out / "status" / "c" / str(shard)
+    deadline = time.time() + 180
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"extract ended before shard {shard} was committed: {proc.communicate()}")
+        if time.time() > deadline:
+            proc.kill()
+            pytest.fail("extract made no progress")
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    return proc.returncode, stdout, stderr
+
+
+def test_kill9_and_ctrl_c_then_resume(real_folder, ref_cache, tiny_encoder, tmp_path):
+    out = tmp_path / "resumed.zarr"
+    total = FeatureCache.open(ref_cache).num_rows
+    assert total == 12  # 6 shards of 2 rows
+
+    rc, _, _ = run_until_committed(cli(real_folder, out, "--no-progress"), out, 0, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    after_kill = FeatureCache.open(out).status_counts()
+    assert 2 <= after_kill["done"] < total and after_kill["pending"] > 0
+    shard0 = out / "features" / "c" / "0" / "0" / "0" / "0"
+    stamp = shard0.stat().st_mtime_ns
+
+    rc, _, err = run_until_committed(cli(real_folder, out), out, 3, signal.SIGINT)
+    assert rc == 130 and "interrupted" in err and "resume" in err
+    after_int = FeatureCache.open(out).status_counts()
+    assert after_kill["done"] < after_int["done"] < total
+
+    done = subprocess.run(cli(real_folder, out), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "clip/s" in done.stderr  # the tqdm bar, rate in clips per second
+    skipped = after_int["done"] + after_int["failed"]
+    assert f"skipped (finished earlier): {skipped}" in done.stdout, done.stdout
+    assert f"cache now {total} done / 0 failed / 0 pending rows" in done.stdout
+    assert shard0.stat().st_mtime_ns == stamp  # a committed shard is never rewritten
+    assert_same_cache(out, ref_cache)
+
+    # once complete, the same run (in-process here: same code, no start-up cost) does nothing
+    stats = extract(folder_clips_as_cli(real_folder), out, tiny_encoder)
+    assert (stats["done"], stats["failed"], stats["skipped"]) == (0, 0, total)
+    assert shard0.stat().st_mtime_ns == stamp
+
+
+def folder_clips_as_cli(folder):
+    from musilingo.data import read_dataset
+    from musilingo.extract.plan import clip_list
+
+    return clip_list(read_dataset("folder", None, folder))
+
+
+def test_torchrun_two_processes_match_one(real_folder, ref_cache, tmp_path):
+    out = tmp_path / "two.zarr"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "musilingo", "extract", "--dataset", "folder", "--audio-root", str(real_folder),
+           "--out", str(out), *REF_FLAGS, "--num-workers", "1", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 processes" in proc.stdout and "done: 12 rows" in proc.stdout, proc.stdout
+    assert_same_cache(out, ref_cache)
+    status = FeatureCache.open(out).status
+    assert np.all(status == 1)
