@@ -1,0 +1,83 @@
+"""Data-set readers: every supported annotation format becomes a list of `Record`s.
+
+One entry point, `read_dataset(name, annotations, audio_root, split=..., caption_field=...)`,
+so that extraction, training and scoring take a data-set NAME and never know a file format.
+Readers resolve audio paths and sort records into `records` (audio present) and `missing`
+(audio absent: counted, not fatal); malformed annotations raise `UserError` naming the file,
+line and field.
+
+| name | annotations | audio_root default | records |
+|---|---|---|---|
+| msd | LP-MusicCaps-MSD folder / file / hub id | the annotation folder | captions |
+| musiccaps | musiccaps-public.csv | the CSV's folder | captions |
+| musicinstruct | music_instruct*.json | the JSON's folder | Q&A |
+| musicqa | *MusicQA.json | the JSON's folder | Q&A |
+| songdescriber | song_describer.csv | the CSV's folder | captions |
+| folder | unused (or the folder) | required | no texts |
+| synth | generated folder (or its captions.csv / qa.json) | <folder>/audio | Q&A (captions) |
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from musilingo.data.folder import read_folder
+from musilingo.data.msd import CAPTION_FIELDS, read_msd
+from musilingo.data.musiccaps import read_musiccaps, read_musicinstruct
+from musilingo.data.musicqa import read_musicqa
+from musilingo.data.records import AUDIO_EXTENSIONS, SPLITS, DatasetRecords, Record
+from musilingo.data.songdescriber import read_songdescriber
+from musilingo.data.synth import read_synth
+from musilingo.errors import UserError
+
+__all__ = ["AUDIO_EXTENSIONS", "CAPTION_FIELDS", "DATASETS", "DatasetRecords", "DatasetSpec",
+           "Record", "SPLITS", "read_dataset"]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    reader: Callable[..., DatasetRecords]
+    kind: str          # "caption", "qa" or "audio": which texts its records carry
+    description: str   # one line, for CLI help
+
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
+    DatasetSpec("msd", read_msd, "caption",
+                "LP-MusicCaps-MSD captions (parquet/arrow/json folder, file, or hub id)"),
+    DatasetSpec("musiccaps", read_musiccaps, "caption",
+                "MusicCaps CSV; audio_root holds <ytid>.wav"),
+    DatasetSpec("musicinstruct", read_musicinstruct, "qa",
+                'MusicInstruct JSON {"QA": [...]}; audio_root holds the MusicCaps <ytid>.wav'),
+    DatasetSpec("musicqa", read_musicqa, "qa",
+                "MusicQA JSON list of conversations; audio_root holds the audio_name files"),
+    DatasetSpec("songdescriber", read_songdescriber, "caption",
+                "Song Describer CSV; audio_root holds the path column's files (evaluation only)"),
+    DatasetSpec("folder", read_folder, "audio",
+                "every audio file under audio_root, without annotations"),
+    DatasetSpec("synth", read_synth, "qa",
+                "a folder written by the synthetic music generator (Q&A; or its captions.csv)"),
+)}
+
+
+def read_dataset(name: str, annotations: str | Path | None, audio_root: str | Path | None, *,
+                 split: str | None = None,
+                 caption_field: str = "caption_writing") -> DatasetRecords:
+    """Read data set `name`; keep only `split` ("train"/"valid"/"test") if given.
+
+    `caption_field` picks the MSD caption that becomes texts["caption"] (other sets ignore it).
+    """
+    spec = DATASETS.get(name)
+    if spec is None:
+        raise UserError(f"unknown data set {name!r}; use one of {', '.join(DATASETS)}")
+    if split is not None and split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if name == "msd":
+        result = read_msd(annotations, audio_root, split=split, caption_field=caption_field)
+    else:
+        result = spec.reader(annotations, audio_root, split=split)
+    if split is not None:  # readers filter already; this keeps the promise for any reader
+        result.records = [r for r in result.records if r.split == split]
+        result.missing = [r for r in result.missing if r.split == split]
+    return result

@@ -1,0 +1,120 @@
+"""The record types every data-set reader returns, and where their audio files are looked up.
+
+A `Record` is one annotation (a caption, or one question/answer pair) tied to one audio clip.
+Several records may share a clip (Q&A data sets ask many questions about one track), so the
+feature cache is keyed by `clip_id`, and `DatasetRecords.clips()` gives the one-per-clip list that
+extraction runs over. Records whose audio file is absent are kept apart in `missing`: users
+rarely manage to download every MusicCaps clip, and a few absent files must be counted and
+reported, not stop the run.
+
+`AudioLocator` answers "does this file exist?" from cached directory listings, because a data set
+of half a million clips would otherwise cost one `stat` per candidate extension per clip.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPLITS = ("train", "valid", "test")
+
+# soundfile (libsndfile 1.2) decodes all of these; upper-case variants come from Windows/FAT copies.
+_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_EXTENSIONS: tuple[str, ...] = _AUDIO_SUFFIXES + tuple(s.upper() for s in _AUDIO_SUFFIXES)
+
+
+@dataclass
+class Record:
+    """One annotation about one audio clip."""
+
+    clip_id: str
+    """Unique key of the AUDIO clip within its data set (the cache key); shared by Q&A records."""
+    audio_path: Path
+    """Resolved audio path; may not exist, in which case the record is in `missing`."""
+    split: str
+    """"train", "valid" or "test"."""
+    texts: dict[str, str]
+    """{"caption": ...} for captioning sets (MSD adds its four caption fields);
+    {"question": ..., "answer": ...} for Q&A sets; {} for a plain folder of audio."""
+    source: str
+    """"<annotation file>:<line or row>", for messages that point a user at the row."""
+    meta: dict = field(default_factory=dict)
+    """Anything else a reader knows (tags, ytid, start_s, synth attribute/value...)."""
+
+
+@dataclass
+class DatasetRecords:
+    """Everything one reader call produced."""
+
+    name: str
+    records: list[Record]
+    """Records whose audio file exists."""
+    missing: list[Record]
+    """Records whose audio file is absent: counted and reported, not fatal."""
+
+    def clips(self) -> list[Record]:
+        """One record per distinct clip_id (its first occurrence), in record order."""
+        seen: set[str] = set()
+        clips = []
+        for record in self.records:
+            if record.clip_id not in seen:
+                seen.add(record.clip_id)
+                clips.append(record)
+        return clips
+
+    def summary(self) -> str:
+        """One line for logs: records, distinct clips, and missing audio."""
+        missing_clips = len({r.clip_id for r in self.missing})
+        return (f"{self.name}: {len(self.records)} records over {len(self.clips())} clips"
+                f"; {len(self.missing)} records ({missing_clips} clips) lack their audio file")
+
+
+class AudioLocator:
+    """Existence checks and extension fallback for audio files, from cached directory listings."""
+
+    def __init__(self) -> None:
+        self._listings: dict[str, frozenset[str]] = {}
+
+    def _names_in(self, directory: Path) -> frozenset[str]:
+        key = os.fspath(directory)
+        names = self._listings.get(key)
+        if names is None:
+            try:
+                names = frozenset(os.listdir(key))
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                names = frozenset()
+            self._listings[key] = names
+        return names
+
+    def exists(self, path: Path) -> bool:
+        return path.name in self._names_in(path.parent)
+
+    def find(self, path: Path) -> Path:
+        """`path` if it exists, else the same stem with another audio extension that exists,
+        else `path` unchanged (so that a missing record still names the file it expected)."""
+        if self.exists(path):
+            return path
+        names = self._names_in(path.parent)
+        for extension in AUDIO_EXTENSIONS:
+            candidate = path.with_name(path.stem + extension) if path.suffix else \
+                path.with_name(path.name + extension)
+            if candidate.name in names:
+                return candidate
+        return path
+
+
+def partition(name: str, records: list[Record], locator: AudioLocator) -> DatasetRecords:
+    """Split records into those whose audio exists and those whose audio is missing."""
+    present, missing = [], []
+    for record in records:
+        (present if locator.exists(record.audio_path) else missing).append(record)
+    return DatasetRecords(name=name, records=present, missing=missing)
+
+
+def audio_root_path(audio_root: str | Path | None, default: Path) -> Path:
+    """The absolute audio root: the user's, or `default` (the annotation file's folder) if None.
+
+    Absolute so that records stay valid if a later stage changes the working directory.
+    """
+    root = Path(audio_root).expanduser() if audio_root is not None else default
+    return root.absolute()

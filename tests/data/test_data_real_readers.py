@@ -1,0 +1,130 @@
+"""The readers on the real third-party annotation files (shared_data; skipped when absent)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from musilingo.data import AUDIO_EXTENSIONS, read_dataset
+
+
+@pytest.fixture(scope="module")
+def musiccaps_csv(shared_data: Path) -> Path:
+    return shared_data / "annotations" / "musiccaps" / "musiccaps-public.csv"
+
+
+@pytest.fixture(scope="module")
+def musicqa_json(shared_data: Path) -> Path:
+    return shared_data / "annotations" / "musicqa" / "EvalMusicQA.json"
+
+
+@pytest.fixture(scope="module")
+def sdd_csv(shared_data: Path) -> Path:
+    return shared_data / "annotations" / "song_describer" / "song_describer.csv"
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not really audio; the readers only check existence")
+
+
+def test_musiccaps_counts_and_splits(musiccaps_csv, tmp_path):
+    data = read_dataset("musiccaps", musiccaps_csv, tmp_path)
+    everything = data.records + data.missing
+    assert len(everything) == 5521
+    assert data.records == [] and len(data.missing) == 5521  # no audio in tmp_path
+    assert sum(r.split == "test" for r in everything) == 2858
+    assert {r.split for r in everything} == {"train", "test"}
+    assert len({r.clip_id for r in everything}) == 5521
+    test = read_dataset("musiccaps", musiccaps_csv, tmp_path, split="test")
+    assert len(test.missing) == 2858 and all(r.split == "test" for r in test.missing)
+
+
+def test_musiccaps_record_fields_match_the_csv(musiccaps_csv, tmp_path):
+    with musiccaps_csv.open(newline="") as handle:
+        first = next(csv.DictReader(handle))
+    record = read_dataset("musiccaps", musiccaps_csv, tmp_path).missing[0]
+    assert record.clip_id == first["ytid"]
+    assert record.texts == {"caption": first["caption"]}
+    assert record.audio_path == tmp_path.absolute() / f"{first['ytid']}.wav"
+    assert record.source == f"{musiccaps_csv}:2"
+    assert record.meta["aspect_list"][0] == "low quality"  # parsed from the list literal
+    assert record.meta["start_s"] == int(first["start_s"])
+    assert record.split == ("test" if first["is_audioset_eval"] == "True" else "train")
+
+
+def test_musiccaps_missing_audio_counted_and_other_extensions_found(musiccaps_csv, tmp_path):
+    all_ids = [r.clip_id for r in read_dataset("musiccaps", musiccaps_csv, tmp_path).missing]
+    _touch(tmp_path / f"{all_ids[0]}.wav")
+    _touch(tmp_path / f"{all_ids[1]}.flac")
+    _touch(tmp_path / f"{all_ids[2]}.MP3")
+    _touch(tmp_path / f"{all_ids[3]}.txt")  # not audio: stays missing
+    data = read_dataset("musiccaps", musiccaps_csv, tmp_path)
+    assert [r.clip_id for r in data.records] == all_ids[:3]
+    assert [r.audio_path.name for r in data.records] == [
+        f"{all_ids[0]}.wav", f"{all_ids[1]}.flac", f"{all_ids[2]}.MP3"]
+    assert len(data.missing) == 5521 - 3
+    assert data.missing[0].audio_path.name == f"{all_ids[3]}.wav"
+    assert "3 records over 3 clips" in data.summary() and "5518 records" in data.summary()
+
+
+def test_musicqa_eval_pairs_and_clips(musicqa_json, tmp_path):
+    data = read_dataset("musicqa", musicqa_json, tmp_path)
+    everything = data.missing
+    assert len(everything) == 5040 and data.records == []
+    assert len({r.clip_id for r in everything}) == 560
+    assert {r.split for r in everything} == {"test"}  # an "Eval" file is the test split
+    raw = json.loads(musicqa_json.read_text())
+    assert everything[0].texts == {"question": raw[0]["conversation"][0]["value"],
+                                   "answer": raw[0]["conversation"][1]["value"]}
+    assert everything[0].clip_id == raw[0]["audio_name"].rsplit(".", 1)[0]
+    assert everything[0].source == f"{musicqa_json}:2"
+    assert everything[1].source == f"{musicqa_json}:15"  # the line where item 2 starts
+    assert musicqa_json.read_text().splitlines()[14].strip() == "{"
+
+
+def test_musicqa_clips_with_audio_and_split_label(musicqa_json, tmp_path):
+    names = sorted({r.meta["audio_name"] for r in
+                    read_dataset("musicqa", musicqa_json, tmp_path).missing})[:3]
+    for name in names:
+        _touch(tmp_path / name)
+    data = read_dataset("musicqa", musicqa_json, tmp_path, split="train")
+    assert len(data.records) == 27  # 9 questions per track
+    assert [c.meta["audio_name"] for c in data.clips()] == names
+    assert {r.split for r in data.records + data.missing} == {"train"}
+
+
+def test_songdescriber_counts_split_and_two_minute_variant(sdd_csv, tmp_path):
+    data = read_dataset("songdescriber", sdd_csv, tmp_path)
+    assert len(data.missing) == 1106 and data.records == []
+    assert len({r.clip_id for r in data.missing}) == 706
+    assert {r.split for r in data.missing} == {"test"}
+    assert sum(r.meta["is_valid_subset"] is True for r in data.missing) == 746
+    assert sum(r.meta["is_valid_subset"] is None for r in data.missing) == 332
+    first = data.missing[0]
+    assert first.meta["path"] == "34/1004034.mp3"
+    _touch(tmp_path / "34" / "1004034.2min.mp3")
+    again = read_dataset("songdescriber", sdd_csv, tmp_path)
+    present = [r for r in again.records if r.clip_id == "1004034"]
+    assert present and present[0].audio_path == tmp_path.absolute() / "34" / "1004034.2min.mp3"
+    assert read_dataset("songdescriber", sdd_csv, tmp_path, split="train").missing == []
+
+
+def test_folder_reader_on_real_audio(shared_data):
+    root = shared_data / "audio"
+    expected = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                      if p.suffix in AUDIO_EXTENSIONS)
+    data = read_dataset("folder", None, root)
+    assert len(expected) > 20
+    assert [r.meta["relative_path"] for r in data.records] == expected
+    assert len({r.clip_id for r in data.records}) == len(expected)
+    ids = {r.clip_id for r in data.records}
+    assert "lp-music-caps-samples/orchestra" in ids
+    assert {"librosa-data/Kevin_MacLeod_-_Vibe_Ace",
+            "librosa-data/Kevin_MacLeod_-_Vibe_Ace.hq"} <= ids
+    assert all(r.audio_path.is_file() and r.split == "test" and r.texts == {}
+               for r in data.records)
+    assert data.missing == []
+    assert read_dataset("folder", None, root, split="train").records == []
