@@ -1,0 +1,100 @@
+"""`musilingo train`: the click wrapper over `musilingo.train.run`.
+
+    musilingo train --config pretrain_msd --cache msd.zarr --out-dir runs/stage1
+    musilingo train --config instruct_mi_short cache=mi.zarr init_adapter=runs/stage1
+    musilingo train --stage instruct --dataset synth --annotations demo/synth --cache synth.zarr \\
+        --llm tiny-llama --max-steps 50
+    torchrun --nproc_per_node 2 -m musilingo train --config pretrain_msd cache=msd.zarr
+    deepspeed --num_gpus 4 --module musilingo train --config pretrain_msd deepspeed=zero2 ...
+
+Every TrainConfig field is a flag (its help is the field's docstring) and a `key=value` argument;
+precedence: recipe < flags < key=value. `--dataset/--annotations/--audio-root/--split/
+--caption-field` describe a single data set (or change the recipe's only one).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import click
+
+from .config import DataSpec, TrainConfig, apply_override, load_recipe
+
+# Without a recipe, --stage instruct starts from the paper's stage-2 optimisation settings.
+STAGE_DEFAULTS = {"instruct": {"lr": 3e-5, "min_lr": 1e-5, "micro_batch_size": 2, "grad_accum": 16}}
+DATA_FLAGS = {"dataset": "name", "annotations": "annotations", "audio_root": "audio_root",
+              "split": "split", "caption_field": "caption_field"}
+SKIP = {"datasets", "betas", "stage"}
+
+
+def _field_options(func):
+    for f in reversed(dataclasses.fields(TrainConfig)):
+        if f.name in SKIP:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        helptext = f.metadata.get("help", "")
+        if "bool" in kind:
+            opt = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None,
+                               help=helptext)
+        else:
+            typ = int if kind.startswith("int") else float if kind.startswith("float") else str
+            opt = click.option(flag, f.name, type=typ, default=None, help=helptext)
+        func = opt(func)
+    return func
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "recipe", default=None,
+              help="recipe: a YAML file or a shipped name (pretrain_msd, instruct_mi_short, "
+                   "instruct_mi_long, instruct_mi_mixed, instruct_musicqa, demo_pretrain, "
+                   "demo_instruct)")
+@click.option("--stage", type=click.Choice(["pretrain", "instruct"]), default=None,
+              help=TrainConfig.help("stage"))
+@click.option("--dataset", default=None, help="one data set: reader name (msd, musiccaps, "
+              "musicinstruct, musicqa, synth)")
+@click.option("--annotations", default=None, help="one data set: its annotation file or folder")
+@click.option("--audio-root", default=None, help="one data set: its audio folder")
+@click.option("--split", default=None, help="one data set: the split to train on")
+@click.option("--caption-field", default=None, help="one data set: the MSD caption field")
+@_field_options
+@click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True)
+@click.argument("overrides", nargs=-1)
+def train(recipe, stage, overrides, local_rank, **flags):
+    """Train the MusiLingo adapter on cached (or online) encoder features.
+
+    OVERRIDES are key=value pairs (dotted keys reach into data sets: datasets.0.cache=PATH).
+    """
+    from .trainer import run
+
+    data = load_recipe(recipe) if recipe else {}
+    if stage:
+        if not recipe:
+            data.update(STAGE_DEFAULTS.get(stage, {}))
+        data["stage"] = stage
+    single = {DATA_FLAGS[k]: flags.pop(k) for k in list(DATA_FLAGS) if flags.get(k) is not None}
+    for k in DATA_FLAGS:
+        flags.pop(k, None)
+    if single:
+        sets = data.get("datasets") or []
+        if "name" in single or not sets:
+            data["datasets"] = [dict(single)]
+        elif len(sets) == 1:
+            sets[0] = {**sets[0], **single}
+        else:
+            raise click.UsageError("the recipe mixes several data sets: change one with "
+                                   "datasets.N.KEY=VALUE instead of --annotations/--audio-root/...")
+    data.update({k: v for k, v in flags.items() if v is not None})
+    for item in overrides:
+        apply_override(data, item)
+    cfg = TrainConfig.from_dict(data)
+    result = run(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if result.stopped_early:
+        click.echo(f"stopped after step {result.steps} (stop_after); resume with resume=true")
+    else:
+        click.echo(f"adapter: {result.adapter}")
+
+
+__all__ = ["train", "DataSpec"]

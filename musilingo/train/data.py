@@ -1,0 +1,274 @@
+"""Training examples: annotation rows joined with pooled features, mixed into batches.
+
+An `Example` is one target text (a caption, or an answer with its question) about one clip.
+Features come from a `FeatureSource`: `CachedFeatures` reads a clip's segments from the Zarr cache
+(`musilingo extract`), `OnlineFeatures` runs the frozen encoder on the clip's audio each time
+(the reference code's way). Both return `musilingo.features.PooledSegment`s, and everything after
+that - segment choice, collation, the model - is shared, so the two modes differ only in where a
+segment's window means come from.
+
+A clip cut into several segments gives one segment per epoch, chosen at random (the paper's
+random crop of a 30 s clip, recovered from the cache), or its segments in order, concatenated up
+to `max_audio_tokens` (each segment re-pooled on its own: its short last window never merges with
+the next segment's first).
+
+Batches: every global micro-batch (micro_batch_size x processes examples) comes from one data set,
+drawn with equal probability (paper), in proportion to size, or by weight; each data set is
+walked through its own shuffled order, reshuffled whenever it is used up. The whole plan is a
+pure function of (seed, epoch), so every process computes the same plan without communication,
+and a resumed run continues from a micro-batch index.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..features import PooledSegment
+from ..models.prompts import CAPTION_QUESTION, PromptTemplate, tokenize_example
+
+
+@dataclass
+class Example:
+    clip_id: str
+    audio_path: str
+    question: str | None
+    target: str
+    source: str
+
+
+@dataclass
+class TrainSet:
+    name: str
+    examples: list[Example]
+    features: "FeatureSource"
+    skipped: int       # annotation rows with no features
+    missing_ids: list[str]
+
+
+class CachedFeatures:
+    """Segments of a clip from a feature cache."""
+
+    online = False
+
+    def __init__(self, path: str | Path):
+        from ..cache import FeatureCache
+
+        self.path = str(path)
+        self.cache = FeatureCache.open(path)
+        m = self.cache.meta
+        self.stride, self.layers, self.dim = int(m["stride"]), int(m["layers"]), int(m["dim"])
+        self.encoder = dict(m.get("encoder") or {})
+
+    def __getstate__(self):  # DataLoader workers re-open the cache themselves
+        return {k: v for k, v in self.__dict__.items() if k != "cache"}
+
+    def __setstate__(self, state):
+        from ..cache import FeatureCache
+
+        self.__dict__.update(state)
+        self.cache = FeatureCache.open(self.path)
+
+    def has(self, example: Example) -> bool:
+        return self.cache.has(example.clip_id)
+
+    def num_segments(self, example: Example) -> int:
+        return len(self.cache.rows(example.clip_id))
+
+    def segment(self, example: Example, i: int) -> PooledSegment:
+        return self.cache.read_row(self.cache.rows(example.clip_id)[i])
+
+
+class OnlineFeatures:
+    """Segments of a clip computed by the frozen encoder from its audio, every time."""
+
+    online = True
+
+    def __init__(self, encoder, *, stride: int, segment_seconds: float, min_tail_seconds: float = 1.0):
+        self.encoder = encoder
+        self.stride, self.segment_seconds, self.min_tail = stride, segment_seconds, min_tail_seconds
+        self.layers, self.dim = encoder.num_hidden_states, encoder.hidden_size
+        self.encoder_meta = dict(encoder.identity(), encoder=encoder.name)
+
+    def has(self, example: Example) -> bool:
+        return Path(example.audio_path).is_file()
+
+    def _plan(self, example: Example):
+        from ..audio import AudioError, probe
+        from ..features import segment_plan
+
+        try:
+            info = probe(example.audio_path)
+        except AudioError as exc:
+            raise UserError(f"{example.source}: {exc}") from None
+        return info, segment_plan(self.encoder, info, self.segment_seconds, self.min_tail)
+
+    def num_segments(self, example: Example) -> int:
+        return len(self._plan(example)[1])
+
+    def segment(self, example: Example, i: int) -> PooledSegment:
+        from ..audio import read_segment
+        from ..features import pool_hidden
+
+        info, plan = self._plan(example)
+        seg = plan[i]
+        wave = read_segment(example.audio_path, seg.start, seg.seconds, self.encoder.sample_rate, info)
+        hidden = self.encoder.encode([wave])[0]
+        feats, counts = pool_hidden(hidden, self.stride)
+        return PooledSegment(feats, counts, seg.start, len(wave) / self.encoder.sample_rate)
+
+
+def targets_of(record, stage: str, question: str | None) -> tuple[str | None, str]:
+    """(question, target) of a data-set record for a training stage."""
+    texts = record.texts
+    if stage == "pretrain":
+        if "caption" not in texts:
+            raise UserError(f"{record.source}: stage pretrain trains on captions, but this data set "
+                            "has question/answer records: use it with stage instruct")
+        return None, texts["caption"]
+    if "question" in texts:
+        return texts["question"], texts["answer"]
+    if "caption" in texts:
+        return question or CAPTION_QUESTION, texts["caption"]
+    raise UserError(f"{record.source}: the record has no caption or answer to train on")
+
+
+def build_trainset(spec, stage: str, features, max_missing_fraction: float) -> TrainSet:
+    """Read one data set and join it with its features (rows without features are counted)."""
+    from ..data import read_dataset
+
+    dr = read_dataset(spec.name, spec.annotations, spec.audio_root, split=spec.split,
+                      caption_field=spec.caption_field)
+    # A cache does not need the audio any more: rows whose audio file is absent still train.
+    rows = dr.records + (dr.missing if not features.online else [])
+    examples, missing = [], []
+    for r in rows:
+        q, target = targets_of(r, stage, spec.question)
+        ex = Example(r.clip_id, str(r.audio_path), q, target, r.source)
+        (examples if features.has(ex) else missing).append(ex)
+    if features.online:
+        missing += [Example(r.clip_id, str(r.audio_path), None, "", r.source) for r in dr.missing]
+    total = len(examples) + len(missing)
+    where = f"data set {spec.name} ({spec.annotations}, split {spec.split})"
+    if total == 0:
+        raise UserError(f"{where} has no records: check the annotation path and the split")
+    if not examples:
+        raise UserError(f"{where}: none of its {total} rows has features "
+                        f"({'no audio file' if features.online else 'clip not in the cache'}); "
+                        "extract the cache from this data set first")
+    frac = len(missing) / total
+    if frac > max_missing_fraction:
+        ids = sorted({m.clip_id for m in missing})
+        raise UserError(f"{where}: {len(missing)} of {total} rows ({frac:.1%}) have no features "
+                        f"(first clips: {', '.join(ids[:5])}); more than max_missing_fraction="
+                        f"{max_missing_fraction}: extract them, or raise max_missing_fraction")
+    return TrainSet(spec.name, examples, features, len(missing),
+                    sorted({m.clip_id for m in missing}))
+
+
+# ------------------------------------------------------------------------------ batch plan
+def _rng(*key) -> np.random.Generator:
+    return np.random.default_rng([int(k) & 0xFFFFFFFF for k in key])
+
+
+def mixing_probs(sizes: list[int], mixing: str, weights: list[float] | None = None) -> np.ndarray:
+    if mixing == "equal":
+        p = np.ones(len(sizes))
+    elif mixing == "proportional":
+        p = np.asarray(sizes, dtype=np.float64)
+    elif mixing == "weighted":
+        p = np.asarray(weights, dtype=np.float64)
+        if (p < 0).any() or p.sum() <= 0:
+            raise UserError("data-set weights must be non-negative and not all zero")
+    else:
+        raise UserError(f"mixing {mixing!r}: use equal, proportional or weighted")
+    return p / p.sum()
+
+
+def epoch_plan(sizes: list[int], probs: np.ndarray, micro_batches: int, global_micro: int,
+               seed: int, epoch: int) -> list[tuple[int, np.ndarray]]:
+    """[(data set, example indices of one global micro-batch)] for one epoch."""
+    choice = _rng(seed, epoch, 1).choice(len(sizes), size=micro_batches, p=probs)
+    cursor = [0] * len(sizes)
+    orders: list[list[np.ndarray]] = [[] for _ in sizes]
+    plan = []
+    for d in choice:
+        n = sizes[d]
+        out = []
+        while len(out) < global_micro:
+            k, pos = divmod(cursor[d], n)
+            while len(orders[d]) <= k:
+                orders[d].append(_rng(seed, epoch, 2, d, len(orders[d])).permutation(n))
+            take = min(global_micro - len(out), n - pos)
+            out.extend(orders[d][k][pos:pos + take])
+            cursor[d] += take
+        plan.append((int(d), np.asarray(out)))
+    return plan
+
+
+def segment_choice(seed: int, epoch: int, clip_id: str, n: int) -> int:
+    h = int.from_bytes(hashlib.sha256(f"{seed}/{epoch}/{clip_id}".encode()).digest()[:8], "little")
+    return h % n
+
+
+def example_features(ex: Example, source, *, mode: str, seed: int, epoch: int, factor: int,
+                     max_audio_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """(features [L, W, D], counts [W]) of one example under the segment mode."""
+    n = source.num_segments(ex)
+    if n == 0:
+        raise UserError(f"{ex.source}: clip {ex.clip_id} has no usable audio segment")
+    if mode == "random":
+        seg = source.segment(ex, segment_choice(seed, epoch, ex.clip_id, n))
+        return seg.features, seg.counts
+    if mode != "concat":
+        raise UserError(f"segments {mode!r}: use random or concat")
+    feats, counts, tokens = [], [], 0
+    for i in range(n):
+        seg = source.segment(ex, i)
+        w = seg.counts.shape[0]
+        # Pad each segment to whole tokens so that re-pooling never straddles two segments.
+        pad = (-w) % factor
+        f = np.pad(seg.features, ((0, 0), (0, pad), (0, 0)))
+        c = np.pad(seg.counts, (0, pad))
+        room = max_audio_tokens - tokens
+        f, c = f[:, : room * factor], c[: room * factor]
+        feats.append(f)
+        counts.append(c)
+        tokens += c.shape[0] // factor
+        if tokens >= max_audio_tokens:
+            break
+    return np.concatenate(feats, axis=1), np.concatenate(counts)
+
+
+class MicroBatches(torch.utils.data.Dataset):
+    """Item i = this process's collated share of global micro-batch i of one epoch."""
+
+    def __init__(self, sets: list[TrainSet], plan, *, rank: int, micro: int, tokenizer,
+                 template: PromptTemplate, seed: int, epoch: int, factor: int, mode: str,
+                 max_audio_tokens: int):
+        self.sets, self.plan, self.rank, self.micro = sets, plan, rank, micro
+        self.tokenizer, self.template = tokenizer, template
+        self.seed, self.epoch, self.factor, self.mode = seed, epoch, factor, mode
+        self.max_audio_tokens = max_audio_tokens
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, i: int) -> dict:
+        from ..models.musilingo import make_batch
+
+        d, idx = self.plan[i]
+        ts = self.sets[d]
+        mine = idx[self.rank * self.micro:(self.rank + 1) * self.micro]
+        exs = [ts.examples[j] for j in mine]
+        toks = [tokenize_example(self.tokenizer, self.template, e.question, e.target) for e in exs]
+        feats = [example_features(e, ts.features, mode=self.mode, seed=self.seed, epoch=self.epoch,
+                                  factor=self.factor, max_audio_tokens=self.max_audio_tokens)
+                 for e in exs]
+        batch = make_batch(toks, feats, pad_id=self.tokenizer.pad_token_id)
+        batch["dataset"] = d
+        return batch

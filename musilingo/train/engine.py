@@ -1,0 +1,178 @@
+"""DeepSpeed plumbing: process group, the shipped JSON configs, the engine, the LR schedule.
+
+One process (`musilingo train ...`), several on one machine (`torchrun --nproc_per_node N -m
+musilingo train ...`, or the `deepspeed` launcher) and CPU or GPU all take the same path: the
+environment variables a launcher sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) are given
+defaults for a single process, then DeepSpeed joins the group (gloo on CPU, nccl on GPU).
+
+Only the adapter's parameters reach the optimizer: a client `torch.optim.AdamW` (no C++ op to
+build), weight decay on matrices only. DeepSpeed's CPU shared-memory all-reduce is a C++ op that
+DeepSpeed compiles with gcc on first use (25-80 s) and whose bf16 kernel needs AVX-512; on CPU this
+module turns it off (set MUSILINGO_DS_SHM=1 to keep it), and gloo does the (tiny) all-reduces.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import socket
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+SHIPPED = ("zero0", "zero2", "zero3", "zero2_offload", "zero3_offload")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dist_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank), with single-process defaults written to the environment."""
+    env = os.environ
+    if "WORLD_SIZE" not in env:
+        env.setdefault("RANK", "0")
+        env.setdefault("LOCAL_RANK", "0")
+        env["WORLD_SIZE"] = "1"
+        env.setdefault("MASTER_ADDR", "127.0.0.1")
+        env.setdefault("MASTER_PORT", str(_free_port()))
+    env.setdefault("LOCAL_RANK", env.get("RANK", "0"))
+    return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"])
+
+
+def _disable_cpu_shm_op() -> None:
+    if os.environ.get("MUSILINGO_DS_SHM") == "1":
+        return
+    import deepspeed.ops as ops
+
+    class _Ops(dict):
+        """DeepSpeed's op table as seen by its comm backend: the CPU comm ops are off."""
+
+        def get(self, key, default=None):
+            return False
+
+    ops.__dict__["__compatible_ops__"] = _Ops()
+
+
+def init_distributed(device: str) -> tuple[int, int, int]:
+    rank, world, local_rank = dist_env()
+    if device == "cpu":
+        _disable_cpu_shm_op()
+    import deepspeed
+
+    if not torch.distributed.is_initialized():
+        deepspeed.init_distributed(dist_backend="gloo" if device == "cpu" else "nccl",
+                                   verbose=False)
+    return rank, world, local_rank
+
+
+def pick_device(requested: str | None, local_rank: int) -> str:
+    if requested in (None, "", "auto"):
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError("device cuda asked for, but torch sees no GPU: use device=cpu")
+        torch.cuda.set_device(local_rank)
+        return f"cuda:{local_rank}"
+    if requested != "cpu":
+        raise UserError(f"device {requested!r}: use cpu or cuda")
+    return "cpu"
+
+
+def load_ds_config(name: str) -> tuple[dict, str]:
+    """A shipped config by name, or a JSON file; returns (dict, where it came from)."""
+    if name in SHIPPED:
+        f = resources.files("musilingo") / "configs" / "deepspeed" / f"{name}.json"
+        return json.loads(f.read_text()), f"configs/deepspeed/{name}.json"
+    p = Path(name).expanduser()
+    if not p.is_file():
+        raise UserError(f"deepspeed={name!r}: use one of {', '.join(SHIPPED)} or a JSON file path")
+    try:
+        return json.loads(p.read_text()), str(p)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p} is not valid JSON: {exc}") from None
+
+
+def resolve_ds_config(cfg, device: str) -> dict:
+    """Fill the "auto" fields from the training config; refuse explicit values that disagree."""
+    ds, where = load_ds_config(cfg.deepspeed)
+    ds = copy.deepcopy(ds)
+    if cfg.precision not in ("bf16", "fp16", "fp32"):
+        raise UserError(f"precision {cfg.precision!r}: use bf16, fp16 or fp32")
+    if cfg.precision == "fp16" and device == "cpu":
+        raise UserError("precision fp16 needs a GPU (DeepSpeed has no fp16 on CPU): use bf16 or fp32")
+    wanted = {("train_micro_batch_size_per_gpu",): cfg.micro_batch_size,
+              ("gradient_accumulation_steps",): cfg.grad_accum,
+              ("gradient_clipping",): float(cfg.grad_clip),
+              ("bf16", "enabled"): cfg.precision == "bf16",
+              ("fp16", "enabled"): cfg.precision == "fp16"}
+    for path, value in wanted.items():
+        node = ds
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        have = node.get(path[-1], "auto")
+        if have == "auto":
+            node[path[-1]] = value
+        elif have != value and not (isinstance(value, float) and float(have) == value):
+            raise UserError(f"{where} sets {'.'.join(path)}={have!r} but the training config asks "
+                            f"for {value!r}: set it to \"auto\" in the JSON or change the config")
+    ds.pop("train_batch_size", None)  # derived by DeepSpeed from micro batch x accumulation x ranks
+    ds.setdefault("zero_force_ds_cpu_optimizer", False)
+    ds.setdefault("steps_per_print", 10 ** 9)
+    if "optimizer" in ds or "scheduler" in ds:
+        raise UserError(f"{where} defines an optimizer/scheduler: musilingo passes its own "
+                        "(AdamW on the adapter, warmup + cosine); remove those sections")
+    return ds
+
+
+def zero_stage(ds: dict) -> int:
+    return int(ds.get("zero_optimization", {}).get("stage", 0))
+
+
+def lr_at(step: int, *, lr: float, min_lr: float, warmup_lr: float, warmup_steps: int,
+          total_steps: int) -> float:
+    """The reference code's linear warmup + cosine (LAVIS `LinearWarmupCosineLRScheduler`).
+
+    Linear from warmup_lr to lr over the warmup steps; then lr -> min_lr along a cosine whose
+    phase counts ALL steps (step / total_steps), as in the reference, not only those after warmup.
+    """
+    if step < warmup_steps:
+        return min(lr, warmup_lr + (lr - warmup_lr) * step / max(warmup_steps, 1))
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * step / max(total_steps, 1)))
+
+
+def param_groups(adapter: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices only: biases and 1-d parameters (layer weights) are not decayed."""
+    decay, no_decay = [], []
+    for name, p in adapter.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or name.endswith("bias") else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def build_engine(model, cfg, ds: dict, *, warmup_steps: int, total_steps: int):
+    """(engine, scheduler) for `model` (a MusiLingo); the LLM stays frozen."""
+    import deepspeed
+
+    optimizer = torch.optim.AdamW(param_groups(model.adapter, cfg.weight_decay), lr=cfg.lr,
+                                  betas=tuple(cfg.betas), eps=1e-8)
+
+    def factor(step: int) -> float:
+        return lr_at(step, lr=cfg.lr, min_lr=cfg.min_lr, warmup_lr=cfg.warmup_lr,
+                     warmup_steps=warmup_steps, total_steps=total_steps) / cfg.lr
+
+    def scheduler(opt):
+        return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    engine, _, _, sched = deepspeed.initialize(model=model, optimizer=optimizer, config=ds,
+                                               lr_scheduler=scheduler)
+    return engine, sched

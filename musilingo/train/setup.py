@@ -1,0 +1,212 @@
+"""Everything a run needs before its first step: validated settings, feature sources, data sets,
+the model (with an optional stage-1 adapter and feature statistics), the schedule's length, and a
+DataLoader factory that starts anywhere in an epoch.
+
+Bad input is refused here, before any time is spent: a data set without features, a cache whose
+width or encoder does not match the adapter, a stride that does not divide t, an empty data set,
+an LLM folder without a tokenizer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..models.llm import as_dtype
+from ..models.musilingo import MusiLingo, load_adapter
+from ..models.prompts import STAGE_TEMPLATES, get_template
+from .data import (CachedFeatures, MicroBatches, OnlineFeatures, build_trainset, epoch_plan,
+                   example_features, mixing_probs)
+
+
+@dataclass
+class Job:
+    model: MusiLingo
+    sets: list
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    loader: object
+    skipped: dict = field(default_factory=dict)
+    hf_ds_config: object = None
+
+
+def _validate(cfg) -> None:
+    choices = {"stage": ("pretrain", "instruct"), "features": ("cache", "online"),
+               "segments": ("random", "concat"), "layer_aggregation": ("mean", "learned"),
+               "mixing": ("equal", "proportional", "weighted")}
+    for key, allowed in choices.items():
+        if getattr(cfg, key) not in allowed:
+            raise UserError(f"{key}={getattr(cfg, key)!r}: use one of {', '.join(allowed)}")
+    for key in ("micro_batch_size", "grad_accum", "epochs", "save_every", "log_every", "t",
+                "max_audio_tokens"):
+        if int(getattr(cfg, key)) < 1:
+            raise UserError(f"{key}={getattr(cfg, key)} must be at least 1")
+    if not cfg.datasets:
+        raise UserError("no data sets: a recipe lists them under `datasets:`, or pass "
+                        "--dataset NAME --annotations PATH")
+    if cfg.lr <= 0 or cfg.min_lr < 0 or cfg.warmup_lr < 0:
+        raise UserError("learning rates must be positive")
+
+
+def feature_sources(cfg, device: str, say) -> list:
+    """One FeatureSource per data set (shared where they name the same cache)."""
+    if cfg.features == "cache":
+        opened: dict[str, CachedFeatures] = {}
+        out = []
+        for i, spec in enumerate(cfg.datasets):
+            path = spec.cache or cfg.cache
+            if not path:
+                raise UserError(f"data set {i} ({spec.name}) has no feature cache: pass cache=PATH "
+                                f"(made by `musilingo extract`) or datasets.{i}.cache=PATH, or train "
+                                "with features=online")
+            key = str(Path(path).expanduser().absolute())
+            if key not in opened:
+                opened[key] = CachedFeatures(key)
+            out.append(opened[key])
+        return out
+    from ..models.encoder import FrozenEncoder
+
+    meta = {}
+    if cfg.cache:  # online features shaped exactly like an existing cache's
+        meta = CachedFeatures(cfg.cache).cache.meta
+    name = cfg.encoder or (meta.get("encoder") or {}).get("encoder") or "tiny"
+    dtype = as_dtype(cfg.encoder_dtype)
+    encoder = FrozenEncoder.load(name, trust_remote_code=cfg.trust_remote_code, device=device,
+                                 dtype=dtype)
+    stride = cfg.online_stride or int(meta.get("stride", cfg.t))
+    seg = float(meta.get("segment_seconds", cfg.segment_seconds))
+    tail = float(meta.get("min_tail_seconds", 1.0))
+    say(f"online features: encoder {name} on {device}, stride {stride}, {seg:g} s segments")
+    source = OnlineFeatures(encoder, stride=stride, segment_seconds=seg, min_tail_seconds=tail)
+    return [source] * len(cfg.datasets)
+
+
+def _identity(source) -> dict:
+    return source.encoder_meta if source.online else source.encoder
+
+
+def check_sources(sources: list, t: int) -> tuple[int, int, int, dict]:
+    """(layers, dim, stride, encoder identity) shared by all sources, or a UserError."""
+    first = sources[0]
+    for s in sources[1:]:
+        a, b = _identity(first), _identity(s)
+        if (s.layers, s.dim, s.stride) != (first.layers, first.dim, first.stride) or \
+                a.get("weights_sha256") != b.get("weights_sha256"):
+            raise UserError(f"the feature caches disagree ({getattr(first, 'path', 'online')}: "
+                            f"{first.layers}x{first.dim} stride {first.stride}, encoder "
+                            f"{a.get('encoder')}; {getattr(s, 'path', 'online')}: {s.layers}x{s.dim} "
+                            f"stride {s.stride}, encoder {b.get('encoder')}): mixed data sets need "
+                            "caches made by one encoder with one stride")
+    if t % first.stride:
+        raise UserError(f"t={t} is not a multiple of the cache stride {first.stride}: choose t among "
+                        f"{', '.join(str(first.stride * k) for k in range(1, 6))}..., or extract "
+                        f"with a stride that divides {t}")
+    return first.layers, first.dim, first.stride, _identity(first)
+
+
+def init_from_adapter(model: MusiLingo, folder: str, encoder: dict) -> None:
+    """Load a stage-1 adapter (weights + normalisation) after checking it fits this run."""
+    cfg, state = load_adapter(folder)
+    a = model.adapter
+    for key, have in (("encoder_dim", a.encoder_dim), ("num_layers", a.num_layers),
+                      ("llm_dim", a.llm_dim)):
+        if int(cfg[key]) != have:
+            raise UserError(f"init_adapter {folder} has {key}={cfg[key]} but this run needs {have} "
+                            "(another encoder or LLM): start from an adapter of the same models")
+    theirs = (cfg.get("encoder") or {}).get("weights_sha256")
+    if theirs and encoder.get("weights_sha256") and theirs != encoder["weights_sha256"]:
+        raise UserError(f"init_adapter {folder} was trained on features of encoder "
+                        f"{cfg['encoder'].get('encoder')!r} with other weights than this run's "
+                        f"{encoder.get('encoder')!r}: use caches of the same encoder")
+    own = a.state_dict()
+    missing = [k for k in own if k not in state and k != "layer_logits"]
+    if missing:
+        raise UserError(f"init_adapter {folder} lacks {', '.join(missing)}")
+    a.load_state_dict({k: state[k].to(own[k].dtype) if k in state else own[k] for k in own})
+    model.normalized = bool(cfg.get("normalized"))
+
+
+def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
+    """Per-dimension mean/std of the adapter's inputs over up to `normalize_clips` clips."""
+    seen, total, sq, n = set(), None, None, 0
+    for ts in sets:
+        for ex in ts.examples:
+            if len(seen) >= cfg.normalize_clips:
+                break
+            if ex.clip_id in seen:
+                continue
+            seen.add(ex.clip_id)
+            f, c = example_features(ex, ts.features, mode="concat", seed=cfg.seed, epoch=0,
+                                    factor=model.adapter.factor, max_audio_tokens=cfg.max_audio_tokens)
+            x, cnt = model.adapter.pooled(torch.as_tensor(f)[None], torch.as_tensor(c)[None])
+            x = x[0][cnt[0] > 0].double()
+            total = x.sum(0) if total is None else total + x.sum(0)
+            sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
+            n += x.shape[0]
+    mean = total / n
+    std = (sq / n - mean * mean).clamp(min=0).sqrt().clamp(min=1e-6)
+    model.adapter.feature_mean.copy_(mean.float())
+    model.adapter.feature_std.copy_(std.float())
+    model.normalized = True
+    return len(seen)
+
+
+def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
+    _validate(cfg)
+    template = get_template(STAGE_TEMPLATES[cfg.stage], cfg.max_text_tokens)
+    sources = feature_sources(cfg, device, say)
+    layers, dim, stride, encoder = check_sources(sources, cfg.t)
+    sets, skipped = [], {}
+    for spec, source in zip(cfg.datasets, sources):
+        ts = build_trainset(spec, cfg.stage, source, cfg.max_missing_fraction)
+        sets.append(ts)
+        skipped[spec.name] = ts.skipped
+        say(f"{spec.name}: {len(ts.examples)} examples"
+            + (f", {ts.skipped} rows skipped (no features)" if ts.skipped else ""))
+
+    hf_ds = None
+    if int(ds.get("zero_optimization", {}).get("stage", 0)) == 3:
+        # Load the LLM straight into ZeRO-3 partitions (a 7B model never sits whole on a rank).
+        from transformers.integrations import HfDeepSpeedConfig
+
+        hf_ds = HfDeepSpeedConfig(ds)
+    model = MusiLingo.build(cfg.llm, encoder_dim=dim, num_layers=layers, stride=stride, t=cfg.t,
+                            aggregation=cfg.layer_aggregation, template=template, encoder=encoder,
+                            dtype=as_dtype(cfg.precision), device=device,
+                            trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+    if cfg.init_adapter:
+        init_from_adapter(model, cfg.init_adapter, encoder)
+        say(f"adapter initialised from {cfg.init_adapter}")
+    elif cfg.normalize:
+        clips = fit_normalization(model, sets, cfg)
+        say(f"feature standardisation fitted on {clips} clips")
+
+    global_micro = cfg.micro_batch_size * world
+    n_examples = sum(len(ts.examples) for ts in sets)
+    steps_per_epoch = cfg.steps_per_epoch or max(1, n_examples // (global_micro * cfg.grad_accum))
+    total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
+    warmup = min(cfg.warmup_steps if cfg.warmup_steps is not None else steps_per_epoch, total_steps)
+    sizes = [len(ts.examples) for ts in sets]
+    probs = mixing_probs(sizes, cfg.mixing, [s.weight for s in cfg.datasets])
+    tokenizer = model.tokenizer
+    workers = 0 if cfg.features == "online" else cfg.num_workers
+
+    def loader(epoch: int, start_micro: int):
+        plan = epoch_plan(sizes, probs, steps_per_epoch * cfg.grad_accum, global_micro,
+                          cfg.seed, epoch)
+        data = MicroBatches(sets, plan, rank=rank, micro=cfg.micro_batch_size, tokenizer=tokenizer,
+                            template=template, seed=cfg.seed, epoch=epoch,
+                            factor=model.adapter.factor, mode=cfg.segments,
+                            max_audio_tokens=cfg.max_audio_tokens)
+        return torch.utils.data.DataLoader(data, batch_size=None,
+                                           sampler=range(start_micro, len(plan)),
+                                           num_workers=workers,
+                                           prefetch_factor=4 if workers else None)
+
+    say(f"{n_examples} examples, {steps_per_epoch} steps/epoch, {total_steps} steps "
+        f"({cfg.micro_batch_size} x {cfg.grad_accum} accumulation x {world} processes per step), "
+        f"warmup {warmup}, {cfg.deepspeed}, {cfg.precision}")
+    return Job(model, sets, steps_per_epoch, total_steps, warmup, loader, skipped, hf_ds)
