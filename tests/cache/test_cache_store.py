@@ -12,7 +12,7 @@ from musilingo.cache import CacheDataset, FeatureCache
 from musilingo.cache.pooling import layer_mean, repool, window_pool
 from musilingo.errors import UserError
 
-from conftest import D, L, STRIDE, write_synthetic
+from synthetic_cache import D, L, STRIDE, write_synthetic
 
 
 def test_reader_round_trip(synthetic):

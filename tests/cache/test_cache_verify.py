@@ -12,7 +12,7 @@ from musilingo.cache.export import export_hdf5
 from musilingo.cache.verify import reset_shards, verify_cache
 from musilingo.cli import main
 
-from conftest import SHARD, write_synthetic
+from synthetic_cache import SHARD, write_synthetic
 
 
 def run_cli(capsys, *args):

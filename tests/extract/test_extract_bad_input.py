@@ -13,7 +13,7 @@ from musilingo.errors import UserError
 from musilingo.extract.plan import ClipSource, clips_from_paths
 from musilingo.features import pooled_features
 
-from conftest import extract
+from extract_helpers import extract
 
 SR_TONE = 2.0  # seconds of each synthetic clip
 

@@ -9,7 +9,7 @@ import pytest
 from musilingo.cache import FeatureCache
 from musilingo.cli import main
 
-from conftest import REAL
+from extract_helpers import REAL
 
 HEADER = ("ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,"
           "is_balanced_subset,is_audioset_eval\n")

@@ -14,7 +14,7 @@ from musilingo.cache import FeatureCache, segment_tokens
 from musilingo.cache.pooling import pool_to_tokens
 from musilingo.features import PooledSegment
 
-from conftest import extract, folder_clips
+from extract_helpers import extract, folder_clips
 
 
 def online(encoder, path):

@@ -16,7 +16,7 @@ import soundfile as sf
 from musilingo.cache import FeatureCache
 from musilingo.extract.plan import build_plan, clips_from_paths
 
-from conftest import extract
+from extract_helpers import extract
 
 HOUR = 3600
 SR = 8000

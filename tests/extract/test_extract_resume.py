@@ -16,7 +16,7 @@ import pytest
 
 from musilingo.cache import FeatureCache
 
-from conftest import REF_FLAGS, assert_same_cache, extract
+from extract_helpers import REF_FLAGS, assert_same_cache, extract
 
 
 def cli(real_folder, out, *extra):
