@@ -1,0 +1,32 @@
+"""Inference: caption, ask and chat about audio; data-set generation; checkpoint import.
+
+    from musilingo.infer import Predictor, GenerationConfig, Item, generate_for_items
+    p = Predictor.load("runs/instruct"); p.ask("song.wav", "What instrument is playing?")
+
+Modules: config (decoding settings, CLI options; no torch), generation (prompts, batched
+generate), sources (encoder or cache features), predictor (the API), items (arbitrary
+(clip, question) items, the shuffled-audio control), evaluate_dataset (`score --run` mode),
+import_checkpoint (reference `.pth` -> run folder), command (the click verbs). Names are
+imported lazily so that `import musilingo.infer` does not load torch.
+"""
+from __future__ import annotations
+
+_EXPORTS = {
+    "GenerationConfig": "config", "Generation": "generation", "generate": "generation",
+    "Predictor": "predictor", "ChatSession": "predictor", "Item": "items",
+    "generate_for_items": "items", "shuffled_audio": "items", "derangement": "items",
+    "AudioSource": "sources", "CacheSource": "sources", "score_generated": "evaluate_dataset",
+    "dataset_items": "evaluate_dataset", "import_checkpoint": "import_checkpoint",
+}
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+__all__ = sorted(_EXPORTS)

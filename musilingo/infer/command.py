@@ -1,0 +1,206 @@
+"""`musilingo caption | ask | chat | import-checkpoint`: the inference verbs.
+
+    musilingo caption --run runs/instruct song.wav albums/ --format csv --out captions.csv
+    musilingo ask --run runs/instruct song.wav "What instrument is playing?"
+    printf 'What key is it in?\\nAnd the tempo?\\n' | musilingo chat --run runs/instruct song.wav
+    musilingo import-checkpoint stage2.pth --llm /models/vicuna-7b --out runs/reference
+
+caption/ask write one row per answer ({clip, start, end, scope, caption|answer[, question]}) as
+JSON lines (default) or CSV, to --out or stdout; progress and warnings go to stderr. chat reads
+one question per line from stdin until EOF or an empty line and prints one answer per line, so
+it works the same typed at a terminal or piped from a file. The work is in predictor.py; these
+are thin wrappers.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import click
+
+from ..errors import UserError
+from .config import generation_from_options, generation_options
+
+DTYPES = ("fp32", "bf16", "fp16")
+CAPTION_COLUMNS = ("clip", "start", "end", "scope", "caption")
+ASK_COLUMNS = ("clip", "start", "end", "scope", "question", "answer")
+
+
+def model_options(fn):
+    """--run, --llm, --cache, --encoder, device/dtype, batching, segmenting, decoding."""
+    opts = [
+        click.option("--run", "run", required=True, type=click.Path(),
+                     help="run folder with adapter.safetensors + adapter_config.json (from "
+                          "`musilingo train` or `import-checkpoint`), or that config file"),
+        click.option("--llm", default=None, help="LLM preset, folder or hub id instead of the "
+                                                 "one in adapter_config.json (same width)"),
+        click.option("--cache", default=None, type=click.Path(),
+                     help="read features from this cache; AUDIO arguments are then clip ids"),
+        click.option("--encoder", default=None,
+                     help="encoder instead of the one named in adapter_config.json"),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N"),
+        click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True,
+                     help="LLM weights dtype"),
+        click.option("--batch-size", type=int, default=8, show_default=True,
+                     help="answers generated together (left-padded batches)"),
+        click.option("--segment-seconds", type=float, default=30.0, show_default=True,
+                     help="long audio is encoded in segments this long"),
+        click.option("--trust-remote-code", is_flag=True,
+                     help="allow models that ship their own code (MERT on the hub)"),
+    ]
+    fn = generation_options(fn)
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _log(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def load_predictor(kw: dict):
+    """A Predictor from the shared options (popped from `kw`)."""
+    from .predictor import Predictor
+
+    generation = generation_from_options(kw)
+    device = kw.pop("device")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: no CUDA device is available here; use cpu")
+    if kw["batch_size"] < 1:
+        raise UserError("--batch-size must be at least 1")
+    return Predictor.load(kw.pop("run"), llm=kw.pop("llm"), cache=kw.pop("cache"),
+                          encoder=kw.pop("encoder"), device=device, dtype=kw.pop("dtype"),
+                          segment_seconds=kw.pop("segment_seconds"),
+                          trust_remote_code=kw.pop("trust_remote_code"), generation=generation,
+                          batch_size=kw.pop("batch_size"), log=_log)
+
+
+class RowWriter:
+    """JSON lines or CSV rows to a file or stdout, flushed per row (so partial output is usable)."""
+
+    def __init__(self, out: str | None, fmt: str, columns: tuple[str, ...]):
+        try:
+            self.handle = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
+        except OSError as exc:
+            raise UserError(f"--out {out}: cannot write there ({exc.strerror})") from None
+        self.fmt, self.columns, self.count = fmt, columns, 0
+        if fmt == "csv":
+            self.csv = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="ignore")
+            self.csv.writeheader()
+
+    def write(self, row: dict) -> None:
+        if self.fmt == "csv":
+            self.csv.writerow(row)
+        else:
+            self.handle.write(json.dumps({k: row.get(k) for k in self.columns},
+                                         ensure_ascii=False) + "\n")
+        self.handle.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self.handle is not sys.stdout:
+            self.handle.close()
+
+
+def output_options(fn):
+    fn = click.option("--out", default=None, type=click.Path(dir_okay=False),
+                      help="write rows to this file (default: stdout)")(fn)
+    return click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+                        show_default=True, help="row format")(fn)
+
+
+@click.command()
+@click.argument("audio", nargs=-1, required=True)
+@click.option("--whole-track", is_flag=True,
+              help="one caption per file over all its segments (when they fit the LLM's "
+                   "context), instead of one per segment")
+@output_options
+@model_options
+def caption(audio, whole_track, fmt, out, **kw):
+    """Caption AUDIO files and folders (one caption per segment, with its time span)."""
+    predictor = load_predictor(kw)
+    writer = RowWriter(out, fmt, CAPTION_COLUMNS)
+    failed: list[str] = []
+
+    def skip(clip: str, message: str) -> None:
+        failed.append(clip)
+        _log(f"warning: skipped {message}")
+
+    try:
+        for row in predictor.iter_caption(audio, whole_track=whole_track, on_error=skip):
+            writer.write(row)
+    finally:
+        writer.close()
+    if failed:
+        _log(f"{len(failed)} clips could not be read (see the warnings above)")
+        if writer.count == 0:
+            raise UserError("no clip could be read; nothing was captioned")
+
+
+@click.command()
+@click.argument("audio")
+@click.argument("question")
+@click.option("--per-segment", is_flag=True,
+              help="answer each segment separately even when the whole track fits")
+@output_options
+@model_options
+def ask(audio, question, per_segment, fmt, out, **kw):
+    """Answer QUESTION about AUDIO (whole track when it fits the LLM's context)."""
+    predictor = load_predictor(kw)
+    rows = predictor.ask(audio, question, whole_track=not per_segment)
+    writer = RowWriter(out, fmt, ASK_COLUMNS)
+    try:
+        for row in rows:
+            writer.write(row)
+    finally:
+        writer.close()
+
+
+@click.command()
+@click.argument("audio")
+@model_options
+def chat(audio, **kw):
+    """Talk about AUDIO: one question per stdin line, one answer per stdout line."""
+    predictor = load_predictor(kw)
+    session = predictor.chat(audio)
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            click.echo("you> ", nl=False, err=True)
+        line = sys.stdin.readline()
+        if not line or not line.strip():
+            break
+        # One answer per line, whatever the model writes: a pipe reads answer i at line i.
+        click.echo(" ".join(session.ask(line).splitlines()))
+
+
+@click.command("import-checkpoint")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="run folder to write adapter.safetensors + adapter_config.json into")
+@click.option("--llm", required=True,
+              help="the LLM the adapter was trained with (the paper: Vicuna-7B v0, merged; a "
+                   "folder or hub id); must be as wide as the adapter's output")
+@click.option("--encoder", default="mert-330m", show_default=True,
+              help="encoder the adapter was trained on (preset, hub id or folder)")
+@click.option("--layers", type=int, default=None,
+              help="hidden states averaged (default: 25 for mert-330m, 13 for mert-95m)")
+@click.option("--stride", type=int, default=325, show_default=True,
+              help="window stride in frames the features are pooled at")
+@click.option("--t", "t", type=int, default=325, show_default=True,
+              help="frames per audio token (the reference code's 325)")
+@click.option("--overwrite", is_flag=True, help="replace an adapter already in --out")
+def import_checkpoint(checkpoint, out, llm, encoder, layers, stride, t, overwrite):
+    """Convert a reference-code adapter CHECKPOINT (.pth) into a run folder (safe load)."""
+    from .import_checkpoint import import_checkpoint as run_import
+
+    folder, ignored = run_import(checkpoint, out, llm=llm, encoder=encoder, layers=layers,
+                                 stride=stride, t=t, overwrite=overwrite)
+    if ignored:
+        _log(f"note: ignored top-level entries {', '.join(ignored)} (not adapter weights)")
+    click.echo(f"wrote {folder}/adapter.safetensors and adapter_config.json; try: musilingo ask "
+               f"--run {folder} AUDIO \"What instrument is playing?\"")

@@ -1,0 +1,128 @@
+"""Inference end to end from raw audio with tiny models: API, CLI verbs, and refusals."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import MAX_NEW, save_run
+from musilingo.errors import UserError
+from musilingo.infer import Predictor
+
+SMALL = ["--max-new-tokens", str(MAX_NEW), "--batch-size", "4"]
+
+
+def test_long_file_gets_a_caption_per_segment_with_its_time_span(predictor, audio_dir):
+    rows = predictor.caption(audio_dir / "long.wav")
+    assert [(r["start"], r["end"], r["scope"]) for r in rows] == \
+        [(0.0, 30.0, "segment"), (30.0, 60.0, "segment"), (60.0, 65.0, "segment")]
+    assert all(r["clip"] == str(audio_dir / "long.wav") and r["caption"] for r in rows)
+    whole = predictor.caption(audio_dir / "long.wav", whole_track=True)
+    assert [(r["start"], r["end"], r["scope"]) for r in whole] == [(0.0, 65.0, "track")]
+
+
+def test_ask_answers_the_whole_track_or_per_segment_when_it_does_not_fit(predictor, audio_dir,
+                                                                        monkeypatch):
+    path = audio_dir / "long.wav"
+    rows = predictor.ask(path, "What instrument is playing?")
+    assert [(r["scope"], r["start"], r["end"]) for r in rows] == [("track", 0.0, 65.0)]
+    assert rows[0]["question"] == "What instrument is playing?" and rows[0]["answer"]
+    # 65 s at t = 325 frames is 7 + 7 + 2 = 16 audio tokens; leave room for 10 only.
+    prompt_len = 1 + len(predictor.model.tokenizer("###Human: <Audio></Audio> What instrument is "
+                                                   "playing? ###Assistant: ")["input_ids"])
+    monkeypatch.setattr(predictor.model.llm.config, "max_position_embeddings",
+                        prompt_len + MAX_NEW + 10)
+    rows = predictor.ask(path, "What instrument is playing?")
+    assert [r["scope"] for r in rows] == ["segment"] * 3
+    with pytest.raises(UserError, match="question is empty"):
+        predictor.ask(path, "  ")
+
+
+def test_chat_keeps_the_conversation(predictor, audio_dir):
+    chat = predictor.chat(audio_dir / "clips" / "yt_a.wav")
+    first = chat.ask("What instrument is playing?")
+    second = chat.ask("And the tempo?")
+    assert chat.turns == [("What instrument is playing?", first), ("And the tempo?", second)]
+    # The first turn is exactly the single-question prompt over the whole clip.
+    assert first == predictor.ask(audio_dir / "clips" / "yt_a.wav",
+                                  "What instrument is playing?")[0]["answer"]
+
+
+def test_cache_features_give_the_same_answers_as_raw_audio(predictor, run_dir, cache_dir,
+                                                          audio_dir):
+    cached = Predictor(predictor.model, _cache_source(run_dir, cache_dir),
+                       generation=predictor.generation, batch_size=4)
+    from_cache = cached.caption(["yt_a", "yt_b"])
+    from_audio = predictor.caption([audio_dir / "clips" / "yt_a.wav", audio_dir / "clips" / "yt_b.wav"])
+    assert [r["caption"] for r in from_cache] == [r["caption"] for r in from_audio]
+    assert [r["clip"] for r in from_cache] == ["yt_a", "yt_b"]
+
+
+def _cache_source(run_dir, cache_dir):
+    from musilingo.infer.predictor import open_source, read_adapter_config
+
+    return open_source(read_adapter_config(run_dir), run_dir, cache=cache_dir)
+
+
+def test_checkpoint_from_another_encoder_width_is_refused(tmp_path, encoder, cache_dir, audio_dir):
+    narrow = save_run(tmp_path / "narrow", encoder_dim=64, num_layers=encoder.num_hidden_states,
+                      encoder_meta={"encoder": "tiny"})
+    with pytest.raises(UserError, match=r"expects features 64 wide .* encoder 'tiny' gives 128"):
+        Predictor.load(narrow)
+    with pytest.raises(UserError, match=r"expects features 64 wide .*clips.zarr gives 128"):
+        Predictor.load(narrow, cache=cache_dir)
+    layers = save_run(tmp_path / "layers", encoder_dim=128, num_layers=13,
+                      encoder_meta={"encoder": "tiny"})
+    with pytest.raises(UserError, match="expects 13 hidden states"):
+        Predictor.load(layers)
+    other = save_run(tmp_path / "other", encoder_dim=128, num_layers=encoder.num_hidden_states,
+                     encoder_meta={"encoder": "tiny", "weights_sha256": "0123456789abcdef"})
+    with pytest.raises(UserError, match="with other weights"):
+        Predictor.load(other)
+    with pytest.raises(UserError, match="has no adapter_config.json"):
+        Predictor.load(tmp_path)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "adapter_config.json").write_text("{not json")
+    with pytest.raises(UserError, match="adapter_config.json: not valid JSON"):
+        Predictor.load(tmp_path / "broken")
+
+
+def test_caption_cli_csv_over_a_folder_skips_unreadable_files(run_dir, audio_dir, tmp_path):
+    from musilingo.infer.command import caption
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("yt_a", "yt_b"):
+        (folder / f"{name}.wav").write_bytes((audio_dir / "clips" / f"{name}.wav").read_bytes())
+    (folder / "broken.wav").write_bytes(b"RIFF not really audio")
+    out = tmp_path / "captions.csv"
+    result = CliRunner().invoke(caption, ["--run", str(run_dir), str(folder), "--format", "csv",
+                                          "--out", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["clip"].rsplit("/", 1)[1] for r in rows] == ["yt_a.wav", "yt_b.wav"]
+    assert list(rows[0]) == ["clip", "start", "end", "scope", "caption"]
+    assert rows[0]["start"] == "0.0" and rows[0]["end"] == "3.0"
+    assert "warning: skipped" in result.output and "broken.wav" in result.output
+    missing = CliRunner().invoke(caption, ["--run", str(run_dir), str(tmp_path / "nope.wav")])
+    assert isinstance(missing.exception, UserError) and "nope.wav" in str(missing.exception)
+
+
+def test_ask_and_chat_cli(run_dir, audio_dir):
+    from musilingo.infer.command import ask, chat
+
+    clip = str(audio_dir / "clips" / "yt_c.wav")
+    result = CliRunner().invoke(ask, ["--run", str(run_dir), clip, "What instrument is playing?",
+                                      *SMALL])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (row["clip"], row["scope"], row["question"]) == (clip, "track",
+                                                           "What instrument is playing?")
+    result = CliRunner().invoke(chat, ["--run", str(run_dir), clip, *SMALL],
+                                input="What instrument is playing?\nAnd the tempo?\n\nignored\n")
+    assert result.exit_code == 0, result.output
+    answers = result.stdout.strip().splitlines()
+    assert len(answers) == 2 and answers[0] == row["answer"]
