@@ -1,0 +1,163 @@
+"""`score --run --dataset`: test-split items, resumable predictions, scores, shuffled-audio control."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import CLIPS, MAX_NEW
+from musilingo.errors import UserError
+from musilingo.infer import GenerationConfig
+from musilingo.infer import evaluate_dataset as ed
+from musilingo.infer.items import Item, derangement, shuffled_audio
+
+GEN = GenerationConfig(max_new_tokens=MAX_NEW)
+SCORE = dict(metrics="bleu,rouge", batch_size=3, generation=GEN, log=lambda m: None)
+
+
+@pytest.fixture()
+def musiccaps(tmp_path, audio_dir):
+    path = tmp_path / "musiccaps-public.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ytid", "start_s", "end_s", "caption", "is_audioset_eval"])
+        for i, name in enumerate(CLIPS):
+            w.writerow([name, 0, 10, f"A {['calm', 'loud', 'slow', 'fast'][i]} piano piece.", "True"])
+        w.writerow(["yt_train", 0, 10, "A training caption.", "False"])
+        w.writerow(["yt_absent", 0, 10, "Its audio was never downloaded.", "True"])
+    return path
+
+
+def _count_generated(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = ed.generate_for_items
+
+    def counting(model, items, *args, **kw):
+        calls.append(len(items))
+        return real(model, items, *args, **kw)
+
+    monkeypatch.setattr(ed, "generate_for_items", counting)
+    return calls
+
+
+def test_generate_score_and_shuffled_control(run_dir, musiccaps, audio_dir, tmp_path):
+    out = tmp_path / "eval"
+    logs: list[str] = []
+    result = ed.score_generated(run=run_dir, dataset="musiccaps", annotations=musiccaps,
+                                audio_root=audio_dir / "clips", out=out,
+                                control="shuffled-audio", **dict(SCORE, log=logs.append))
+    assert any("4 test items over 4 clips; 1 skipped" in m for m in logs)
+    real = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in real) == [f"{c}:0" for c in CLIPS]
+    assert all(r["question"] == "Please give a caption to the music." for r in real)
+    assert all(r["audio_clip"] == r["clip_id"] for r in real)
+    shuffled = [json.loads(x) for x in
+                (out / "predictions.shuffled-audio.jsonl").read_text().splitlines()]
+    assert all(r["audio_clip"] != r["clip_id"] for r in shuffled)
+    assert sorted(r["audio_clip"] for r in shuffled) == sorted(CLIPS)
+    # The scores are those of the written predictions, and the deltas are real - shuffled.
+    assert json.loads((out / "scores.json").read_text())["reports"][0]["n_items"] == 4
+    rows = json.loads((out / "control.json").read_text())
+    bu = next(r for r in rows if r["protocol"] == "musilingo" and r["metric"] == "B-U")
+    assert bu["delta"] == pytest.approx(bu["real"] - bu["shuffled"])
+    assert bu["real"] == result["real"]["reports"][0]["values"]["B-U"]
+    assert "| B-U |" in (out / "control.md").read_text()
+    assert (out / "shuffled-audio" / "scores.json").is_file()
+    # The same run again generates nothing and gives the same scores.
+    again = ed.score_generated(run=run_dir, dataset="musiccaps", annotations=musiccaps,
+                               audio_root=audio_dir / "clips", out=out,
+                               control="shuffled-audio", **SCORE)
+    assert again["control"] == result["control"]
+
+
+def test_resume_after_a_kill_and_refusals(run_dir, musiccaps, audio_dir, tmp_path, monkeypatch):
+    out = tmp_path / "eval"
+    args = dict(run=run_dir, dataset="musiccaps", annotations=musiccaps,
+                audio_root=audio_dir / "clips", out=out)
+    ed.score_generated(**args, limit=3, **SCORE)
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+    # Killed mid-write: one complete line kept, a half-written one after it.
+    (out / "predictions.jsonl").write_text(lines[0] + "\n" + lines[1][:20])
+    calls = _count_generated(monkeypatch)
+    ed.score_generated(**args, **SCORE)
+    assert calls == [3]   # 4 items, 1 already written
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
+    with pytest.raises(UserError, match="other settings \\(generation differ"):
+        ed.score_generated(**args, **dict(SCORE, generation=GenerationConfig(max_new_tokens=3)))
+    (out / "predictions.jsonl").write_text(lines[0] + "\n{not json\n")
+    with pytest.raises(UserError, match=r"predictions.jsonl:2: not valid JSON"):
+        ed.score_generated(**args, **SCORE)
+    (out / "predictions.jsonl").write_text('{"id": "yt_a:0"}\n')
+    with pytest.raises(UserError, match=r"predictions.jsonl:1: field 'prediction' is missing"):
+        ed.score_generated(**args, **SCORE)
+    with pytest.raises(UserError, match="needs --out"):
+        ed.score_generated(**dict(args, out=None), **SCORE)
+    with pytest.raises(UserError, match="--dataset 'musiccap'"):
+        ed.score_generated(**dict(args, dataset="musiccap"), **SCORE)
+
+
+def test_question_answer_items_from_a_cache(run_dir, cache_dir, tmp_path, monkeypatch):
+    qa = [{"ytid": "yt_a", "question": "What instrument?", "answer": "A piano.",
+           "is_audioset_eval": True},
+          {"ytid": "yt_a", "question": "Tempo?", "answer": "Slow.", "is_audioset_eval": True},
+          {"ytid": "yt_b", "question": "Mood?", "answer": "Calm.", "is_audioset_eval": "True"},
+          {"ytid": "yt_b", "question": "Mood?", "answer": "Calm.", "is_audioset_eval": False},
+          {"ytid": "not_cached", "question": "Key?", "answer": "C.", "is_audioset_eval": True}]
+    path = tmp_path / "music_instruct_short.json"
+    path.write_text(json.dumps({"QA": qa}))
+    items, _ = ed.dataset_items("musicinstruct-short", path,
+                                available=lambda r: r.clip_id != "not_cached")
+    assert [(i.id, i.question, i.reference) for i in items] == [
+        ("yt_a:0", "What instrument?", "A piano."), ("yt_a:1", "Tempo?", "Slow."),
+        ("yt_b:0", "Mood?", "Calm.")]
+    out = tmp_path / "eval"
+    ed.score_generated(run=run_dir, dataset="musicinstruct-short", annotations=path,
+                       cache=cache_dir, out=out, **SCORE)
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == ["yt_a:0", "yt_a:1", "yt_b:0"]
+
+
+def test_one_generation_per_clip_and_question(run_dir, audio_dir, tmp_path, monkeypatch):
+    """Song Describer has several captions per track: the track is captioned once."""
+    path = tmp_path / "song_describer.csv"
+    path.write_text("caption_id,track_id,caption,path\n1,yt_a,A calm piece.,yt_a.wav\n"
+                    "2,yt_a,Soft piano.,yt_a.wav\n3,yt_b,Loud drums.,yt_b.wav\n")
+    calls = _count_generated(monkeypatch)
+    out = tmp_path / "eval"
+    ed.score_generated(run=run_dir, dataset="songdescriber", annotations=path,
+                       audio_root=audio_dir / "clips", out=out, **SCORE)
+    assert calls == [2]
+    rows = {json.loads(x)["id"]: json.loads(x) for x in
+            (out / "predictions.jsonl").read_text().splitlines()}
+    assert rows["yt_a:0"]["prediction"] == rows["yt_a:1"]["prediction"]
+    assert (rows["yt_a:0"]["reference"], rows["yt_a:1"]["reference"]) == ("A calm piece.",
+                                                                          "Soft piano.")
+
+
+def test_musicqa_needs_its_eval_file(tmp_path):
+    path = tmp_path / "FinetuneMusicQA.json"
+    path.write_text(json.dumps([{"audio_name": "a.wav", "conversation": [
+        {"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}]))
+    with pytest.raises(UserError, match="no test-split records .*Eval file"):
+        ed.dataset_items("musicqa", path)
+
+
+def test_derangement_has_no_fixed_point_and_is_seeded():
+    for n in range(2, 40):
+        p = derangement(n, seed=n)
+        assert sorted(p.tolist()) == list(range(n))
+        assert not np.any(p == np.arange(n))
+    assert derangement(10, 3).tolist() == derangement(10, 3).tolist()
+    assert derangement(10, 3).tolist() != derangement(10, 4).tolist()
+    with pytest.raises(UserError, match="at least 2 distinct clips"):
+        derangement(1)
+    items = [Item(f"{c}:{k}", c, f"q{k}") for c in "abc" for k in range(3)]
+    swapped = shuffled_audio(items, seed=0)
+    assert all(s.heard != s.clip_id for s in swapped)
+    # All questions about one clip hear the same other clip; each clip's audio is used once.
+    heard = {s.clip_id: s.heard for s in swapped}
+    assert all(s.heard == heard[s.clip_id] for s in swapped)
+    assert sorted(heard.values()) == ["a", "b", "c"]
