@@ -119,7 +119,7 @@ class TrainConfig:
         if unknown:
             raise UserError(f"unknown config key(s) {', '.join(unknown)}; see "
                             "`musilingo train --help` for the keys")
-        return cls(**d)
+        return cls(**{k: _coerce(cls, k, v) for k, v in d.items()})
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: list[str] = ()) -> "TrainConfig":
@@ -146,7 +146,26 @@ def _spec(d) -> DataSpec:
     unknown = sorted(set(d) - known)
     if unknown:
         raise UserError(f"unknown data-set key(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
-    return DataSpec(**d)
+    return DataSpec(**{k: _coerce(DataSpec, k, v) for k, v in d.items()})
+
+
+def _coerce(cls, name: str, value):
+    """Strings to the field's number/bool type: YAML reads `3e-5` as a string (no dot)."""
+    kind = str({f.name: f.type for f in fields(cls)}[name])
+    if not isinstance(value, str) or kind.startswith("str"):
+        return value
+    try:
+        if kind.startswith("bool"):
+            if value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+                return value.lower() in ("true", "yes", "on", "1")
+            raise ValueError
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+    except ValueError:
+        raise UserError(f"{name}={value!r} is not a {kind.split()[0]}") from None
+    return value
 
 
 def recipe_path(name: str | Path) -> Path:

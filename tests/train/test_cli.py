@@ -1,0 +1,68 @@
+"""The `musilingo train` verb: a 2-process gloo run equals a 1-process run with the same global
+batch; user errors exit 2 with one line."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from musilingo.train import run
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _losses(folder):
+    return [json.loads(x)["loss"] for x in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one(make_cfg, synth, cache, tmp_path):
+    out2 = tmp_path / "two"
+    args = ["--stage", "pretrain", "--dataset", "synth", "--annotations", str(synth / "captions.csv"),
+            "--cache", str(cache), "--llm", "tiny-llama", "--t", "130", "--micro-batch-size", "2",
+            "--grad-accum", "2", "--max-steps", "3", "--lr", "3e-2", "--min-lr", "3e-3",
+            "--warmup-steps", "1", "--precision", "fp32", "--no-progress",
+            "deepspeed=zero2", f"out_dir={out2}", "num_workers=0"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(_free_port()), "-m", "musilingo", "train", *args],
+                          capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("adapter:") == 1          # rank 0 reports
+    one = run(make_cfg(micro_batch_size=4, grad_accum=2, max_steps=3, deepspeed="zero2",
+                       out_dir=str(tmp_path / "one")), log=lambda *a: None)
+    assert _losses(out2) == pytest.approx(one.losses, rel=1e-5)
+
+
+def test_user_errors_exit_2(tmp_path, capsys):
+    from musilingo.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--config", "pretrain_msd", f"out_dir={tmp_path / 'x'}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: data set 0 (msd) has no feature cache") and "\n" not in err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--config", "pretrain_msd", "learning_rate=1"])
+    assert exc.value.code == 2 and "unknown config key(s) learning_rate" in capsys.readouterr().err
+
+
+def test_help_lists_config_fields():
+    from click.testing import CliRunner
+
+    from musilingo.train.command import train
+
+    out = CliRunner().invoke(train, ["--help"]).output
+    for flag in ("--micro-batch-size", "--layer-aggregation", "--features", "--resume / --no-resume",
+                 "--init-adapter", "--deepspeed"):
+        assert flag in out
+    assert "key=value" in out.lower() or "OVERRIDES" in out

@@ -1,0 +1,145 @@
+"""End-to-end training on a tiny random Llama and a tiny-encoder cache: learning, run folder,
+ZeRO stages, resume, stage-2 initialisation, and the refusals of bad input."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import yaml
+
+from musilingo.errors import UserError
+from musilingo.models.musilingo import MusiLingo
+from musilingo.train import run
+from musilingo.train.config import TrainConfig
+
+
+def quiet(*_a, **_k):
+    pass
+
+
+def test_loss_falls_and_run_folder_is_complete(make_cfg):
+    cfg = make_cfg(micro_batch_size=8, max_steps=40, normalize=True, log_every=1)
+    r = run(cfg, log=quiet)
+    first, last = sum(r.losses[:3]) / 3, sum(r.losses[-5:]) / 5
+    assert last < first - 0.8, r.losses
+    assert r.steps == 40 and not r.stopped_early
+    folder = r.run_dir
+    rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows] == list(range(1, 41))
+    # Warmup from 1e-6 (1 step), then the reference's cosine whose phase counts all 40 steps.
+    cosine = [3e-3 + (3e-2 - 3e-3) * 0.5 * (1 + math.cos(math.pi * s / 40)) for s in range(1, 40)]
+    assert [x["lr"] for x in rows] == pytest.approx([1e-6] + cosine)
+    assert [x["loss"] for x in rows] == pytest.approx(r.losses)
+    assert list((folder / "tensorboard").glob("events.out.tfevents.*"))
+    saved = TrainConfig.from_dict(yaml.safe_load((folder / "config.yaml").read_text()))
+    assert saved == cfg
+    acfg = json.loads((folder / "adapter_config.json").read_text())
+    assert acfg["stride"] == 65 and acfg["t"] == 130 and acfg["encoder_dim"] == 128
+    assert acfg["num_layers"] == 3 and acfg["llm"] == "tiny-llama" and acfg["normalized"]
+    assert acfg["encoder"]["encoder"] == "tiny" and acfg["template"]["name"] == "caption"
+    # The saved adapter rebuilds a model for inference, normalisation included.
+    model = MusiLingo.from_pretrained(folder)
+    assert model.adapter.feature_std.min() > 0 and not torch.all(model.adapter.feature_mean == 0)
+    assert (folder / "resume" / "latest").read_text().strip() == "step-00000040"
+
+
+@pytest.mark.parametrize("stage", ["zero2_offload", "zero3_offload"])
+def test_zero_offload_stages_train_like_zero0(make_cfg, tmp_path, stage):
+    ref = run(make_cfg(out_dir=str(tmp_path / "z0")), log=quiet)
+    got = run(make_cfg(deepspeed=stage, out_dir=str(tmp_path / stage)), log=quiet)
+    assert got.losses == pytest.approx(ref.losses, rel=1e-5)
+    a = MusiLingo.from_pretrained(ref.run_dir).adapter.proj.weight
+    b = MusiLingo.from_pretrained(got.run_dir).adapter.proj.weight
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_zero3_bf16_trains(make_cfg):
+    r = run(make_cfg(deepspeed="zero3", precision="bf16", max_steps=3), log=quiet)
+    assert len(r.losses) == 3 and all(10 < x < 14 for x in r.losses)
+
+
+def test_resume_reproduces_an_uninterrupted_run(make_cfg, tmp_path):
+    kw = dict(max_steps=7, save_every=3, grad_accum=2, micro_batch_size=2, num_workers=1)
+    full = run(make_cfg(out_dir=str(tmp_path / "full"), **kw), log=quiet)
+    part = run(make_cfg(out_dir=str(tmp_path / "part"), stop_after=5, **kw), log=quiet)
+    assert part.stopped_early and part.steps == 5
+    # The "killed" run logged steps 4-5 past its last resume state (step 3): they are redone.
+    rest = run(make_cfg(out_dir=str(tmp_path / "part"), resume=True, **kw), log=quiet)
+    assert rest.steps == 7 and len(rest.losses) == 4
+    assert part.losses[:3] + rest.losses == full.losses   # exact, step by step
+    rows = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows] == list(range(1, 8))
+    w_full = MusiLingo.from_pretrained(full.run_dir).adapter.proj.weight
+    w_rest = MusiLingo.from_pretrained(rest.run_dir).adapter.proj.weight
+    assert torch.equal(w_full, w_rest)
+
+
+def test_resume_refuses_a_different_config_and_reuse_needs_resume(make_cfg, tmp_path):
+    out = str(tmp_path / "r")
+    run(make_cfg(out_dir=out, max_steps=2, save_every=1), log=quiet)
+    with pytest.raises(UserError, match="different config.*lr"):
+        run(make_cfg(out_dir=out, max_steps=2, lr=1e-3, resume=True), log=quiet)
+    with pytest.raises(UserError, match="already holds a run"):
+        run(make_cfg(out_dir=out, max_steps=2), log=quiet)
+
+
+def test_instruct_stage_starts_from_the_stage1_adapter(make_cfg, synth, tmp_path):
+    stage1 = run(make_cfg(out_dir=str(tmp_path / "s1"), max_steps=3, normalize=True), log=quiet)
+    qa = [{"name": "synth", "annotations": str(synth)}]
+    stage2 = make_cfg(stage="instruct", datasets=qa, out_dir=str(tmp_path / "s2"), max_steps=1,
+                      lr=1e-9, min_lr=1e-9, warmup_lr=1e-9, init_adapter=str(stage1.run_dir))
+    r = run(stage2, log=quiet)
+    a, b = MusiLingo.from_pretrained(stage1.run_dir), MusiLingo.from_pretrained(r.run_dir)
+    torch.testing.assert_close(a.adapter.proj.weight, b.adapter.proj.weight, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(a.adapter.feature_mean, b.adapter.feature_mean)
+    assert b.template.name == "instruct" and b.normalized
+
+
+def test_bad_input_is_refused_with_clear_errors(make_cfg, synth, cache, tmp_path):
+    with pytest.raises(UserError, match="not a multiple of the cache stride 65"):
+        run(make_cfg(t=100), log=quiet)
+    with pytest.raises(UserError, match="no feature cache"):
+        run(make_cfg(cache=None), log=quiet)
+    with pytest.raises(UserError, match="question/answer records"):
+        run(make_cfg(datasets=[{"name": "synth", "annotations": str(synth)}]), log=quiet)
+    # An annotation row whose clip is not in the cache: skipped and counted, fatal past the limit.
+    rows = (synth / "captions.csv").read_text().splitlines()
+    extra = tmp_path / "captions.csv"
+    extra.write_text("\n".join(rows + [rows[1].replace("train_0000", "train_9999")]) + "\n")
+    one = [{"name": "musiccaps", "annotations": str(extra), "audio_root": str(synth / "audio"),
+            "split": None}]
+    with pytest.raises(UserError, match=r"1 of 17 rows .* have no features.*train_9999"):
+        run(make_cfg(datasets=one), log=quiet)
+    r = run(make_cfg(datasets=one, max_missing_fraction=0.1, max_steps=1,
+                     out_dir=str(tmp_path / "skip")), log=quiet)
+    assert r.skipped == {"musiccaps": 1}
+    empty = tmp_path / "empty.csv"
+    empty.write_text(rows[0] + "\n")
+    with pytest.raises(UserError, match="has no records"):
+        run(make_cfg(datasets=[{"name": "musiccaps", "annotations": str(empty), "split": None}]),
+            log=quiet)
+    # A cache of another width than the adapter being continued.
+    other = tmp_path / "other"
+    other.mkdir()
+    from musilingo.train.checkpoint import save_adapter
+
+    first = run(make_cfg(out_dir=str(tmp_path / "w"), max_steps=1), log=quiet)
+    cfg = json.loads((first.run_dir / "adapter_config.json").read_text())
+    cfg["encoder_dim"] = 256
+    save_adapter(other, cfg, {"proj.weight": torch.zeros(64, 256), "proj.bias": torch.zeros(64),
+                              "feature_mean": torch.zeros(256), "feature_std": torch.ones(256)})
+    with pytest.raises(UserError, match="encoder_dim=256 but this run needs 128"):
+        run(make_cfg(init_adapter=str(other)), log=quiet)
+    # An LLM folder without a tokenizer.
+    from musilingo.models.llm import tiny_llama_folder
+
+    llm = tmp_path / "llm"
+    llm.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (llm / name).write_bytes((tiny_llama_folder() / name).read_bytes())
+    with pytest.raises(UserError, match="has no tokenizer"):
+        run(make_cfg(llm=str(llm)), log=quiet)
+    with pytest.raises(UserError, match="fp16 needs a GPU"):
+        run(make_cfg(precision="fp16"), log=quiet)
