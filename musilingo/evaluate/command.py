@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from ..infer.score_options import run_mode_requested, score_run_options
+
 PROTOCOL_CHOICES = ("musilingo", "lp-musiccaps", "both")
 
 
@@ -95,10 +97,10 @@ H = ScoreConfig.help
 
 
 @click.command()
-@click.option("--predictions", "predictions_path", required=True,
+@click.option("--predictions", "predictions_path", default=None,
               type=click.Path(exists=True, dir_okay=False),
               help="JSON (list or object of objects), JSONL or CSV with a prediction and a "
-                   "reference per item")
+                   "reference per item (or --run ... to generate them first)")
 @click.option("--prediction-field", default=None,
               help="field holding the model's text (default: detected, e.g. prediction, "
                    "response, predictions)")
@@ -114,10 +116,23 @@ H = ScoreConfig.help
 @click.option("--percent", is_flag=True, help=H("percent"))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="folder to write scores.json and scores.md into")
+@score_run_options
 def score(predictions_path, prediction_field, reference_field, protocol, bertscore_model,
-          bertscore_layer, metrics, percent, out_dir):
+          bertscore_layer, metrics, percent, out_dir, **run_options):
     """Score predictions against references under named protocols (BLEU, METEOR, ROUGE-L,
-    BERTScore); metrics that cannot run here are shown as missing, with the reason."""
+    BERTScore); metrics that cannot run here are shown as missing, with the reason.
+
+    With --run RUN --dataset NAME, first generate the test split's answers, optionally with
+    the --control shuffled-audio pass (see musilingo/infer/evaluate_dataset.py)."""
+    if predictions_path is None or run_mode_requested(run_options):
+        from ..infer.score_options import score_run
+
+        result = score_run(run_options, predictions_path=predictions_path, out_dir=out_dir,
+                           log=lambda m: click.echo(m, err=True), protocol=protocol,
+                           bertscore_model=bertscore_model, bertscore_layer=bertscore_layer,
+                           metrics=metrics, percent=percent)
+        click.echo(result["markdown"])
+        return
     from .predictions import load_predictions
 
     pairs = load_predictions(predictions_path, prediction_field, reference_field)

@@ -30,7 +30,7 @@ from ..errors import UserError
 from ..models.musilingo import make_batch
 from ..models.prompts import (PromptTemplate, TokenizedExample, answer_from_generation,
                               render, tokenize_example)
-from .config import DECODINGS, GenerationConfig  # noqa: F401 (re-exported)
+from .config import GenerationConfig
 
 # Later turns of a chat continue the instruct template's "###Human: ... ###Assistant: " pattern:
 # the previous answer ends with the end symbol "###", then the next human turn follows.

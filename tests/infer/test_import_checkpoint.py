@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import MAX_NEW
+from infer_helpers import MAX_NEW
 from musilingo.errors import UserError
 from musilingo.infer import GenerationConfig, Predictor
 from musilingo.infer.command import import_checkpoint

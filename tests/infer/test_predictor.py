@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import MAX_NEW, save_run
+from infer_helpers import MAX_NEW, save_run
 from musilingo.errors import UserError
 from musilingo.infer import Predictor
 

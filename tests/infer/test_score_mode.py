@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import CLIPS, MAX_NEW
+from infer_helpers import CLIPS, MAX_NEW
 from musilingo.errors import UserError
 from musilingo.infer import GenerationConfig
 from musilingo.infer import evaluate_dataset as ed
@@ -161,3 +161,32 @@ def test_derangement_has_no_fixed_point_and_is_seeded():
     heard = {s.clip_id: s.heard for s in swapped}
     assert all(s.heard == heard[s.clip_id] for s in swapped)
     assert sorted(heard.values()) == ["a", "b", "c"]
+
+
+def test_score_command_generation_mode(run_dir, musiccaps, audio_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from musilingo.evaluate.command import score
+
+    out = tmp_path / "eval"
+    args = ["--run", str(run_dir), "--dataset", "musiccaps", "--annotations", str(musiccaps),
+            "--audio-root", str(audio_dir / "clips"), "--out", str(out), "--limit", "3",
+            "--control", "shuffled-audio", "--metrics", "bleu,rouge", "--protocol", "musilingo",
+            "--max-new-tokens", str(MAX_NEW), "--batch-size", "2"]
+    result = CliRunner().invoke(score, args)
+    assert result.exit_code == 0, result.output
+    assert "### Protocol `musilingo`: 3 items" in result.stdout
+    assert "## Grounding control: shuffled audio" in result.stdout
+    assert "| B-U |" in result.stdout and "generating 3 answers for 3 items" in result.stderr
+    # The predictions file is itself a valid --predictions input.
+    rescored = CliRunner().invoke(score, ["--predictions", str(out / "predictions.jsonl"),
+                                          "--metrics", "bleu,rouge", "--protocol", "musilingo"])
+    assert rescored.exit_code == 0, rescored.output
+    saved = json.loads((out / "scores.json").read_text())["reports"][0]["values"]["B-U"]
+    assert f"{saved:.4f}" in rescored.stdout
+    both = CliRunner().invoke(score, ["--predictions", str(out / "predictions.jsonl"), *args])
+    assert isinstance(both.exception, UserError) and "not both" in str(both.exception)
+    neither = CliRunner().invoke(score, [])
+    assert isinstance(neither.exception, UserError) and "--predictions FILE" in str(neither.exception)
+    no_set = CliRunner().invoke(score, ["--run", str(run_dir), "--out", str(out)])
+    assert isinstance(no_set.exception, UserError) and "needs --dataset" in str(no_set.exception)
