@@ -80,11 +80,19 @@ def resolve_model(name: str, layer: int | None = None) -> BertScoreModelSpec:
         if layer is None:
             layer = _known_layer(Path(name).name) or _config_layers(Path(name))
         return BertScoreModelSpec(name, name, layer)
+    if _looks_like_path(name):
+        raise BertScoreUnavailable(f"BERTScore model folder {name} not found")
     layer = layer or _known_layer(name)
     if layer is None:
         raise BertScoreUnavailable(f"no default layer known for BERTScore model {name!r}; "
                                    "give the layer explicitly (--bertscore-layer)")
     return BertScoreModelSpec(name, name, layer)
+
+
+def _looks_like_path(name: str) -> bool:
+    """A hub id is "name" or "org/name"; anything else that is not a folder is a typo'd path."""
+    return (name.startswith((".", "~", os.sep)) or name.count("/") > 1
+            or ("/" in name and os.path.isdir(name.split("/")[0])))
 
 
 def _known_layer(model_id: str) -> int | None:
@@ -101,7 +109,11 @@ def _config_layers(folder: Path) -> int:
     """A local folder of unknown name: use its last layer."""
     from transformers import AutoConfig
 
-    return int(AutoConfig.from_pretrained(folder).num_hidden_layers)
+    try:
+        return int(AutoConfig.from_pretrained(folder).num_hidden_layers)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise BertScoreUnavailable(f"{folder} is not a transformers model folder "
+                                   f"({type(exc).__name__}: {exc})") from exc
 
 
 def _load(spec: BertScoreModelSpec):
@@ -109,7 +121,9 @@ def _load(spec: BertScoreModelSpec):
     from transformers import AutoModel, AutoTokenizer
 
     local = os.path.isdir(spec.source)
-    attempts = [True] if local or os.environ.get("HF_HUB_OFFLINE") == "1" else [True, False]
+    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+                  for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    attempts = [True] if local or offline else [True, False]
     error: Exception | None = None
     for local_only in attempts:
         try:

@@ -135,3 +135,14 @@ def test_roberta_tokenizer_gets_the_prefix_space_bert_score_asked_for(tmp_path):
     assert tokens == ["<s>", "Ġhel", "Ġhe", "</s>"]
     assert len(scorer.model.encoder.layer) == 1  # cut after the requested layer
     assert scorer.score(["hel he"], ["hel he"]).f1 == pytest.approx([1.0], abs=1e-5)
+
+
+def test_bad_model_folders_are_reported_not_crashed(tmp_path):
+    with pytest.raises(BertScoreUnavailable, match="folder ./no/such/model not found"):
+        resolve_model("./no/such/model")
+    (tmp_path / "empty-model").mkdir()
+    with pytest.raises(BertScoreUnavailable, match="not a transformers model folder"):
+        resolve_model(str(tmp_path / "empty-model"))
+    report = score_texts(["a"], ["a"], "lp-musiccaps", metrics="bertscore",
+                         bertscore_model=str(tmp_path / "empty-model"))
+    assert "not a transformers model folder" in report.missing["BERTScore-F1"]

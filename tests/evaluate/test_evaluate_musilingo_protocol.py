@@ -81,3 +81,19 @@ def test_bad_input_is_refused():
         score_texts(["a"], ["a"], "coco")
     with pytest.raises(ValueError, match="unknown metric"):
         score_texts(["a"], ["a"], "musilingo", metrics={"cider"})
+
+
+def test_meteor_without_wordnet_is_missing_with_the_reason(monkeypatch):
+    from musilingo.evaluate import wordnet
+
+    def no_data(prepare=True, target_root=None):
+        return wordnet.NltkDataStatus(None, "NLTK WordNet not found; run the installer", None,
+                                      "no punkt")
+
+    monkeypatch.setattr(wordnet, "ensure_nltk_data", no_data)
+    report = score_texts(["a piano"], ["a piano"], "musilingo", metrics={"meteor", "bleu"})
+    assert report.value("METEOR") is None
+    assert report.missing == {"METEOR": "NLTK WordNet not found; run the installer",
+                              **{n: "not requested" for n in ("ROUGE-L", "BERTScore-P",
+                                                              "BERTScore-R", "BERTScore-F1")}}
+    assert report.value("B-U") is not None
