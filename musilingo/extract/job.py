@@ -23,6 +23,7 @@ import functools
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -187,9 +188,12 @@ class _Shard:
             job.stats["done"] += 1
             job.advance(row)
 
-    def commit(self):
-        for length in list(self.groups):  # leftovers: smaller batches, same order every run
+    def finish(self):
+        """Encode the leftovers (smaller batches, in the same order every run)."""
+        for length in list(self.groups):
             self.encode(self.groups.pop(length))
+
+    def commit(self):
         self.job.store.write_shard(self.shard, self.features, self.counts, self.seconds,
                                    self.status, self.reason)
 
@@ -239,14 +243,24 @@ class _Job:
                                        "{rate_fmt}]")
         it = iter(loader)
         nxt = next(it, None)
+        # One writer thread commits shard k (checksums, Zarr writes: they release the GIL) while
+        # the encoder works on shard k+1; at most one shard waits, so memory stays two shards.
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
+        writing = None
         try:
             for s in pending:
                 shard = _Shard(self, s)
                 while nxt is not None and nxt[0] < shard.stop:
                     shard.add(*nxt)
                     nxt = next(it, None)
-                shard.commit()
+                shard.finish()
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(shard.commit)
+            if writing is not None:
+                writing.result()
         finally:
+            writer.shutdown(wait=True)  # an interrupted run still finishes its started commit
             if self.bar is not None:
                 self.bar.close()
             del it  # stops the DataLoader workers now, also on Ctrl-C
