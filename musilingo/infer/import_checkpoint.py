@@ -41,9 +41,13 @@ def read_reference_checkpoint(path: str | Path) -> tuple[torch.Tensor, torch.Ten
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch's message is a paragraph; the line naming the refused global is the useful one.
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        why = next((ln.split("error:", 1)[-1].strip() for ln in lines
+                    if "GLOBAL" in ln or "Unpickler error" in ln),
+                   lines[0] if lines else type(exc).__name__)
         raise UserError(f"{path}: refused: it holds Python objects other than tensors, which "
-                        f"could run code when loaded ({first[:160]}); only plain weight "
+                        f"could run code when loaded ({why[:160]}); only plain weight "
                         "checkpoints are imported") from None
     except Exception as exc:  # not a torch file at all: truncated, another format, text
         raise UserError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: "

@@ -65,7 +65,8 @@ def test_malicious_pickle_is_refused_without_running(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"model": {"llama_proj.weight": torch.zeros(2, 2),
                           "llama_proj.bias": torch.zeros(2)}, "config": Exploit(marker)}, path)
-    with pytest.raises(UserError, match=r"evil.pth: refused: it holds Python objects"):
+    with pytest.raises(UserError, match=r"evil.pth: refused: it holds Python objects .*"
+                                        r"GLOBAL posix.system"):
         read_reference_checkpoint(path)
     assert not marker.exists()
 
