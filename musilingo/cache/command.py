@@ -39,8 +39,8 @@ def info(path, as_json, failures):
     click.echo(f"features    [rows, hidden states, windows, dim] = {data['shape']} {data['dtype']}")
     click.echo(f"pooling     stride {data['stride']} frames, {data['windows']} windows per "
                f"{data['segment_seconds']:g} s segment")
-    click.echo(f"rows        {data['done']} done, {data['failed']} failed, {data['pending']} pending"
-               f"  ({data['shard_rows']} per shard)")
+    click.echo(f"rows        {data['done']} done, {data['failed']} failed, "
+               f"{data['pending']} pending  ({data['shard_rows']} per shard)")
     click.echo(f"clips       {data['clips']} planned, {data['clips_with_features']} with features")
     click.echo(f"disk        {data['bytes'] / 1e6:.2f} MB"
                + (f"  ({per_row / 1e6:.3f} MB per done row)" if per_row else ""))

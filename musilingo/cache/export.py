@@ -57,9 +57,9 @@ def export_hdf5(src, dst, progress: bool = False) -> Path:
             try:
                 block = feats[start:stop]
             except Exception as exc:
-                raise UserError(f"{src}: rows {start}-{stop - 1} cannot be read ({type(exc).__name__}):"
-                                " run `musilingo cache verify --reset-damaged` on it, then the "
-                                "extract command again") from None
+                raise UserError(f"{src}: rows {start}-{stop - 1} cannot be read "
+                                f"({type(exc).__name__}): run `musilingo cache verify "
+                                "--reset-damaged` on it, then the extract command again") from None
             out[start:stop] = block
     tmp.replace(dst)
     return dst

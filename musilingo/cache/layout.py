@@ -78,7 +78,8 @@ def build_meta(*, encoder_identity: dict, encoder_dtype: str, stride: int, windo
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "musilingo_version": __version__,
         "encoder": encoder_identity, "encoder_dtype": encoder_dtype,
-        "sample_rate": encoder_identity["sample_rate"], "frame_rate": encoder_identity["frame_rate"],
+        "sample_rate": encoder_identity["sample_rate"],
+        "frame_rate": encoder_identity["frame_rate"],
         "layers": encoder_identity["num_hidden_states"], "dim": encoder_identity["hidden_size"],
         "stride": stride, "windows": windows, "segment_seconds": segment_seconds,
         "min_tail_seconds": min_tail_seconds, "dtype": dtype, "rows": rows, "clips": clips,

@@ -105,10 +105,10 @@ class CacheStore:
         for name, data in plan.arrays().items():
             n = max(1, len(data))
             kind = str if data.dtype.kind in "OUT" else data.dtype
+            axis = "clip" if name.startswith("clip") else "row"
             arr = group.create_array(name, shape=(len(data),), dtype=kind,
                                      chunks=(min(n, PLAN_CHUNK),),
-                                     fill_value="" if kind is str else 0,
-                                     dimension_names=("clip" if name.startswith("clip") else "row",))
+                                     fill_value="" if kind is str else 0, dimension_names=(axis,))
             if len(data):
                 arr[:] = data
         group.attrs.update(meta)
@@ -143,7 +143,8 @@ class CacheStore:
         """Commit one whole shard: data and checksums first, then status (the commit marker)."""
         start, stop = self.shard_range(shard)
         n = stop - start
-        assert features.shape[0] == counts.shape[0] == len(seconds) == len(status) == len(reason) == n
+        assert features.shape[0] == counts.shape[0] == len(seconds) == len(status) == n
+        assert len(reason) == n
         assert np.all(status != PENDING), "a committed shard has no pending rows"
         features = features.astype(self.features.dtype, copy=False)
         checks = np.array([row_checksum(features[i], counts[i], seconds[i], status[i], reason[i])

@@ -155,10 +155,16 @@ def _check_layout(group, meta) -> list[Problem]:
     rows, clips = int(meta["rows"]), int(meta["clips"])
     want = {"features": ((rows, meta["layers"], meta["windows"], meta["dim"]), meta["dtype"]),
             "counts": ((rows, meta["windows"]), "int32"), "seconds": ((rows,), "float64"),
-            "status": ((rows,), "uint8"), "checksum": ((rows,), "uint64"), "reason": ((rows,), None)}
+            "status": ((rows,), "uint8"), "checksum": ((rows,), "uint64"),
+            "reason": ((rows,), None)}
     for name in PLAN_ARRAYS:
         want[name] = (((clips if name.startswith("clip") else rows),), None)
     out = []
+    enc = meta["encoder"]
+    if (enc.get("num_hidden_states"), enc.get("hidden_size")) != (meta["layers"], meta["dim"]):
+        out.append(Problem(None, "", 0, f"layers/dim {meta['layers']}/{meta['dim']} disagree with "
+                                        f"the encoder's {enc.get('num_hidden_states')}/"
+                                        f"{enc.get('hidden_size')}"))
     for name, (shape, dtype) in want.items():
         if name not in group:
             out.append(Problem(None, "", 0, f"array {name!r} is missing"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from .job import ExtractConfig
+from .config import ExtractConfig
 
 H = ExtractConfig.help
 
@@ -62,7 +62,8 @@ def extract(dataset, annotations, audio_root, out, split, limit, caption_field, 
         click.echo(f"note: {records.summary()}; those clips are recorded as failed", err=True)
     cfg = ExtractConfig(out=out, encoder=encoder, stride=stride, segment_seconds=segment_seconds,
                         dtype=dtype, encoder_dtype=encoder_dtype, batch_size=batch_size,
-                        num_workers=num_workers, shard_rows=shard_rows, threads=threads, strict=strict,
+                        num_workers=num_workers, shard_rows=shard_rows, threads=threads,
+                        strict=strict,
                         device=device, trust_remote_code=trust_remote_code,
                         progress=not no_progress)
     info = {"name": dataset, "split": split, "limit": limit,

@@ -24,51 +24,18 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..audio import AudioError, AudioInfo, read_segment
-from ..cache.layout import DONE, FAILED, FP16_MAX, STORE_DTYPES, build_meta, check_compatible, max_windows
+from ..cache.layout import DONE, FAILED, FP16_MAX, build_meta, check_compatible, max_windows
 from ..cache.pooling import window_pool
 from ..cache.store import CacheStore
 from ..errors import UserError
+from .config import ENCODER_DTYPES, ExtractConfig, validate
 from .plan import ClipSource, build_plan, check_unique, fingerprint
-
-TRAINING_T = 325  # the paper's window: a cache's stride must divide it to be re-pooled exactly
-ENCODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _opt(default, help):  # a dataclass field whose help text is also the CLI help
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class ExtractConfig:
-    out: str = _opt("", "cache folder (a Zarr v3 group); re-running the same command resumes")
-    encoder: str = _opt("tiny", "tiny | mert-95m | mert-330m | a hub id | a local model folder")
-    stride: int = _opt(325, "base window in encoder frames; must divide 325 (65 allows t = 65, 130...)")
-    segment_seconds: float = _opt(30.0, "long audio is cut into consecutive segments this long")
-    min_tail_seconds: float = _opt(1.0, "drop a last segment shorter than this (when others exist)")
-    dtype: str = _opt("float16", "storage dtype of the features: float16 (overflow-checked) or float32")
-    encoder_dtype: str = _opt("float32", "encoder compute dtype: float32, or bfloat16/float16 on GPU")
-    batch_size: int = _opt(8, "segments per encoder batch (equal-length segments only)")
-    num_workers: int | None = _opt(None, "decode/resample worker processes (default: CPUs per process)")
-    shard_rows: int = _opt(64, "rows per Zarr shard: the unit of writing, ownership and resume")
-    strict: bool = _opt(False, "make the first failed clip fatal instead of recording it")
-    device: str = _opt("cpu", "cpu, cuda or cuda:N (with torchrun, cuda means one GPU per process)")
-    trust_remote_code: bool = _opt(False, "allow the encoder's own modelling code (MERT needs it)")
-    threads: int | None = _opt(None, "CPU threads per process for the encoder (default: torch's; "
-                               "all CPUs split between torchrun processes). Float rounding "
-                               "depends on it: equal counts give bitwise-equal caches")
-    progress: bool = _opt(True, "draw a tqdm progress bar")
-
-    @staticmethod
-    def help(name: str) -> str:
-        return {f.name: f.metadata.get("help", "") for f in fields(ExtractConfig)}[name]
-
 
 def dist_env() -> tuple[int, int, int, int]:
     """(rank, world, local_rank, local_world) from torchrun's environment (1 process otherwise)."""
@@ -126,7 +93,8 @@ class _Shard:
         self.job, self.shard = job, shard
         self.start, self.stop = job.store.shard_range(shard)
         n, meta = self.stop - self.start, job.store.meta
-        self.features = np.zeros((n, meta["layers"], meta["windows"], meta["dim"]), dtype=meta["dtype"])
+        self.features = np.zeros((n, meta["layers"], meta["windows"], meta["dim"]),
+                                 dtype=meta["dtype"])
         self.counts = np.zeros((n, meta["windows"]), dtype=np.int32)
         self.seconds = np.zeros(n, dtype=np.float64)
         self.status = np.zeros(n, dtype=np.uint8)
@@ -271,22 +239,6 @@ def _default_workers() -> int:
     return min(8, max(1, (os.cpu_count() or 2) // local_world))
 
 
-def _validate(cfg: ExtractConfig) -> None:
-    if not cfg.out:
-        raise UserError("--out is required: the cache folder to write (or resume)")
-    if cfg.stride <= 0 or TRAINING_T % cfg.stride:
-        raise UserError(f"--stride {cfg.stride} does not divide {TRAINING_T} (the paper's window "
-                        "t), so the cache could not be re-pooled to it exactly: use 325, 65, 25, "
-                        "13, 5 or 1")
-    if cfg.dtype not in STORE_DTYPES:
-        raise UserError(f"--dtype {cfg.dtype}: choose float16 or float32")
-    if cfg.encoder_dtype not in ENCODER_DTYPES:
-        raise UserError(f"--encoder-dtype {cfg.encoder_dtype}: choose {', '.join(ENCODER_DTYPES)}")
-    for name in ("segment_seconds", "batch_size", "shard_rows"):
-        if getattr(cfg, name) <= 0:
-            raise UserError(f"--{name.replace('_', '-')} must be positive")
-
-
 def _open_or_create(cfg, clips, encoder, wanted, dataset_info) -> tuple[CacheStore, bool]:
     out = Path(cfg.out)
     if (out / "zarr.json").is_file():
@@ -312,7 +264,7 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
     """Extract (or resume) into `cfg.out`; returns the summary numbers (all ranks summed)."""
     from ..models.encoder import FrozenEncoder
 
-    _validate(cfg)
+    validate(cfg)
     if not clips:
         raise UserError("no clips to extract: the data set (after --split/--limit) is empty")
     rank, world, local_rank, local_world = dist_env()
@@ -348,9 +300,10 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
         job = _Job(cfg, store, encoder, clips, rank, world)
         if rank == 0:
             log(f"extract: {len(clips)} clips ({missing} without audio) -> {store.num_rows} rows "
-                f"in {store.num_shards} shards of {store.shard_rows} ({'new' if created else 'resumed'}"
-                f" cache {cfg.out}); encoder {cfg.encoder} ({identity['num_hidden_states']} hidden "
-                f"states x {identity['hidden_size']}) on {device}, stride {cfg.stride}, {cfg.dtype}"
+                f"in {store.num_shards} shards of {store.shard_rows} "
+                f"({'new' if created else 'resumed'} cache {cfg.out}); encoder {cfg.encoder} "
+                f"({identity['num_hidden_states']} hidden states x {identity['hidden_size']}) on "
+                f"{device}, stride {cfg.stride}, {cfg.dtype}"
                 + (f", {world} processes" if world > 1 else ""))
         try:
             job.run()

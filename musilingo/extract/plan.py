@@ -74,7 +74,8 @@ def check_unique(clips: list[ClipSource]) -> None:
 
 def _probe(clip: ClipSource) -> AudioInfo | str:
     if clip.missing:
-        where = f" (annotation {clip.source})" if clip.source and clip.source != clip.audio_path else ""
+        named = clip.source and clip.source != clip.audio_path
+        where = f" (annotation {clip.source})" if named else ""
         return f"audio file not found: {clip.audio_path}{where}"
     try:
         return probe(clip.audio_path)
@@ -116,8 +117,11 @@ def build_plan(clips: list[ClipSource], encoder, segment_seconds: float,
     return CachePlan(
         clip_id=[c.clip_id for c in clips], clip_path=[c.audio_path for c in clips],
         clip_error=errors, clip_sample_rate=np.array(rates, dtype=np.int32),
-        clip_frames=np.array(frames, dtype=np.int64), clip_channels=np.array(channels, dtype=np.int32),
-        clip_first_row=np.array(first, dtype=np.int64), clip_num_rows=np.array(nrows, dtype=np.int32),
-        row_clip=np.array(row_clip, dtype=np.int32), row_segment=np.array(row_segment, dtype=np.int32),
+        clip_frames=np.array(frames, dtype=np.int64),
+        clip_channels=np.array(channels, dtype=np.int32),
+        clip_first_row=np.array(first, dtype=np.int64),
+        clip_num_rows=np.array(nrows, dtype=np.int32),
+        row_clip=np.array(row_clip, dtype=np.int32),
+        row_segment=np.array(row_segment, dtype=np.int32),
         row_start=np.array(row_start, dtype=np.float64),
         row_planned_seconds=np.array(row_seconds, dtype=np.float64))

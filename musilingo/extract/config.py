@@ -1,0 +1,63 @@
+"""Options of `musilingo extract` (`ExtractConfig`: its field help is also the CLI help).
+
+    cfg = ExtractConfig(out="cache.zarr", encoder="mert-330m", trust_remote_code=True)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from ..cache.layout import STORE_DTYPES
+from ..errors import UserError
+
+TRAINING_T = 325  # the paper's window: a cache's stride must divide it to be re-pooled exactly
+ENCODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _opt(default, help):  # a dataclass field whose help text is also the CLI help
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ExtractConfig:
+    out: str = _opt("", "cache folder (a Zarr v3 group); re-running the same command resumes")
+    encoder: str = _opt("tiny", "tiny | mert-95m | mert-330m | a hub id | a local model folder")
+    stride: int = _opt(325, "base window in encoder frames; must divide 325 (the paper's t) so "
+                            "that re-pooling to t is exact")
+    segment_seconds: float = _opt(30.0, "long audio is cut into consecutive segments this long")
+    min_tail_seconds: float = _opt(1.0, "drop a last segment shorter than this (when others exist)")
+    dtype: str = _opt("float16", "storage dtype: float16 (overflow-checked) or float32")
+    encoder_dtype: str = _opt("float32", "encoder compute dtype: float32, or bfloat16/float16 "
+                                         "on GPU")
+    batch_size: int = _opt(8, "segments per encoder batch (equal-length segments only)")
+    num_workers: int | None = _opt(None, "decode/resample worker processes (default: the CPUs "
+                                         "per process, at most 8)")
+    shard_rows: int = _opt(64, "rows per Zarr shard: the unit of writing, ownership and resume")
+    strict: bool = _opt(False, "make the first failed clip fatal instead of recording it")
+    device: str = _opt("cpu", "cpu, cuda or cuda:N (with torchrun, cuda means one GPU per process)")
+    trust_remote_code: bool = _opt(False, "allow the encoder's own modelling code (MERT needs it)")
+    threads: int | None = _opt(None, "CPU threads per process for the encoder (default: torch's; "
+                               "all CPUs split between torchrun processes). Float rounding "
+                               "depends on it: equal counts give bitwise-equal caches")
+    progress: bool = _opt(True, "draw a tqdm progress bar")
+
+    @staticmethod
+    def help(name: str) -> str:
+        return {f.name: f.metadata.get("help", "") for f in fields(ExtractConfig)}[name]
+
+
+def validate(cfg: ExtractConfig) -> None:
+    if not cfg.out:
+        raise UserError("--out is required: the cache folder to write (or resume)")
+    if cfg.stride <= 0 or TRAINING_T % cfg.stride:
+        raise UserError(f"--stride {cfg.stride} does not divide {TRAINING_T} (the paper's window "
+                        "t), so the cache could not be re-pooled to it exactly: use 325, 65, 25, "
+                        "13, 5 or 1")
+    if cfg.dtype not in STORE_DTYPES:
+        raise UserError(f"--dtype {cfg.dtype}: choose float16 or float32")
+    if cfg.encoder_dtype not in ENCODER_DTYPES:
+        raise UserError(f"--encoder-dtype {cfg.encoder_dtype}: choose {', '.join(ENCODER_DTYPES)}")
+    for name in ("segment_seconds", "batch_size", "shard_rows"):
+        if getattr(cfg, name) <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive")
