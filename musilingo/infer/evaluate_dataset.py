@@ -61,6 +61,10 @@ def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: b
     if dataset not in DATASETS:
         raise UserError(f"--dataset {dataset!r}: use one of {', '.join(DATASETS)}")
     reader, kind = DATASETS[dataset]
+    if kind == "qa" and not has_question:
+        raise UserError(f"--dataset {dataset} asks questions, but the run's adapter was trained "
+                        "for captioning only (stage-1 template): score it on musiccaps or "
+                        "songdescriber, or use a stage-2 run")
     if annotations is None:
         raise UserError(f"--dataset {dataset} needs --annotations (its annotation file)")
     # MusicQA's file decides its split (the Eval file is the test set), so read it unfiltered.

@@ -113,6 +113,8 @@ def test_question_answer_items_from_a_cache(run_dir, cache_dir, tmp_path, monkey
     assert [(i.id, i.question, i.reference) for i in items] == [
         ("yt_a:0", "What instrument?", "A piano."), ("yt_a:1", "Tempo?", "Slow."),
         ("yt_b:0", "Mood?", "Calm.")]
+    with pytest.raises(UserError, match="trained for captioning only"):
+        ed.dataset_items("musicinstruct-short", path, has_question=False)
     out = tmp_path / "eval"
     ed.score_generated(run=run_dir, dataset="musicinstruct-short", annotations=path,
                        cache=cache_dir, out=out, **SCORE)
