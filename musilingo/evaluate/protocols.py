@@ -130,9 +130,10 @@ class Scoring:
     references: list[str]
     bertscore_model: str = "roberta-large"
     bertscore_layer: int | None = None
-    _bertscores: object = field(default=None, repr=False)
-    _bertscore_seconds: float = 0.0
-    bertscore_description: str | None = None
+    bertscore_description: str | None = field(default=None, init=False)
+    # BertScores once computed, or the BertScoreUnavailable that stopped it
+    _bertscores: object = field(default=None, init=False, repr=False)
+    _bertscore_seconds: float = field(default=0.0, init=False)
 
     def bleu(self, protocol: str) -> dict[str, float]:
         if protocol == "musilingo":
