@@ -1,0 +1,126 @@
+"""The demo's evaluation: does the trained adapter listen?
+
+Three conditions answer the same test questions and caption the same test clips:
+- `untrained`: the adapter as it was before training (same seed, same fitted normalisation);
+- `trained`: the stage-2 adapter;
+- `shuffled`: the trained adapter hearing another test clip's audio (a seeded derangement of
+  clips, musilingo.infer.items.shuffled_audio).
+
+Attribute accuracy (the answer names the right value and no other, `synth.answer_is_correct`)
+is the direct measure; the text metrics (musilingo protocol, BERTScore with an offline model)
+show how little they move when the audio is wrong, the known weakness REFERENCE.md section 4
+describes. A model that listens beats `shuffled` by a wide margin on accuracy.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+CAPTION_QUESTION = "Please give a caption to the music."
+CONDITIONS = ("untrained", "trained", "shuffled")
+
+
+def _items(data: Path):
+    from ..data import read_dataset
+    from ..infer.items import Item
+
+    qa = read_dataset("synth", data, None, split="test").records
+    questions = [Item(id=f"{r.clip_id}:q{i}", clip_id=r.clip_id, question=r.texts["question"],
+                      reference=r.texts["answer"],
+                      meta={"attribute": r.meta["attribute"], "value": r.meta["value"]})
+                 for i, r in enumerate(qa)]
+    caps = read_dataset("synth", data / "captions.csv", None, split="test").records
+    captions = [Item(id=f"{r.clip_id}:caption", clip_id=r.clip_id, question=CAPTION_QUESTION,
+                     reference=r.texts["caption"]) for r in caps]
+    return questions, captions
+
+
+def _untrained_state(model, seed: int) -> dict:
+    """The adapter's initial weights: the trainer seeds torch and builds the adapter first."""
+    from ..models.musilingo import AudioAdapter
+
+    a = model.adapter
+    torch.manual_seed(seed)
+    fresh = AudioAdapter(a.encoder_dim, a.llm_dim, a.num_layers, stride=a.stride, t=a.t,
+                         aggregation=a.aggregation)
+    state = fresh.state_dict()
+    # The normalisation is fitted from data before step 1, not learned: keep the trained one.
+    state["feature_mean"] = a.feature_mean.detach().clone()
+    state["feature_std"] = a.feature_std.detach().clone()
+    return state
+
+
+def attribute_accuracy(items, answers) -> dict:
+    from ..data.synth import answer_is_correct
+
+    right, total = defaultdict(int), defaultdict(int)
+    for item, answer in zip(items, answers):
+        attribute = item.meta["attribute"]
+        total[attribute] += 1
+        right[attribute] += bool(answer_is_correct(answer, attribute, item.meta["value"]))
+    per = {a: right[a] / total[a] for a in sorted(total)}
+    return {"per_attribute": per, "mean": sum(per.values()) / max(len(per), 1)}
+
+
+def _scores(preds, refs, bertscore_model):
+    from ..evaluate.protocols import score_texts
+
+    report = score_texts(preds, refs, "musilingo", bertscore_model=bertscore_model)
+    return {r.name: r.value for r in report.results} | {
+        "_missing": report.missing, "_bertscore_model": report.bertscore_model}
+
+
+def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, log=print) -> dict:
+    from ..cache import FeatureCache
+    from ..data.synth import ATTRIBUTES, chance
+    from ..infer.config import GenerationConfig
+    from ..infer.items import generate_for_items, shuffled_audio
+    from ..models.musilingo import MusiLingo
+
+    model = MusiLingo.from_pretrained(run_dir).eval()
+    features = FeatureCache.open(cache)
+    questions, captions = _items(data)
+    answer_cfg = GenerationConfig(max_new_tokens=cfg.answer_tokens)
+    caption_cfg = GenerationConfig(max_new_tokens=cfg.caption_tokens)
+    trained_state = {k: v.detach().clone() for k, v in model.adapter.state_dict().items()}
+    untrained_state = _untrained_state(model, cfg.seed)
+
+    out = {"chance": {a: chance(a) for a in ATTRIBUTES}, "n_questions": len(questions),
+           "n_captions": len(captions), "conditions": {}, "samples": []}
+    answers_of = {}
+    for condition in CONDITIONS:
+        model.adapter.load_state_dict(untrained_state if condition == "untrained" else trained_state)
+        q_items = shuffled_audio(questions, seed=cfg.seed) if condition == "shuffled" else questions
+        c_items = shuffled_audio(captions, seed=cfg.seed) if condition == "shuffled" else captions
+        log(f"demo: generating {len(q_items)} answers and {len(c_items)} captions ({condition})")
+        answers = generate_for_items(model, q_items, features, config=answer_cfg,
+                                     batch_size=cfg.eval_batch_size)
+        caps = generate_for_items(model, c_items, features, config=caption_cfg,
+                                  batch_size=cfg.eval_batch_size)
+        answers_of[condition] = (answers, caps)
+        out["conditions"][condition] = {
+            "accuracy": attribute_accuracy(questions, answers),
+            "qa_metrics": _scores(answers, [i.reference for i in questions], cfg.bertscore_model),
+            "caption_metrics": _scores(caps, [i.reference for i in captions], cfg.bertscore_model),
+        }
+    model.adapter.load_state_dict(trained_state)
+    # A few examples of each kind, for the report: one question per attribute, two captions.
+    shown = {}
+    for i, item in enumerate(questions):
+        if item.meta["attribute"] not in shown:
+            shown[item.meta["attribute"]] = i
+    for i in shown.values():
+        out["samples"].append({"clip": questions[i].clip_id, "question": questions[i].question,
+                               "reference": questions[i].reference,
+                               **{c: answers_of[c][0][i] for c in CONDITIONS}})
+    for j in range(min(2, len(captions))):
+        out["samples"].append({"clip": captions[j].clip_id, "question": captions[j].question,
+                               "reference": captions[j].reference,
+                               **{c: answers_of[c][1][j] for c in CONDITIONS}})
+    trained = out["conditions"]["trained"]["accuracy"]["mean"]
+    shuffled = out["conditions"]["shuffled"]["accuracy"]["mean"]
+    out["listening_margin"] = trained - shuffled
+    out["mean_chance"] = sum(out["chance"].values()) / len(out["chance"])
+    return out

@@ -1,0 +1,132 @@
+"""The demo's report folder: what a newcomer reads after `musilingo demo`.
+
+    report/metrics.json     every number (accuracy per attribute and condition, text metrics,
+                            chance levels, timings, the configuration)
+    report/summary.md       the headline tables in markdown
+    report/loss.png         training loss per step, both stages
+    report/accuracy.png     attribute accuracy per attribute: untrained, trained, shuffled, chance
+    report/samples.md       sample questions with the answers of each condition
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .evaluation import CONDITIONS
+
+HEADLINE = ("B-U", "METEOR", "ROUGE-L", "BERTScore-R")
+
+
+def _losses(run_dir: Path) -> tuple[list[int], list[float]]:
+    path = run_dir / "metrics.jsonl"
+    steps, losses = [], []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if "loss" in row:
+                steps.append(int(row["step"]))
+                losses.append(float(row["loss"]))
+    return steps, losses
+
+
+def _plot_loss(runs: Path, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    offset = 0
+    for stage in ("pretrain", "instruct"):
+        steps, losses = _losses(runs / stage)
+        if steps:
+            ax.plot([s + offset for s in steps], losses, label=f"stage {1 if stage == 'pretrain' else 2}: {stage}")
+            offset += max(steps)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (target tokens)")
+    ax.set_title("musilingo demo: adapter training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_accuracy(metrics: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    attributes = list(metrics["chance"])
+    x = np.arange(len(attributes))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.2
+    for k, condition in enumerate(CONDITIONS):
+        per = metrics["conditions"][condition]["accuracy"]["per_attribute"]
+        ax.bar(x + (k - 1.5) * width, [per.get(a, 0.0) for a in attributes], width, label=condition)
+    ax.bar(x + 1.5 * width, [metrics["chance"][a] for a in attributes], width, label="chance",
+           color="lightgrey")
+    ax.set_xticks(x)
+    ax.set_xticklabels(attributes)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (answer names the right value)")
+    ax.set_title("attribute accuracy on the test clips")
+    ax.legend(ncol=4, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fmt(v) -> str:
+    return "missing" if v is None else f"{v:.3f}"
+
+
+def summary_markdown(metrics: dict) -> str:
+    c = metrics["conditions"]
+    lines = ["# musilingo demo", "",
+             f"{metrics['n_questions']} test questions and {metrics['n_captions']} test captions; "
+             f"LLM `{metrics['config']['llm']}`, encoder `{metrics['config']['encoder']}`.", "",
+             "## Attribute accuracy (the answer names the right value)", "",
+             "| attribute | chance | untrained | trained | shuffled audio |", "|---|---|---|---|---|"]
+    for a, ch in metrics["chance"].items():
+        row = [c[k]["accuracy"]["per_attribute"].get(a) for k in CONDITIONS]
+        lines.append(f"| {a} | {ch:.3f} | " + " | ".join(_fmt(v) for v in row) + " |")
+    lines.append(f"| **mean** | {metrics['mean_chance']:.3f} | "
+                 + " | ".join(_fmt(c[k]["accuracy"]["mean"]) for k in CONDITIONS) + " |")
+    lines += ["", f"Listening margin (trained - shuffled audio, mean accuracy): "
+              f"**{metrics['listening_margin']:+.3f}**", ""]
+    for kind, title in (("qa_metrics", "Q&A answers"), ("caption_metrics", "Captions")):
+        bert = c["trained"][kind].get("_bertscore_model")
+        lines += [f"## {title}: text metrics (musilingo protocol; BERTScore model `{bert}`)", "",
+                  "| condition | " + " | ".join(HEADLINE) + " |",
+                  "|---|" + "---|" * len(HEADLINE)]
+        for k in CONDITIONS:
+            lines.append(f"| {k} | " + " | ".join(_fmt(c[k][kind].get(m)) for m in HEADLINE) + " |")
+        missing = c["trained"][kind].get("_missing") or {}
+        for name, why in missing.items():
+            lines.append(f"\n{name} missing: {why}")
+        lines.append("")
+    secs = metrics.get("seconds", {})
+    lines += ["## Time (seconds)", "", " | ".join(f"{k} {v:.0f}" for k, v in secs.items()), ""]
+    return "\n".join(lines)
+
+
+def samples_markdown(metrics: dict) -> str:
+    lines = ["# Sample questions and answers", ""]
+    for s in metrics["samples"]:
+        lines += [f"**{s['clip']}**: {s['question']}", f"- reference: {s['reference']}"]
+        lines += [f"- {k}: {s[k]}" for k in CONDITIONS]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(folder: Path, metrics: dict, runs: Path, log=print) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    summary = summary_markdown(metrics)
+    (folder / "summary.md").write_text(summary)
+    (folder / "samples.md").write_text(samples_markdown(metrics))
+    _plot_loss(runs, folder / "loss.png")
+    _plot_accuracy(metrics, folder / "accuracy.png")
+    log(summary)
+    log(f"demo: report written to {folder}")
+    return folder
