@@ -61,9 +61,18 @@ def full_adapter_state(engine) -> dict:
     from deepspeed.utils import safe_get_full_fp32_param
 
     adapter = engine.module.adapter
+    # ZeRO-0 with bf16/fp16 keeps fp32 masters in parallel lists, not in the tensor-fragment maps.
+    opt = engine.optimizer
+    masters = {}
+    if hasattr(opt, "fp16_groups") and hasattr(opt, "fp32_groups"):
+        for low, high in zip(opt.fp16_groups, opt.fp32_groups):
+            if isinstance(low, (list, tuple)) and isinstance(high, (list, tuple)):
+                masters.update({id(a): b for a, b in zip(low, high)})
     out = {}
     for name, p in adapter.named_parameters():
         full = safe_get_full_fp32_param(p) if p.requires_grad else None
+        if full is None and id(p) in masters:
+            full = masters[id(p)]
         if full is None:
             import deepspeed
 

@@ -55,9 +55,14 @@ def test_zero_offload_stages_train_like_zero0(make_cfg, tmp_path, stage):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_zero3_bf16_trains(make_cfg):
-    r = run(make_cfg(deepspeed="zero3", precision="bf16", max_steps=3), log=quiet)
+def test_zero3_bf16_trains_learned_layer_weights(make_cfg):
+    # ZeRO-3 partitions every parameter, the 1-d layer weights included; bf16 casts the inputs.
+    r = run(make_cfg(deepspeed="zero3", precision="bf16", max_steps=3, layer_aggregation="learned"),
+            log=quiet)
     assert len(r.losses) == 3 and all(10 < x < 14 for x in r.losses)
+    model = MusiLingo.from_pretrained(r.run_dir)
+    w = torch.softmax(model.adapter.layer_logits, 0)
+    assert model.adapter.aggregation == "learned" and not torch.allclose(w, torch.full((3,), 1 / 3))
 
 
 def test_resume_reproduces_an_uninterrupted_run(make_cfg, tmp_path):
