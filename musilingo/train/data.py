@@ -29,6 +29,7 @@ import torch
 
 from ..errors import UserError
 from ..features import PooledSegment
+from ..models.musilingo import join_segments
 from ..models.prompts import CAPTION_QUESTION, PromptTemplate, tokenize_example
 
 
@@ -226,22 +227,8 @@ def example_features(ex: Example, source, *, mode: str, seed: int, epoch: int, f
         return seg.features, seg.counts
     if mode != "concat":
         raise UserError(f"segments {mode!r}: use random or concat")
-    feats, counts, tokens = [], [], 0
-    for i in range(n):
-        seg = source.segment(ex, i)
-        w = seg.counts.shape[0]
-        # Pad each segment to whole tokens so that re-pooling never straddles two segments.
-        pad = (-w) % factor
-        f = np.pad(seg.features, ((0, 0), (0, pad), (0, 0)))
-        c = np.pad(seg.counts, (0, pad))
-        room = max_audio_tokens - tokens
-        f, c = f[:, : room * factor], c[: room * factor]
-        feats.append(f)
-        counts.append(c)
-        tokens += c.shape[0] // factor
-        if tokens >= max_audio_tokens:
-            break
-    return np.concatenate(feats, axis=1), np.concatenate(counts)
+    # Segments are read lazily: a long track stops being read once the token budget is full.
+    return join_segments((source.segment(ex, i) for i in range(n)), factor, max_audio_tokens)
 
 
 class MicroBatches(torch.utils.data.Dataset):

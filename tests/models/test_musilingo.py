@@ -117,3 +117,21 @@ def test_save_and_rebuild(model, tmp_path):
     assert again(batch).item() == pytest.approx(model(batch).item(), rel=1e-6)
     with pytest.raises(UserError, match="not an adapter folder"):
         MusiLingo.from_pretrained(tmp_path / "nothing")
+
+
+def test_join_segments_for_long_tracks():
+    from musilingo.features import PooledSegment
+    from musilingo.models.musilingo import join_segments
+
+    pulled = []
+
+    def segments():
+        for i in range(5):
+            pulled.append(i)
+            yield PooledSegment(np.full((L, 3, D), i, np.float32), np.array([65, 65, 20], np.int32),
+                                start=i * 3.0, seconds=3.0)
+
+    f, c = join_segments(segments(), factor=2, max_audio_tokens=3)
+    # Segment 0: 3 windows + 1 padding window = 2 tokens; segment 1: its first token only.
+    assert c.tolist() == [65, 65, 20, 0, 65, 65] and pulled == [0, 1]
+    assert f[:, 4:].min() == 1 and not f[:, 3].any()

@@ -66,3 +66,5 @@ def test_help_lists_config_fields():
                  "--init-adapter", "--deepspeed"):
         assert flag in out
     assert "key=value" in out.lower() or "OVERRIDES" in out
+    # The deepspeed launcher appends --local_rank=N to the command line.
+    assert CliRunner().invoke(train, ["--local_rank=1", "--help"]).exit_code == 0
