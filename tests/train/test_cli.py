@@ -68,3 +68,36 @@ def test_help_lists_config_fields():
     assert "key=value" in out.lower() or "OVERRIDES" in out
     # The deepspeed launcher appends --local_rank=N to the command line.
     assert CliRunner().invoke(train, ["--local_rank=1", "--help"]).exit_code == 0
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_reproduces_the_losses(make_cfg, synth, cache, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "killed"
+    args = ["--stage", "pretrain", "--dataset", "synth", "--annotations", str(synth / "captions.csv"),
+            "--cache", str(cache), "--llm", "tiny-llama", "--t", "130", "--micro-batch-size", "2",
+            "--max-steps", "40", "--lr", "3e-2", "--min-lr", "3e-3", "--warmup-steps", "2",
+            "--precision", "fp32", "--deepspeed", "zero2", "--save-every", "2", "--num-workers", "1",
+            "--no-progress", "--out-dir", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "musilingo", "train", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = out / "resume" / "latest"
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if latest.is_file() and latest.read_text().strip() >= "step-00000006":
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    done = len((out / "metrics.jsonl").read_text().splitlines())
+    assert 6 <= done < 40
+    resumed = subprocess.run([sys.executable, "-m", "musilingo", "train", *args, "--resume"],
+                             env=env, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stdout
+    full = run(make_cfg(micro_batch_size=2, max_steps=40, warmup_steps=2, deepspeed="zero2",
+                        out_dir=str(tmp_path / "full")), log=lambda *a: None)
+    assert _losses(out) == full.losses
