@@ -44,6 +44,10 @@ def _validate(cfg) -> None:
                 "max_audio_tokens"):
         if int(getattr(cfg, key)) < 1:
             raise UserError(f"{key}={getattr(cfg, key)} must be at least 1")
+    for key in ("max_steps", "steps_per_epoch", "warmup_steps", "stop_after"):
+        value = getattr(cfg, key)
+        if value is not None and int(value) < (1 if key == "steps_per_epoch" else 0):
+            raise UserError(f"{key}={value} is out of range")
     if not cfg.datasets:
         raise UserError("no data sets: a recipe lists them under `datasets:`, or pass "
                         "--dataset NAME --annotations PATH")
@@ -187,7 +191,8 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     global_micro = cfg.micro_batch_size * world
     n_examples = sum(len(ts.examples) for ts in sets)
     steps_per_epoch = cfg.steps_per_epoch or max(1, n_examples // (global_micro * cfg.grad_accum))
-    total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
+    # max_steps=0 is meaningful: the untrained adapter is saved (a baseline for evaluation).
+    total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
     warmup = min(cfg.warmup_steps if cfg.warmup_steps is not None else steps_per_epoch, total_steps)
     sizes = [len(ts.examples) for ts in sets]
     probs = mixing_probs(sizes, cfg.mixing, [s.weight for s in cfg.datasets])

@@ -55,6 +55,12 @@ def test_zero_offload_stages_train_like_zero0(make_cfg, tmp_path, stage):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_zero_steps_saves_the_initial_adapter(make_cfg):
+    r = run(make_cfg(max_steps=0), log=quiet)
+    assert r.steps == 0 and r.final_loss is None and r.adapter.is_file()
+    assert MusiLingo.from_pretrained(r.run_dir).adapter_config()["t"] == 130
+
+
 def test_zero3_bf16_trains_learned_layer_weights(make_cfg):
     # ZeRO-3 partitions every parameter, the 1-d layer weights included; bf16 casts the inputs.
     r = run(make_cfg(deepspeed="zero3", precision="bf16", max_steps=3, layer_aggregation="learned"),
@@ -146,5 +152,7 @@ def test_bad_input_is_refused_with_clear_errors(make_cfg, synth, cache, tmp_path
         (llm / name).write_bytes((tiny_llama_folder() / name).read_bytes())
     with pytest.raises(UserError, match="has no tokenizer"):
         run(make_cfg(llm=str(llm)), log=quiet)
+    with pytest.raises(UserError, match="max_steps=-1 is out of range"):
+        run(make_cfg(max_steps=-1), log=quiet)
     with pytest.raises(UserError, match="fp16 needs a GPU"):
         run(make_cfg(precision="fp16"), log=quiet)
