@@ -43,7 +43,7 @@ from musilingo.errors import UserError
 __all__ = ["ATTRIBUTES", "chance", "answer_is_correct", "mentioned_values", "generate",
            "read_synth", "load_attributes", "plan_clips", "GENERATOR_VERSION"]
 
-GENERATOR_VERSION = 1  # bump whenever output for the same parameters changes
+GENERATOR_VERSION = 2  # bump whenever output for the same parameters changes
 _SPLIT_CODES = {"train": 0, "test": 1}
 
 
@@ -121,11 +121,12 @@ Parameters: {json.dumps(params, sort_keys=True)}. Clips: {counts['train']} train
 Attributes (every value equally frequent within each split):
 {attribute_lines}
 
-How each is heard: five additive timbres with distinct envelopes; eighth-note arpeggios over
-sustained or re-struck triads at ~70/100/140 BPM; chord progressions whose chords are all major
-or all minor; melody centred near MIDI 45/62/79; kick-snare-hi-hat or no drums; loudness as
-playing style (soft: darker, gentler, -20 dBFS peak; loud: brighter, saturated, -1 dBFS peak),
-because music encoders normalise each clip's level away.
+How each is heard: five additive timbres with distinct envelopes, fixed body resonances and
+attack noises; detached eighth-note arpeggios and a triad on every beat at ~70/100/140 BPM;
+chord progressions whose chords are all major or all minor; melody centred near MIDI 45/62/79;
+kick-snare-hi-hat 3 dB under the instruments, or no drums; loudness as it sounds on a recording
+(soft: darker, gentler, -20 dBFS peak over a fixed -54 dBFS hiss; loud: brighter, lightly
+saturated, -1 dBFS peak), because music encoders normalise each clip's level away.
 
 Files: audio/<clip_id>.wav (16-bit PCM); captions.csv (MusicCaps format, is_audioset_eval True =
 test); qa.json (MusicInstruct format plus "attribute" and "value" per pair); attributes.json

@@ -1,26 +1,32 @@
 """Rendering one synthetic music clip from its attributes, with numpy only.
 
 The demo needs music whose attributes are KNOWN and AUDIBLE, so that "did the adapter learn to
-listen?" has a checkable answer. Each attribute is rendered as a property a listener (and a
-random-weight encoder, see REFERENCE.md section 6) can pick up:
+listen?" has a checkable answer. The adapter only sees each clip through a frozen encoder whose
+frames are then AVERAGED over ~4.3 s windows, after the encoder has normalised the clip's level.
+So every attribute is rendered as a property a listener hears AND that survives time averaging
+and level normalisation (checked with a random-weight encoder and a linear probe, as in
+REFERENCE.md section 6; numbers in the package's report):
 
-- instrument: five additive timbres (sums of harmonics) that differ in spectrum AND envelope:
-  piano (bright strike, exponential decay, upper partials dying first), organ (drawbar partials,
-  flat sustain, Leslie-like tremolo), guitar (plucked-string spectrum, fast decay), synth lead
-  (two detuned sawtooths, delayed vibrato), flute (nearly sinusoidal, slow attack, vibrato,
-  breath noise);
-- tempo: the note rate (eighth-note arpeggios) and, with drums, the beat, at ~70/100/140 BPM
-  (each clip jittered by up to 3%);
+- instrument: five additive timbres (sums of harmonics) that differ in partial pattern, envelope
+  and fixed "body" resonances, plus attack noise: piano (hammer thump, exponential decay, upper
+  partials dying first), organ (drawbar partials, flat sustain, Leslie-like tremolo, key click),
+  guitar (plucked-string spectrum, fast decay, body resonances at 120 Hz and 2.4 kHz, pick
+  noise), synth lead (two detuned sawtooths, resonant low-pass, delayed vibrato), flute (nearly
+  sinusoidal, slow attack, vibrato, band-passed breath noise). The resonances sit at fixed
+  frequencies whatever the note, which is what identifies an instrument across registers;
+- tempo: eighth-note arpeggios and a chord on every beat at ~70/100/140 BPM (each clip jittered
+  by up to 3%), all notes DETACHED (fixed lengths), so the share of attacks and gaps changes
+  with tempo, which a time average keeps; with drums, the beat as well;
 - key and mode: a I-IV-V style progression in the key whose chords are ALL major (major mode)
-  or ALL minor (natural minor: i, iv, v), each bar a sustained or re-struck triad under an
-  arpeggio of its chord tones, so the third of every chord carries the mode;
+  or ALL minor (natural minor: i, iv, v), so the third of every chord carries the mode;
 - register: the melody's octave, centred near MIDI 45 / 62 / 79 (A2, D4, G5), 17 semitones
-  apart, so the three registers barely overlap even after the 12 tonics spread each by an octave;
-- percussion: kick on 1 and 3, snare on 2 and 4, hi-hat on eighths, or nothing;
-- loudness: the encoder normalises every clip to unit variance, so gain alone would be
-  inaudible to it. Loudness is therefore rendered as a player would: soft = darker timbre
-  (upper partials damped), gentle attacks, -20 dBFS peak; loud = brighter timbre, tanh
-  saturation, -1 dBFS peak.
+  apart, so the three registers do not overlap even after the 12 tonics spread each by an octave;
+- percussion: kick on 1 and 3, snare on 2 and 4, hi-hat on eighths, mixed 3 dB under the
+  instruments by RMS (mixed by peak, short drum hits would sit ~10 dB lower), or nothing;
+- loudness: gain alone is normalised away by the encoder, so loudness is rendered as it sounds
+  on a recording: soft = darker timbre (upper partials damped), gentler attacks, -20 dBFS peak,
+  so the fixed -54 dBFS hiss of the "recording" is relatively 19 dB louder; loud = brighter
+  timbre, gentle tanh saturation, -1 dBFS peak.
 
 Speed: every distinct note of a clip is synthesised once and mixed in at each onset, and
 harmonics come from the recurrence sin((n+1)x) = 2 cos(x) sin(nx) - sin((n-1)x), which costs
@@ -53,7 +59,15 @@ class Timbre:
     tremolo_hz: float = 0.0
     tremolo_depth: float = 0.0
     detune_cents: float = 0.0      # a second, detuned oscillator (chorus / beating)
-    breath: float = 0.0            # noise level relative to the tone
+    breath: float = 0.0            # band-passed noise level relative to the tone
+    # Fixed resonances (centre Hz, width Hz, gain dB) and a low-pass corner: a body's colour
+    # stays at the same frequencies whatever note is played, so it identifies the instrument
+    # across registers, where partial-amplitude patterns alone move with the pitch.
+    body: tuple[tuple[float, float, float], ...] = ()
+    lowpass_hz: float | None = None
+    click: float = 0.0             # attack noise (hammer, pick, key click) level
+    click_s: float = 0.005
+    click_bright: bool = True      # high-passed (pick, key click) or low-passed (hammer thump)
 
 
 def _plucked(n_partials: int, position: float) -> tuple[float, ...]:
@@ -62,22 +76,30 @@ def _plucked(n_partials: int, position: float) -> tuple[float, ...]:
 
 TIMBRES = {
     "piano": Timbre(tuple(1.0 / n ** 1.3 for n in range(1, 13)), attack_s=0.003, decay_s=1.1,
-                    partial_damping=1.6, release_s=0.08),
+                    partial_damping=1.6, release_s=0.08, body=((450.0, 250.0, 4.0),),
+                    lowpass_hz=4500.0, click=0.6, click_s=0.015, click_bright=False),
     "organ": Timbre((1.0, 0.8, 0.6, 0.5, 0.0, 0.35, 0.0, 0.3), attack_s=0.008, decay_s=None,
-                    partial_damping=0.0, release_s=0.03, tremolo_hz=6.5, tremolo_depth=0.25),
+                    partial_damping=0.0, release_s=0.03, tremolo_hz=6.5, tremolo_depth=0.25,
+                    click=0.15, click_s=0.003),
     "guitar": Timbre(_plucked(16, 0.18), attack_s=0.0015, decay_s=0.45, partial_damping=3.0,
-                     release_s=0.05),
+                     release_s=0.05, body=((120.0, 50.0, 8.0), (2400.0, 700.0, 8.0)),
+                     lowpass_hz=5000.0, click=0.25, click_s=0.006),
     "synth": Timbre(tuple(1.0 / n for n in range(1, 25)), attack_s=0.015, decay_s=None,
                     partial_damping=0.0, release_s=0.06, vibrato_hz=5.5, vibrato_cents=14.0,
-                    detune_cents=9.0),
+                    detune_cents=9.0, body=((1600.0, 350.0, 12.0),), lowpass_hz=1900.0),
     "flute": Timbre((1.0, 0.45, 0.18, 0.08, 0.03), attack_s=0.06, decay_s=None,
                     partial_damping=0.0, release_s=0.08, vibrato_hz=5.0, vibrato_cents=18.0,
-                    breath=0.06),
+                    breath=0.12, body=((800.0, 400.0, 3.0),), lowpass_hz=1800.0),
 }
 SUSTAINED = frozenset(name for name, timbre in TIMBRES.items() if timbre.decay_s is None)
 
 # Loudness as playing style: brightness tilt on partial n (n ** tilt), attack stretch, peak.
-_SOFT, _LOUD = (-0.8, 2.0, 10 ** (-20 / 20)), (0.25, 0.6, 10 ** (-1 / 20))
+_SOFT, _LOUD = (-0.5, 2.0, 10 ** (-20 / 20)), (0.2, 0.6, 10 ** (-1 / 20))
+LOUD_DRIVE = 1.8       # tanh saturation of loud clips (gentle: heavier drive erases timbre)
+MELODY_HELD_S = 0.15   # notes are detached: a fixed length, so faster tempi leave fewer gaps
+CHORD_HELD_S = 0.3
+NOISE_FLOOR_DBFS = -54.0  # a recording's hiss: relatively louder in soft clips, as in life
+DRUM_LEVEL = 0.7       # drum bus RMS relative to the instruments' RMS (-3 dB)
 
 
 @dataclass(frozen=True)
@@ -146,7 +168,8 @@ def render_note(timbre: Timbre, midi: float, duration_s: float, loudness: str,
     t = np.arange(int(ring_s * sample_rate), dtype=np.float32) / np.float32(sample_rate)
     max_partials = max(1, int(0.45 * sample_rate / (freq * 1.03)))  # stay under Nyquist
     amplitudes = np.asarray(timbre.amplitudes[:max_partials], dtype=np.float32)
-    amplitudes *= np.arange(1, len(amplitudes) + 1, dtype=np.float32) ** np.float32(tilt)
+    numbers = np.arange(1, len(amplitudes) + 1, dtype=np.float32)
+    amplitudes *= numbers ** np.float32(tilt) * _body_gain(timbre, numbers * np.float32(freq))
 
     attack = max(timbre.attack_s * attack_stretch, 1.0 / sample_rate)
     envelope = np.minimum(t / np.float32(attack), np.float32(1.0))
@@ -178,11 +201,32 @@ def render_note(timbre: Timbre, midi: float, duration_s: float, loudness: str,
         phase = (steps * (2 * np.pi / sample_rate)).astype(np.float32)
         tone += _partial_sum(phase, amplitudes, ratio)
     tone *= envelope
-    if timbre.breath:
-        noise = rng.standard_normal(len(t)).astype(np.float32)
-        noise = np.convolve(noise, np.ones(4, dtype=np.float32) / 4, mode="same")  # soften hiss
-        tone += timbre.breath * float(amplitudes.sum()) * envelope * noise
+    level = float(amplitudes.sum()) * len(detunes)
+    if timbre.breath:  # band-passed: smoothed (low-pass) then differenced (high-pass)
+        noise = np.diff(_smooth(rng.standard_normal(len(t) + 1).astype(np.float32), 4))
+        tone += np.float32(timbre.breath * level) * envelope * noise
+    if timbre.click:
+        length = min(len(t), int(6 * timbre.click_s * sample_rate))
+        noise = rng.standard_normal(length + 1).astype(np.float32)
+        noise = np.diff(noise) if timbre.click_bright else _smooth(noise, 8)[:length]
+        tone[:length] += (np.float32(timbre.click * level) * noise
+                          * np.exp(-t[:length] / np.float32(timbre.click_s)))
     return tone / np.float32(len(detunes))
+
+
+def _smooth(signal: np.ndarray, taps: int) -> np.ndarray:
+    return np.convolve(signal, np.full(taps, 1.0 / taps, dtype=np.float32), mode="same")
+
+
+def _body_gain(timbre: Timbre, freqs: np.ndarray) -> np.ndarray:
+    """Gain of the instrument's fixed resonances and low-pass at each partial's frequency."""
+    gain = np.ones_like(freqs)
+    for centre, width, decibels in timbre.body:
+        peak = np.float32(10 ** (decibels / 20) - 1)
+        gain *= 1 + peak * np.exp(-0.5 * ((freqs - np.float32(centre)) / np.float32(width)) ** 2)
+    if timbre.lowpass_hz:
+        gain /= np.sqrt(1 + (freqs / np.float32(timbre.lowpass_hz)) ** 4)
+    return gain
 
 
 def _drum_sounds(sample_rate: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -196,6 +240,10 @@ def _drum_sounds(sample_rate: int, rng: np.random.Generator) -> dict[str, np.nda
     hat = 0.35 * hiss * np.exp(-t / 0.018)
     return {"kick": kick.astype(np.float32), "snare": snare.astype(np.float32),
             "hat": hat.astype(np.float32)}
+
+
+def _rms(signal: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
 
 
 def _place(out: np.ndarray, sound: np.ndarray, start: int, gain: float = 1.0) -> None:
@@ -214,7 +262,6 @@ def render_clip(plan: ClipPlan, seconds: float, sample_rate: int) -> np.ndarray:
     step_s = beat_s / 2  # eighth notes
     third = 4 if plan.mode == "major" else 3
     tonic = tonic_midi(plan.key, plan.register)
-    sustained = plan.instrument in SUSTAINED
     notes: dict[tuple[int, float], np.ndarray] = {}
 
     def note(midi: int, held_s: float) -> np.ndarray:
@@ -229,17 +276,18 @@ def render_clip(plan: ClipPlan, seconds: float, sample_rate: int) -> np.ndarray:
         root = tonic + (interval if interval <= 6 else interval - 12)  # IV above, V below
         chord = (root, root + third, root + 7, root + 12)
         bar_start = plan.offset_s + bar * 4 * beat_s
-        # Accompaniment: the triad, held for the bar or re-struck on beats 1 and 3.
-        strikes = (0.0,) if sustained else (0.0, 2 * beat_s)
-        held = 4 * beat_s * 0.97 if sustained else 2 * beat_s
-        for strike in strikes:
+        # Accompaniment: the triad struck on every beat; melody: an eighth-note arpeggio.
+        # Both are detached (fixed note lengths), so the share of the clip taken by attacks
+        # and by gaps changes with the tempo, which survives averaging over seconds.
+        for beat in range(4):
             for voice in chord[:3]:
-                _place(out, note(voice, held), int((bar_start + strike) * sample_rate), 0.3)
+                _place(out, note(voice, min(beat_s * 0.92, CHORD_HELD_S)),
+                       int((bar_start + beat * beat_s) * sample_rate), 0.3)
         for step in range(8):
             midi = chord[plan.arpeggio[(bar * 8 + step) % len(plan.arpeggio)]]
             jitter = rng.uniform(-0.004, 0.004)  # a human's timing, not a sequencer's
             start = int((bar_start + step * step_s + jitter) * sample_rate)
-            _place(out, note(midi, step_s * 0.92), max(start, 0), 0.8)
+            _place(out, note(midi, min(step_s * 0.92, MELODY_HELD_S)), max(start, 0), 0.8)
 
     peak = float(np.max(np.abs(out))) or 1.0
     out /= np.float32(peak)
@@ -253,14 +301,20 @@ def render_clip(plan: ClipPlan, seconds: float, sample_rate: int) -> np.ndarray:
             for half in (0.0, step_s):
                 _place(drums, sounds["hat"], int((at + half) * sample_rate),
                        rng.uniform(0.7, 1.0))
-        out += 0.6 * drums / np.float32(float(np.max(np.abs(drums))) or 1.0)
+        # Matched by RMS, not peak: drum hits are short, and a kit mixed by peak sits ~10 dB
+        # under the instruments, where an encoder barely registers it.
+        scale = DRUM_LEVEL * _rms(out) / (_rms(drums) or 1.0)
+        out += np.float32(scale) * drums
 
     _, _, target_peak = _SOFT if plan.loudness == "soft" else _LOUD
     if plan.loudness == "loud":
-        out = np.tanh(np.float32(2.5) * out / np.float32(np.max(np.abs(out)) or 1.0))
+        out = np.tanh(np.float32(LOUD_DRIVE) * out / np.float32(np.max(np.abs(out)) or 1.0))
     fade = min(len(out) // 2, int(0.01 * sample_rate))  # no clicks at the cut points
     if fade:
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
         out[:fade] *= ramp
         out[-fade:] *= ramp[::-1]
-    return (out * np.float32(target_peak / (float(np.max(np.abs(out))) or 1.0))).astype(np.float32)
+    out *= np.float32(target_peak / (float(np.max(np.abs(out))) or 1.0))
+    hiss = _smooth(rng.standard_normal(len(out)).astype(np.float32), 2)
+    out += np.float32(10 ** (NOISE_FLOOR_DBFS / 20) / (_rms(hiss) or 1.0)) * hiss
+    return out
