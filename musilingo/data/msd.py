@@ -69,7 +69,9 @@ def load_msd_splits(annotations: str | Path, split: str | None) -> dict:
 
     default_split = split or "train"
     path = Path(annotations).expanduser()
-    if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
+    saved = path.is_dir() and any((path / name).is_file()
+                                  for name in ("dataset_dict.json", "state.json"))
+    if saved:
         loaded = datasets.load_from_disk(str(path))
         splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) \
             else {default_split: loaded}
@@ -89,9 +91,10 @@ def load_msd_splits(annotations: str | Path, split: str | None) -> dict:
         try:
             splits = dict(datasets.load_dataset(str(annotations)))
         except Exception as error:
-            raise UserError(f"{annotations}: could not load this hub data set ({type(error).__name__}"
-                            f": {str(error).splitlines()[0][:200]}); without a network, download "
-                            "it elsewhere and pass the local folder") from None
+            raise UserError(f"{annotations}: could not load this hub data set "
+                            f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                            "without a network, download it elsewhere and pass the local "
+                            "folder") from None
     else:
         raise UserError(f"{path}: annotation file or folder does not exist; pass the "
                         "LP-MusicCaps-MSD folder, file or hub id")

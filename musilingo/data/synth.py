@@ -43,7 +43,7 @@ from musilingo.errors import UserError
 __all__ = ["ATTRIBUTES", "chance", "answer_is_correct", "mentioned_values", "generate",
            "read_synth", "load_attributes", "plan_clips", "GENERATOR_VERSION"]
 
-GENERATOR_VERSION = 2  # bump whenever output for the same parameters changes
+GENERATOR_VERSION = 3  # bump whenever output for the same parameters changes
 _SPLIT_CODES = {"train": 0, "test": 1}
 
 
@@ -111,12 +111,14 @@ def _captions_csv(rows: list[dict]) -> str:
 
 
 def _readme(params: dict, counts: dict[str, int]) -> str:
-    attribute_lines = "\n".join(f"- {attribute}: {', '.join(values)} (chance {chance(attribute):.3f})"
-                                for attribute, values in ATTRIBUTES.items())
+    attribute_lines = "\n".join(
+        f"- {attribute}: {', '.join(values)} (chance {chance(attribute):.3f})"
+        for attribute, values in ATTRIBUTES.items())
     return f"""# Synthetic music set (musilingo.data.synth, generator version {GENERATOR_VERSION})
 
 Procedurally generated instrumental clips with known attributes, for the musilingo demo.
-Parameters: {json.dumps(params, sort_keys=True)}. Clips: {counts['train']} train, {counts['test']} test.
+Parameters: {json.dumps(params, sort_keys=True)}.
+Clips: {counts['train']} train, {counts['test']} test.
 
 Attributes (every value equally frequent within each split):
 {attribute_lines}
@@ -215,6 +217,9 @@ def read_synth(annotations: str | Path | None, audio_root: str | Path | None, *,
     if given is None:
         raise UserError("synth: no folder given; pass the folder written by the synth generator")
     path = Path(given).expanduser()
+    if not path.exists():
+        raise UserError(f"{path}: does not exist; pass the folder written by the synth generator "
+                        "(musilingo.data.synth.generate)")
     folder = path if path.is_dir() else path.parent
     audio = audio_root if annotations is not None and audio_root is not None else folder / "audio"
     if path.is_file() and path.suffix.lower() == ".csv":

@@ -203,7 +203,8 @@ def caption(plan: ClipPlan, rng: np.random.Generator) -> str:
     words = {
         "mood": mood, "Mood": mood.capitalize(), "A_mood": f"{_article(mood)} {mood}".capitalize(),
         "tempo": tempo, "a_tempo": f"{_article(tempo)} {tempo}", "key": key_phrase,
-        "mode": plan.mode, "key_bare": f"{SPOKEN_KEYS[plan.key]} {plan.mode}", "instrument": instrument, "Instrument": instrument.capitalize(),
+        "mode": plan.mode, "key_bare": f"{SPOKEN_KEYS[plan.key]} {plan.mode}",
+        "instrument": instrument, "Instrument": instrument.capitalize(),
         "instrument_bare": instrument.split(" ", 1)[1],
         "register": _pick(rng, _REGISTER_PHRASES[plan.register]),
         "loud": _pick(rng, _LOUDNESS_WORDS[plan.loudness]),

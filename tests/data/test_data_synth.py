@@ -123,6 +123,8 @@ def test_attribute_values_are_balanced_within_each_split(tmp_path):
 def test_a_folder_that_is_not_a_generation_is_refused(tmp_path):
     with pytest.raises(UserError, match="no manifest.json"):
         read_dataset("synth", tmp_path, None)
+    with pytest.raises(UserError, match="absent: does not exist"):
+        read_dataset("synth", tmp_path / "absent", None)
     with pytest.raises(UserError, match="at least one clip"):
         generate(tmp_path / "x", n_train=0, n_test=0)
 
