@@ -78,10 +78,11 @@ def _render_to_file(job: tuple[ClipPlan, str, float, int]) -> int:
 
 
 def _render_all(jobs: list, workers: int) -> list[int]:
-    if workers <= 1 or len(jobs) < 2:
-        return [_render_to_file(job) for job in jobs]
     # fork, not spawn: spawn re-imports the caller's __main__, which breaks scripts that call
-    # generate() without an `if __name__ == "__main__"` guard.
+    # generate() without an `if __name__ == "__main__"` guard. Without fork (Windows), render
+    # in this process: slower, same bytes.
+    if workers <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_render_to_file(job) for job in jobs]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(_render_to_file, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
 
