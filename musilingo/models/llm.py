@@ -21,7 +21,9 @@ as a local folder: the tests and the demo's quick mode load it through the same 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -65,12 +67,36 @@ def _smollm2_package() -> Path:
     return folder
 
 
+def _tmp_folder(folder: Path) -> Path:
+    """A build folder of this process alone: torchrun ranks build a missing preset together, and
+    a shared temporary name let one rank publish a folder another was still writing into."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+
+
+def _save_model(model, tmp: Path) -> None:
+    """config + generation config + model.safetensors, written by THIS process.
+
+    Not `model.save_pretrained`: once torch.distributed is initialised it writes weights on rank 0
+    only, so a torchrun rank building a preset would publish a folder without weights."""
+    from safetensors.torch import save_file
+
+    model.config.save_pretrained(tmp)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(tmp)
+    state = model.state_dict()
+    if model.config.tie_word_embeddings:  # one tensor, stored once (as transformers does)
+        state.pop("lm_head.weight", None)
+    save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"),
+              metadata={"format": "pt"})
+
+
 def _publish(tmp: Path, folder: Path) -> Path:
-    """Move a finished temporary folder into place; a concurrent builder's identical copy wins."""
-    if folder.exists():
+    """Move a finished build folder into place (atomic); a concurrent builder's copy may win."""
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # the folder exists (another process finished first): identical, keep it
         shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        tmp.replace(folder)
     return folder
 
 
@@ -99,9 +125,8 @@ def smollm2_folder() -> Path:
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise RuntimeError(f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
     model.tie_weights()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f"{folder.name}.tmp{id(model)}")
-    model.save_pretrained(tmp, safe_serialization=True)
+    tmp = _tmp_folder(folder)
+    _save_model(model, tmp)
     _smollm2_tokenizer().save_pretrained(tmp)
     return _publish(tmp, folder)
 
@@ -120,9 +145,8 @@ def tiny_llama_folder(seed: int = 0) -> Path:
                          else tok.eos_token_id, **TINY_LLAMA)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f"{folder.name}.tmp{id(model)}")
-    model.save_pretrained(tmp, safe_serialization=True)
+    tmp = _tmp_folder(folder)
+    _save_model(model, tmp)
     tok.save_pretrained(tmp)
     return _publish(tmp, folder)
 
