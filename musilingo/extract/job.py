@@ -331,7 +331,11 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
 
 def _barrier(world):
     if world > 1:
-        torch.distributed.barrier()
+        try:
+            torch.distributed.barrier()
+        except Exception:  # a peer died (rank 0 refused the run, or was killed): say so briefly
+            raise UserError(f"rank {dist_env()[0]}: stopping because another process stopped "
+                            "first (its error is above)") from None
 
 
 def _sum_over_ranks(stats: dict, world: int) -> dict:
