@@ -1,4 +1,4 @@
-"""`cache info`, `cache verify` (damage detection naming the rows) and `cache export --format hdf5`."""
+"""`cache info`, `cache verify` (damage detection naming the rows), `cache export --format hdf5`."""
 from __future__ import annotations
 
 import json
