@@ -1,9 +1,9 @@
 """DeepSpeed plumbing: process group, the shipped JSON configs, the engine, the LR schedule.
 
 One process (`musilingo train ...`), several on one machine (`torchrun --nproc_per_node N -m
-musilingo train ...`, or the `deepspeed` launcher) and CPU or GPU all take the same path: the
-environment variables a launcher sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) are given
-defaults for a single process, then DeepSpeed joins the group (gloo on CPU, nccl on GPU).
+musilingo train ...`, or the `deepspeed` launcher) and CPU or GPU all take the same path: a
+launcher's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) makes DeepSpeed join that
+group (gloo on CPU, nccl on GPU); a single process gets a one-member group of its own.
 
 Only the adapter's parameters reach the optimizer: a client `torch.optim.AdamW` (no C++ op to
 build), weight decay on matrices only. DeepSpeed's CPU shared-memory all-reduce is a C++ op that
@@ -16,7 +16,6 @@ import copy
 import json
 import math
 import os
-import socket
 from importlib import resources
 from pathlib import Path
 
@@ -27,23 +26,12 @@ from ..errors import UserError
 SHIPPED = ("zero0", "zero2", "zero3", "zero2_offload", "zero3_offload")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def dist_env() -> tuple[int, int, int]:
-    """(rank, world size, local rank), with single-process defaults written to the environment."""
+    """(rank, world size, local rank) from a launcher's environment (one process otherwise)."""
     env = os.environ
     if "WORLD_SIZE" not in env:
-        env.setdefault("RANK", "0")
-        env.setdefault("LOCAL_RANK", "0")
-        env["WORLD_SIZE"] = "1"
-        env.setdefault("MASTER_ADDR", "127.0.0.1")
-        env.setdefault("MASTER_PORT", str(_free_port()))
-    env.setdefault("LOCAL_RANK", env.get("RANK", "0"))
-    return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"])
+        return 0, 1, int(env.get("LOCAL_RANK", 0))
+    return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", env["RANK"]))
 
 
 def _disable_cpu_shm_op() -> None:
@@ -61,14 +49,25 @@ def _disable_cpu_shm_op() -> None:
 
 
 def init_distributed(device: str) -> tuple[int, int, int]:
+    """Join (or, alone, create) the process group that DeepSpeed runs on.
+
+    A single process gets a one-member group on an in-memory store: no TCP port, and nothing
+    written to the environment but LOCAL_RANK (which DeepSpeed reads), so processes this one
+    starts later are not mistaken for members of its group."""
     rank, world, local_rank = dist_env()
+    backend = "gloo" if device == "cpu" else "nccl"
     if device == "cpu":
         _disable_cpu_shm_op()
     import deepspeed
 
+    os.environ.setdefault("LOCAL_RANK", str(local_rank))
     if not torch.distributed.is_initialized():
-        deepspeed.init_distributed(dist_backend="gloo" if device == "cpu" else "nccl",
-                                   verbose=False)
+        if world == 1 and "MASTER_ADDR" not in os.environ:
+            torch.distributed.init_process_group(backend, store=torch.distributed.HashStore(),
+                                                 rank=0, world_size=1)
+        else:
+            deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)  # wraps the existing group
     return rank, world, local_rank
 
 

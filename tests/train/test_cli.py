@@ -82,8 +82,9 @@ def test_kill_9_then_resume_reproduces_the_losses(make_cfg, synth, cache, tmp_pa
             "--precision", "fp32", "--deepspeed", "zero2", "--save-every", "2", "--num-workers", "1",
             "--no-progress", "--out-dir", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    log = (tmp_path / "killed.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "musilingo", "train", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=subprocess.STDOUT)
     latest = out / "resume" / "latest"
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
@@ -91,7 +92,9 @@ def test_kill_9_then_resume_reproduces_the_losses(make_cfg, synth, cache, tmp_pa
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    code = proc.wait()
+    log.close()
+    assert code == -signal.SIGKILL, (tmp_path / "killed.log").read_text()[-3000:]
     done = len((out / "metrics.jsonl").read_text().splitlines())
     assert 6 <= done < 40
     resumed = subprocess.run([sys.executable, "-m", "musilingo", "train", *args, "--resume"],

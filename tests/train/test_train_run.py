@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -21,7 +22,11 @@ def quiet(*_a, **_k):
 
 def test_loss_falls_and_run_folder_is_complete(make_cfg):
     cfg = make_cfg(micro_batch_size=8, max_steps=40, normalize=True, log_every=1)
+    before = {k: v for k, v in os.environ.items() if k != "LOCAL_RANK"}
     r = run(cfg, log=quiet)
+    # A lone process makes its own one-member group: no RANK/WORLD_SIZE/MASTER_PORT left behind
+    # for the processes it starts later to trip over.
+    assert {k: v for k, v in os.environ.items() if k != "LOCAL_RANK"} == before
     first, last = sum(r.losses[:3]) / 3, sum(r.losses[-5:]) / 5
     assert last < first - 0.8, r.losses
     assert r.steps == 40 and not r.stopped_early
