@@ -81,6 +81,7 @@ def _save_model(model, tmp: Path) -> None:
     only, so a torchrun rank building a preset would publish a folder without weights."""
     from safetensors.torch import save_file
 
+    model.config.architectures = [type(model).__name__]
     model.config.save_pretrained(tmp)
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(tmp)
@@ -157,6 +158,10 @@ def resolve_llm(name_or_path: str) -> str:
         return str(smollm2_folder())
     if name_or_path == "tiny-llama":
         return str(tiny_llama_folder())
+    if name_or_path == "tiny-lm":  # text-pre-trained tiny Llama (the quick demo)
+        from .tiny_lm import tiny_lm_folder
+
+        return str(tiny_lm_folder())
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
