@@ -42,7 +42,7 @@ class DemoConfig:
     n_test: int = _opt(40, "test clips")
     seconds: float = _opt(10.0, "clip length in seconds")
     encoder: str = _opt("tiny", "encoder preset (the demo needs one available offline)")
-    llm: str = _opt("smollm2", "frozen LLM: smollm2 (real, offline) or tiny-llama")
+    llm: str = _opt("smollm2", "frozen LLM: smollm2 (real, offline) or tiny-lm (models/tiny_lm.py)")
     pretrain_steps: int = _opt(150, "stage-1 optimizer steps (captions)")
     instruct_steps: int = _opt(500, "stage-2 optimizer steps (attribute Q&A)")
     batch_size: int = _opt(8, "examples per step")
@@ -56,8 +56,8 @@ class DemoConfig:
 
     @classmethod
     def quick_preset(cls, **overrides) -> "DemoConfig":
-        values = dict(quick=True, out="demo_out_quick", n_train=96, n_test=24, llm="tiny-llama",
-                      pretrain_steps=0, instruct_steps=200, batch_size=16, instruct_lr=1e-2,
+        values = dict(quick=True, out="demo_out_quick", n_train=96, n_test=24, llm="tiny-lm",
+                      pretrain_steps=0, instruct_steps=200, batch_size=16, instruct_lr=3e-3,
                       caption_tokens=24, answer_tokens=12)
         values.update(overrides)
         return cls(**values)
@@ -87,7 +87,8 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
         datasets = [{"name": "synth", "annotations": str(data), "split": "train"},
                     dict(captions, question=CAPTION_QUESTION)]
     return TrainConfig(
-        stage=stage, datasets=datasets, mixing="proportional", cache=str(cache), llm=cfg.llm, t=325, normalize=True, micro_batch_size=cfg.batch_size,
+        stage=stage, datasets=datasets, mixing="proportional", cache=str(cache), llm=cfg.llm,
+        t=325, normalize=True, adapter_init="embedding-scale", micro_batch_size=cfg.batch_size,
         grad_accum=1, epochs=1, max_steps=steps, warmup_steps=max(1, steps // 20), lr=lr,
         min_lr=lr / 10, warmup_lr=lr / 100, precision="fp32", deepspeed="zero0", seed=cfg.seed,
         init_adapter=str(init_adapter) if init_adapter else None, out_dir=str(run_dir),

@@ -63,6 +63,9 @@ class TrainConfig:
     normalize: bool = _opt(False, "standardise adapter inputs per dimension with statistics of "
                            "the training clips (fixed, saved with the adapter)")
     normalize_clips: int = _opt(512, "clips sampled for the normalisation statistics")
+    adapter_init: str = _opt("default", "default (nn.Linear's, as the paper) or embedding-scale "
+                             "(audio tokens start at the LLM's word-embedding size: faster "
+                             "learning with standardised inputs)")
     segments: str = _opt("random", "clips with several segments: random (one per epoch, the "
                          "paper's random crop) or concat (in order, up to max_audio_tokens)")
     max_audio_tokens: int = _opt(64, "concat mode: most audio tokens per example")

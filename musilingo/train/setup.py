@@ -36,7 +36,8 @@ class Job:
 def _validate(cfg) -> None:
     choices = {"stage": ("pretrain", "instruct"), "features": ("cache", "online"),
                "segments": ("random", "concat"), "layer_aggregation": ("mean", "learned"),
-               "mixing": ("equal", "proportional", "weighted")}
+               "mixing": ("equal", "proportional", "weighted"),
+               "adapter_init": ("default", "embedding-scale")}
     for key, allowed in choices.items():
         if getattr(cfg, key) not in allowed:
             raise UserError(f"{key}={getattr(cfg, key)!r}: use one of {', '.join(allowed)}")
@@ -158,6 +159,23 @@ def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
     return len(seen)
 
 
+def init_embedding_scale(model: MusiLingo) -> float:
+    """Initialise the projection so audio tokens start at the size of the LLM's word embeddings.
+
+    nn.Linear's default init gives audio tokens several times the norm of any text token
+    (SmolLM2: ~14 against ~3.2), far outside what the frozen LLM has seen, and the adapter spends
+    its first hundreds of steps shrinking them. Weights ~ N(0, (s^2 / d_in)) with zero bias give
+    outputs of per-dimension std s, the embedding table's, when inputs have unit variance
+    (`normalize=true`). Seeded by the run's seed like the default init.
+    """
+    proj = model.adapter.proj
+    s = float(model.llm.get_input_embeddings().weight.float().std())
+    with torch.no_grad():
+        proj.weight.normal_(0.0, s / proj.in_features ** 0.5)
+        proj.bias.zero_()
+    return s
+
+
 def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     _validate(cfg)
     template = get_template(STAGE_TEMPLATES[cfg.stage], cfg.max_text_tokens)
@@ -184,9 +202,13 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     if cfg.init_adapter:
         init_from_adapter(model, cfg.init_adapter, encoder)
         say(f"adapter initialised from {cfg.init_adapter}")
-    elif cfg.normalize:
-        clips = fit_normalization(model, sets, cfg)
-        say(f"feature standardisation fitted on {clips} clips")
+    else:
+        if cfg.normalize:
+            clips = fit_normalization(model, sets, cfg)
+            say(f"feature standardisation fitted on {clips} clips")
+        if cfg.adapter_init == "embedding-scale":
+            scale = init_embedding_scale(model)
+            say(f"adapter initialised at the LLM's embedding scale (output std {scale:.3g})")
 
     global_micro = cfg.micro_batch_size * world
     n_examples = sum(len(ts.examples) for ts in sets)
