@@ -56,8 +56,8 @@ class DemoConfig:
 
     @classmethod
     def quick_preset(cls, **overrides) -> "DemoConfig":
-        values = dict(quick=True, out="demo_out_quick", n_train=96, n_test=24, llm="tiny-lm",
-                      pretrain_steps=0, instruct_steps=200, batch_size=16, instruct_lr=3e-3,
+        values = dict(quick=True, out="demo_out_quick", n_train=160, n_test=24, llm="tiny-lm",
+                      pretrain_steps=0, instruct_steps=400, batch_size=16, instruct_lr=3e-3,
                       caption_tokens=24, answer_tokens=12)
         values.update(overrides)
         return cls(**values)
