@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +79,15 @@ def build_random_encoder(folder: str | Path, *, layout: str = "95m", seed: int =
     fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=MERT_SAMPLE_RATE,
                                   padding_value=0.0, do_normalize=True,
                                   return_attention_mask=True)
-    tmp = folder.with_name(folder.name + ".tmp")
+    # A build folder of this process alone: torchrun ranks may build the preset at once.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     model.save_pretrained(tmp, safe_serialization=True)
     fe.save_pretrained(tmp)
-    if folder.exists():  # another process won the race; its folder is identical (same seed)
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another process won the race; its folder is identical (same seed)
         shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        tmp.replace(folder)
     return folder
 
 
