@@ -43,11 +43,13 @@ class DemoConfig:
     seconds: float = _opt(10.0, "clip length in seconds")
     encoder: str = _opt("tiny", "encoder preset (the demo needs one available offline)")
     llm: str = _opt("smollm2", "frozen LLM: smollm2 (real, offline) or tiny-lm (models/tiny_lm.py)")
-    pretrain_steps: int = _opt(150, "stage-1 optimizer steps (captions)")
+    pretrain_steps: int = _opt(100, "stage-1 optimizer steps (captions)")
     instruct_steps: int = _opt(500, "stage-2 optimizer steps (attribute Q&A)")
     batch_size: int = _opt(8, "examples per step")
-    pretrain_lr: float = _opt(3e-3, "stage-1 peak learning rate")
-    instruct_lr: float = _opt(3e-3, "stage-2 peak learning rate (REFERENCE.md section 6)")
+    pretrain_lr: float = _opt(1e-3, "stage-1 peak learning rate")
+    instruct_lr: float = _opt(1e-3, "stage-2 peak learning rate (with the embedding-scale "
+                                 "init, 1e-3 moves weights ~8% per step, as 3e-3 did from "
+                                 "nn.Linear's init in REFERENCE.md section 6)")
     eval_batch_size: int = _opt(40, "answers generated per batch")
     caption_tokens: int = _opt(40, "most new tokens of a generated caption")
     answer_tokens: int = _opt(16, "most new tokens of a generated answer")
