@@ -43,13 +43,15 @@ class DemoConfig:
     seconds: float = _opt(10.0, "clip length in seconds")
     encoder: str = _opt("tiny", "encoder preset (the demo needs one available offline)")
     llm: str = _opt("smollm2", "frozen LLM: smollm2 (real, offline) or tiny-lm (models/tiny_lm.py)")
-    pretrain_steps: int = _opt(100, "stage-1 optimizer steps (captions)")
-    instruct_steps: int = _opt(500, "stage-2 optimizer steps (attribute Q&A)")
+    pretrain_steps: int = _opt(50, "stage-1 optimizer steps (captions)")
+    instruct_steps: int = _opt(550, "stage-2 optimizer steps (attribute Q&A)")
     batch_size: int = _opt(8, "examples per step")
-    pretrain_lr: float = _opt(1e-3, "stage-1 peak learning rate")
-    instruct_lr: float = _opt(1e-3, "stage-2 peak learning rate (with the embedding-scale "
-                                 "init, 1e-3 moves weights ~8% per step, as 3e-3 did from "
-                                 "nn.Linear's init in REFERENCE.md section 6)")
+    pretrain_lr: float = _opt(3e-3, "stage-1 peak learning rate")
+    instruct_lr: float = _opt(3e-3, "stage-2 peak learning rate (REFERENCE.md section 6: 1e-3 "
+                              "stays at chance with SmolLM2; so did 1e-3 with the "
+                              "embedding-scale init, measured)")
+    adapter_init: str = _opt("default", "adapter init: default (nn.Linear, REFERENCE.md section 6's "
+                             "recipe for SmolLM2) or embedding-scale (the quick demo's tiny-lm)")
     eval_batch_size: int = _opt(40, "answers generated per batch")
     caption_tokens: int = _opt(40, "most new tokens of a generated caption")
     answer_tokens: int = _opt(16, "most new tokens of a generated answer")
@@ -60,6 +62,7 @@ class DemoConfig:
     def quick_preset(cls, **overrides) -> "DemoConfig":
         values = dict(quick=True, out="demo_out_quick", n_train=160, n_test=24, llm="tiny-lm",
                       pretrain_steps=0, instruct_steps=400, batch_size=16, instruct_lr=3e-3,
+                      adapter_init="embedding-scale",
                       caption_tokens=24, answer_tokens=12)
         values.update(overrides)
         return cls(**values)
@@ -90,7 +93,7 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
                     dict(captions, question=CAPTION_QUESTION)]
     return TrainConfig(
         stage=stage, datasets=datasets, mixing="proportional", cache=str(cache), llm=cfg.llm,
-        t=325, normalize=True, adapter_init="embedding-scale", micro_batch_size=cfg.batch_size,
+        t=325, normalize=True, adapter_init=cfg.adapter_init, micro_batch_size=cfg.batch_size,
         grad_accum=1, epochs=1, max_steps=steps, warmup_steps=max(1, steps // 20), lr=lr,
         min_lr=lr / 10, warmup_lr=lr / 100, precision="fp32", deepspeed="zero0", seed=cfg.seed,
         init_adapter=str(init_adapter) if init_adapter else None, out_dir=str(run_dir),
