@@ -20,15 +20,14 @@ import sys
 import click
 
 from ..errors import UserError
-from .config import generation_from_options, generation_options
+from .config import generation_from_options, runtime_options
 
-DTYPES = ("fp32", "bf16", "fp16")
 CAPTION_COLUMNS = ("clip", "start", "end", "scope", "caption")
 ASK_COLUMNS = ("clip", "start", "end", "scope", "question", "answer")
 
 
 def model_options(fn):
-    """--run, --llm, --cache, --encoder, device/dtype, batching, segmenting, decoding."""
+    """--run, --llm, --cache, --encoder, then the shared runtime and decoding options."""
     opts = [
         click.option("--run", "run", required=True, type=click.Path(),
                      help="run folder with adapter.safetensors + adapter_config.json (from "
@@ -39,17 +38,8 @@ def model_options(fn):
                      help="read features from this cache; AUDIO arguments are then clip ids"),
         click.option("--encoder", default=None,
                      help="encoder instead of the one named in adapter_config.json"),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N"),
-        click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True,
-                     help="LLM weights dtype"),
-        click.option("--batch-size", type=int, default=8, show_default=True,
-                     help="answers generated together (left-padded batches)"),
-        click.option("--segment-seconds", type=float, default=30.0, show_default=True,
-                     help="long audio is encoded in segments this long"),
-        click.option("--trust-remote-code", is_flag=True,
-                     help="allow models that ship their own code (MERT on the hub)"),
     ]
-    fn = generation_options(fn)
+    fn = runtime_options(fn)
     for opt in reversed(opts):
         fn = opt(fn)
     return fn

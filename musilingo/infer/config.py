@@ -96,6 +96,29 @@ def generation_options(fn):
     return fn
 
 
+DTYPES = ("fp32", "bf16", "fp16")
+
+
+def runtime_options(fn):
+    """Where and how the models run, then the decoding options: shared by caption/ask/chat and
+    `score --run`, so both modes take the same flags with the same defaults."""
+    opts = [
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N"),
+        click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True,
+                     help="LLM weights dtype"),
+        click.option("--batch-size", type=int, default=8, show_default=True,
+                     help="answers generated together (left-padded batches)"),
+        click.option("--segment-seconds", type=float, default=30.0, show_default=True,
+                     help="long audio is encoded in segments this long"),
+        click.option("--trust-remote-code", is_flag=True,
+                     help="allow models that ship their own code (MERT on the hub)"),
+    ]
+    fn = generation_options(fn)
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
 GENERATION_KEYS = ("decoding", "sampling_preset", "num_beams", "top_p", "temperature",
                    "max_new_tokens", "seed")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from .config import generation_from_options, generation_options
+from .config import generation_from_options, runtime_options
 
 DATASET_NAMES = ("musiccaps", "musicinstruct-short", "musicinstruct-long", "musicqa",
                  "songdescriber")
@@ -23,7 +23,7 @@ RUN_KEYS = ("run", "dataset", "annotations", "audio_root", "cache", "control", "
 
 
 def score_run_options(fn):
-    """Options of the generation mode (`--run ...`), plus the decoding options."""
+    """Options of the generation mode (`--run ...`), plus the shared runtime and decoding ones."""
     opts = [
         click.option("--run", default=None, type=click.Path(),
                      help="generation mode: a run folder (adapter_config.json) to generate "
@@ -46,17 +46,8 @@ def score_run_options(fn):
                      help="with --run: only the first N test items (quick runs)"),
         click.option("--llm", default=None, help="with --run: LLM instead of the run's"),
         click.option("--encoder", default=None, help="with --run: encoder instead of the run's"),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N"),
-        click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
-                     show_default=True, help="LLM weights dtype"),
-        click.option("--batch-size", type=int, default=8, show_default=True,
-                     help="answers generated together"),
-        click.option("--segment-seconds", type=float, default=30.0, show_default=True,
-                     help="long audio is encoded in segments this long"),
-        click.option("--trust-remote-code", is_flag=True,
-                     help="allow models that ship their own code (MERT on the hub)"),
     ]
-    fn = generation_options(fn)
+    fn = runtime_options(fn)
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
