@@ -146,7 +146,9 @@ def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
             seen.add(ex.clip_id)
             f, c = example_features(ex, ts.features, mode="concat", seed=cfg.seed, epoch=0,
                                     factor=model.adapter.factor, max_audio_tokens=cfg.max_audio_tokens)
-            x, cnt = model.adapter.pooled(torch.as_tensor(f)[None], torch.as_tensor(c)[None])
+            dev = model.adapter.feature_mean.device  # the adapter may already sit on a GPU
+            x, cnt = model.adapter.pooled(torch.as_tensor(f, device=dev)[None],
+                                          torch.as_tensor(c, device=dev)[None])
             x = x[0][cnt[0] > 0].double()
             total = x.sum(0) if total is None else total + x.sum(0)
             sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)

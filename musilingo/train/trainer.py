@@ -136,10 +136,10 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
             t_step = time.perf_counter()
             micro_batches = [next(batches) for _ in range(ga)]
             counts = torch.tensor([float(sum(int((b["labels"] != IGNORE).sum()) for b in micro_batches))],
-                                  dtype=torch.float64)
+                                  dtype=torch.float64, device=device)  # NCCL reduces GPU tensors only
             dist.all_reduce(counts)
             tokens = max(float(counts.item()), 1.0)
-            nll = torch.zeros(1, dtype=torch.float64)
+            nll = torch.zeros(1, dtype=torch.float64, device=device)
             for b in micro_batches:
                 b["loss_norm"] = tokens / (ga * world)
                 loss = engine(b)
