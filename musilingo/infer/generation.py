@@ -29,7 +29,7 @@ import torch
 from ..errors import UserError
 from ..models.musilingo import make_batch
 from ..models.prompts import (PromptTemplate, TokenizedExample, answer_from_generation,
-                              render, tokenize_example)
+                              render, split_trailing_space, tokenize_example)
 from .config import GenerationConfig
 
 # Later turns of a chat continue the instruct template's "###Human: ... ###Assistant: " pattern:
@@ -71,6 +71,7 @@ def chat_example(model, turns: list[tuple[str, str | None]]) -> TokenizedExample
     for (_, answer), (question, _) in zip(turns[:-1], turns[1:]):
         after += answer + template.end + CHAT_TURN.format(question=question)
     tok = model.tokenizer
+    after, _ = split_trailing_space(tok, after)  # as in training (models/prompts.py)
     bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
     return TokenizedExample(before=bos + _encode(tok, before), after=_encode(tok, after))
 

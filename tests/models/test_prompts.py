@@ -39,15 +39,39 @@ def test_instruct_layout_and_labels_token_by_token(tok):
     ex = tokenize_example(tok, t, question=q, target=a)
     ids, labels = sequence_layout(ex, num_audio=2)
     before = [tok.bos_token_id] + tok("###Human: <Audio>", add_special_tokens=False)["input_ids"]
-    after = tok("</Audio> " + q + " ###Assistant: ", add_special_tokens=False)["input_ids"]
-    target = tok(a + "###", add_special_tokens=False)["input_ids"]
+    # SmolLM2's byte-level BPE folds a word's leading space into the word: the prompt's trailing
+    # space starts the answer (" A"), instead of a lone space token followed by a no-space "A".
+    after = tok("</Audio> " + q + " ###Assistant:", add_special_tokens=False)["input_ids"]
+    target = tok(" " + a + "###", add_special_tokens=False)["input_ids"]
     assert ids == before + [-1, -1] + after + target
+    assert tok.convert_ids_to_tokens(target[0]) == "\u0120A"  # "ĠA": the ordinary word token
+    # Same text as the paper's template: only the cut between prompt and target moved.
+    assert tok.decode(ex.after + ex.target) == "</Audio> " + q + " ###Assistant: " + a + "###"
     for pos, (i, lab) in enumerate(zip(ids, labels)):
         in_target = pos >= len(before) + 2 + len(after)
         assert lab == (i if in_target else IGNORE), f"position {pos}"
     # <Audio> and </Audio> are plain text: no token id outside the tokenizer's own vocabulary.
     assert tok.decode(ex.before[1:]) == "###Human: <Audio>"
     assert tok.decode(ex.after).startswith("</Audio> What instrument")
+    # Generation sees exactly the prompt that training saw.
+    assert tokenize_example(tok, t, question=q).after == ex.after
+
+
+class _SentencePieceLike:
+    """A tokenizer whose spaces are tokens of their own (like LLaMA-2's with its dummy prefix):
+    one id per character, so " the" is 4 tokens."""
+
+    bos_token_id = 1
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [ord(ch) for ch in text]}
+
+
+def test_spaces_stay_in_the_prompt_for_tokenizers_without_space_words():
+    sp = _SentencePieceLike()
+    ex = tokenize_example(sp, get_template("instruct"), question="Q?", target="Yes.")
+    assert "".join(map(chr, ex.after)) == "</Audio> Q? ###Assistant: "  # the reference layout
+    assert "".join(map(chr, ex.target)) == "Yes.###"
 
 
 def test_instruct_truncates_target_only(tok):
