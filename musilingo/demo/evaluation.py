@@ -22,7 +22,8 @@ CAPTION_QUESTION = "Please give a caption to the music."
 CONDITIONS = ("untrained", "trained", "shuffled")
 
 
-def _items(data: Path):
+def evaluation_items(data: Path):
+    """The test split's questions (with attribute and value) and captioning items."""
     from ..data import read_dataset
     from ..infer.items import Item
 
@@ -81,7 +82,7 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, log=print) -> dic
 
     model = MusiLingo.from_pretrained(run_dir).eval()
     features = FeatureCache.open(cache)
-    questions, captions = _items(data)
+    questions, captions = evaluation_items(data)
     answer_cfg = GenerationConfig(max_new_tokens=cfg.answer_tokens)
     caption_cfg = GenerationConfig(max_new_tokens=cfg.caption_tokens)
     trained_state = {k: v.detach().clone() for k, v in model.adapter.state_dict().items()}
