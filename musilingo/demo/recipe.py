@@ -46,12 +46,11 @@ class DemoConfig:
     pretrain_steps: int = _opt(50, "stage-1 optimizer steps (captions)")
     instruct_steps: int = _opt(550, "stage-2 optimizer steps (attribute Q&A)")
     batch_size: int = _opt(8, "examples per step")
-    pretrain_lr: float = _opt(3e-3, "stage-1 peak learning rate")
-    instruct_lr: float = _opt(3e-3, "stage-2 peak learning rate (REFERENCE.md section 6: 1e-3 "
-                              "stays at chance with SmolLM2; so did 1e-3 with the "
-                              "embedding-scale init, measured)")
-    adapter_init: str = _opt("default", "adapter init: default (nn.Linear, REFERENCE.md section 6's "
-                             "recipe for SmolLM2) or embedding-scale (the quick demo's tiny-lm)")
+    pretrain_lr: float = _opt(3e-2, "stage-1 peak learning rate")
+    instruct_lr: float = _opt(1e-1, "stage-2 peak learning rate (higher was better in every "
+                              "SmolLM2 comparison from 1e-3 up: benchmarks/README.md, Demo)")
+    adapter_init: str = _opt("embedding-scale", "adapter init: embedding-scale (audio tokens start "
+                             "at the LLM's word-embedding size) or default (nn.Linear's)")
     eval_batch_size: int = _opt(40, "answers generated per batch")
     caption_tokens: int = _opt(40, "most new tokens of a generated caption")
     answer_tokens: int = _opt(16, "most new tokens of a generated answer")
