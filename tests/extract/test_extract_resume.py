@@ -41,21 +41,38 @@ def run_until_committed(cmd, out, shard, sig):
     return proc.returncode, stdout, stderr
 
 
-def test_kill9_and_ctrl_c_then_resume(real_folder, ref_cache, tiny_encoder, tmp_path):
-    out = tmp_path / "resumed.zarr"
-    total = FeatureCache.open(ref_cache).num_rows
-    assert total == 12  # 6 shards of 2 rows
+def interrupted_twice(real_folder, out, total):
+    """kill -9 after shard 0 is committed, then Ctrl-C after shard 3: (status after the kill,
+    after the Ctrl-C, shard 0's mtime), or None when the run finished before the Ctrl-C landed.
 
+    The tiny encoder extracts the last two shards in well under a second: on a loaded machine
+    the polling test process can wake up only after the run has ended (exit 0)."""
     rc, _, _ = run_until_committed(cli(real_folder, out, "--no-progress"), out, 0, signal.SIGKILL)
     assert rc == -signal.SIGKILL
     after_kill = FeatureCache.open(out).status_counts()
     assert 2 <= after_kill["done"] < total and after_kill["pending"] > 0
-    shard0 = out / "features" / "c" / "0" / "0" / "0" / "0"
-    stamp = shard0.stat().st_mtime_ns
+    stamp = (out / "features" / "c" / "0" / "0" / "0" / "0").stat().st_mtime_ns
 
     rc, _, err = run_until_committed(cli(real_folder, out), out, 3, signal.SIGINT)
+    if rc == 0 and FeatureCache.open(out).status_counts()["done"] == total:
+        return None
     assert rc == 130 and "interrupted" in err and "resume" in err
-    after_int = FeatureCache.open(out).status_counts()
+    return after_kill, FeatureCache.open(out).status_counts(), stamp
+
+
+def test_kill9_and_ctrl_c_then_resume(real_folder, ref_cache, tiny_encoder, tmp_path):
+    total = FeatureCache.open(ref_cache).num_rows
+    assert total == 12  # 6 shards of 2 rows
+    for attempt in range(3):  # a Ctrl-C that arrives after the end is retried, never ignored
+        out = tmp_path / f"resumed{attempt}.zarr"
+        states = interrupted_twice(real_folder, out, total)
+        if states is not None:
+            break
+    else:
+        pytest.fail("three runs finished before Ctrl-C took effect (SIGINT ignored, or a machine "
+                    "too loaded for this test)")
+    after_kill, after_int, stamp = states
+    shard0 = out / "features" / "c" / "0" / "0" / "0" / "0"
     assert after_kill["done"] < after_int["done"] < total
 
     done = subprocess.run(cli(real_folder, out), capture_output=True, text=True, timeout=300)
