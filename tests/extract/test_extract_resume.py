@@ -1,6 +1,6 @@
 """Resume and multi-process runs end with exactly the cache of one uninterrupted run.
 
-The real CLI runs in subprocesses: kill -9 after the first shard is committed, Ctrl-C (SIGINT)
+The real CLI runs in subprocesses: Ctrl-C (SIGINT) after the first shard is committed, kill -9
 a little later, then a run to the end; and `torchrun --nproc_per_node 2`. Every array and
 attribute must equal the reference cache bit for bit, and committed shards are never rewritten.
 """
@@ -42,43 +42,43 @@ def run_until_committed(cmd, out, shard, sig):
 
 
 def interrupted_twice(real_folder, out, total):
-    """kill -9 after shard 0 is committed, then Ctrl-C after shard 3: (status after the kill,
-    after the Ctrl-C, shard 0's mtime), or None when the run finished before the Ctrl-C landed.
+    """Ctrl-C after shard 0 is committed, then kill -9 after shard 3: (status after the Ctrl-C,
+    after the kill, shard 0's mtime), or None when the second run ended before the kill landed.
 
-    The tiny encoder extracts the last two shards in well under a second: on a loaded machine
-    the polling test process can wake up only after the run has ended (exit 0)."""
-    rc, _, _ = run_until_committed(cli(real_folder, out, "--no-progress"), out, 0, signal.SIGKILL)
-    assert rc == -signal.SIGKILL
-    after_kill = FeatureCache.open(out).status_counts()
-    assert 2 <= after_kill["done"] < total and after_kill["pending"] > 0
+    Ctrl-C comes first, while 5 of the 6 shards are still to do, because the run only stops
+    after the shard in flight. The tiny encoder extracts the last shards in well under a
+    second: on a loaded machine the polling test process can wake up after the run has ended."""
+    rc, _, err = run_until_committed(cli(real_folder, out, "--no-progress"), out, 0, signal.SIGINT)
+    assert rc == 130 and "interrupted" in err and "resume" in err
+    after_int = FeatureCache.open(out).status_counts()
+    assert 2 <= after_int["done"] < total and after_int["pending"] > 0
     stamp = (out / "features" / "c" / "0" / "0" / "0" / "0").stat().st_mtime_ns
 
-    rc, _, err = run_until_committed(cli(real_folder, out), out, 3, signal.SIGINT)
+    rc, _, _ = run_until_committed(cli(real_folder, out), out, 3, signal.SIGKILL)
     if rc == 0 and FeatureCache.open(out).status_counts()["done"] == total:
         return None
-    assert rc == 130 and "interrupted" in err and "resume" in err
-    return after_kill, FeatureCache.open(out).status_counts(), stamp
+    assert rc == -signal.SIGKILL
+    return after_int, FeatureCache.open(out).status_counts(), stamp
 
 
-def test_kill9_and_ctrl_c_then_resume(real_folder, ref_cache, tiny_encoder, tmp_path):
+def test_ctrl_c_and_kill9_then_resume(real_folder, ref_cache, tiny_encoder, tmp_path):
     total = FeatureCache.open(ref_cache).num_rows
     assert total == 12  # 6 shards of 2 rows
-    for attempt in range(3):  # a Ctrl-C that arrives after the end is retried, never ignored
+    for attempt in range(3):  # a kill that arrives after the end is retried
         out = tmp_path / f"resumed{attempt}.zarr"
         states = interrupted_twice(real_folder, out, total)
         if states is not None:
             break
     else:
-        pytest.fail("three runs finished before Ctrl-C took effect (SIGINT ignored, or a machine "
-                    "too loaded for this test)")
-    after_kill, after_int, stamp = states
+        pytest.fail("three runs finished before kill -9 landed: a machine too loaded for this test")
+    after_int, after_kill, stamp = states
     shard0 = out / "features" / "c" / "0" / "0" / "0" / "0"
-    assert after_kill["done"] < after_int["done"] < total
+    assert after_int["done"] < after_kill["done"] < total
 
     done = subprocess.run(cli(real_folder, out), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "clip/s" in done.stderr  # the tqdm bar, rate in clips per second
-    skipped = after_int["done"] + after_int["failed"]
+    skipped = after_kill["done"] + after_kill["failed"]
     assert f"skipped (finished earlier): {skipped}" in done.stdout, done.stdout
     assert f"cache now {total} done / 0 failed / 0 pending rows" in done.stdout
     assert shard0.stat().st_mtime_ns == stamp  # a committed shard is never rewritten
