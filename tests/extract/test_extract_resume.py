@@ -26,7 +26,11 @@ def cli(real_folder, out, *extra):
 
 def run_until_committed(cmd, out, shard, sig):
     """Start the CLI, wait until `shard`'s status chunk exists (committed), send `sig`."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Default Ctrl-C handling in the child whatever the suite inherited: a shell's background
+    # job (`cmd &` in a script) starts with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt, so the run would ignore the Ctrl-C under test.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     marker = out / "status" / "c" / str(shard)
     deadline = time.time() + 180
     while not marker.exists():
@@ -47,7 +51,7 @@ def interrupted_twice(real_folder, out, total):
 
     Ctrl-C comes first, while 5 of the 6 shards are still to do, because the run only stops
     after the shard in flight. The tiny encoder extracts the last shards in well under a
-    second: on a loaded machine the polling test process can wake up after the run has ended."""
+    second: on a loaded machine the polling test process could wake up after the run ended."""
     rc, _, err = run_until_committed(cli(real_folder, out, "--no-progress"), out, 0, signal.SIGINT)
     assert rc == 130 and "interrupted" in err and "resume" in err
     after_int = FeatureCache.open(out).status_counts()
