@@ -29,7 +29,7 @@ import torch
 from ..errors import UserError
 from ..models.musilingo import make_batch
 from ..models.prompts import (PromptTemplate, TokenizedExample, answer_from_generation,
-                              render, split_trailing_space, tokenize_example)
+                              render, tokenize_example, tokenize_prompt)
 from .config import GenerationConfig
 
 # Later turns of a chat continue the instruct template's "###Human: ... ###Assistant: " pattern:
@@ -70,14 +70,7 @@ def chat_example(model, turns: list[tuple[str, str | None]]) -> TokenizedExample
     before, after = render(template, turns[0][0])
     for (_, answer), (question, _) in zip(turns[:-1], turns[1:]):
         after += answer + template.end + CHAT_TURN.format(question=question)
-    tok = model.tokenizer
-    after, _ = split_trailing_space(tok, after)  # as in training (models/prompts.py)
-    bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
-    return TokenizedExample(before=bos + _encode(tok, before), after=_encode(tok, after))
-
-
-def _encode(tok, text: str) -> list[int]:
-    return list(tok(text, add_special_tokens=False)["input_ids"]) if text else []
+    return tokenize_prompt(model.tokenizer, before, after)[0]  # the training layout exactly
 
 
 # --------------------------------------------------------------------------- audio tokens

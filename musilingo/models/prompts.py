@@ -16,8 +16,9 @@ the word's token (byte-level BPE: SmolLM2, GPT-2, LLaMA-3): there the prompt's t
 ("###Assistant: ") goes to the target, so the answer starts with the ordinary " Yes" token instead
 of a lone space token followed by a rare no-space "Yes". The text is the same; only the cut
 between prompt and target tokens moves. Measured with SmolLM2 on the demo's Q&A: the first-step
-loss fell from 6.2 to 4.3. Sentencepiece tokenizers (LLaMA-2, Vicuna) keep the reference layout. `<Audio>` and `</Audio>` are plain text, not new vocabulary; the audio
-embeddings go where `<AudioHere>` stands.
+loss fell from 6.2 to 4.3. Sentencepiece tokenizers (LLaMA-2, Vicuna) keep the reference layout.
+`<Audio>` and `</Audio>` are plain text, not new vocabulary; the audio embeddings go where
+`<AudioHere>` stands.
 """
 from __future__ import annotations
 
@@ -125,13 +126,19 @@ def split_trailing_space(tokenizer, prompt: str) -> tuple[str, str]:
     return prompt, ""
 
 
+def tokenize_prompt(tokenizer, before: str, after: str) -> tuple[TokenizedExample, str]:
+    """[BOS] + `before` and `after` (the text around the audio) as tokens, and the text that
+    must start the answer (the trailing space that `split_trailing_space` moved there)."""
+    after, answer_start = split_trailing_space(tokenizer, after)
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return (TokenizedExample(before=bos + _encode(tokenizer, before),
+                             after=_encode(tokenizer, after)), answer_start)
+
+
 def tokenize_example(tokenizer, template: PromptTemplate, question: str | None = None,
                      target: str | None = None) -> TokenizedExample:
     """Tokenise one example; `target=None` gives the prompt alone (for generation)."""
-    before, after = render(template, question)
-    after, answer_start = split_trailing_space(tokenizer, after)
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    ids = TokenizedExample(before=bos + _encode(tokenizer, before), after=_encode(tokenizer, after))
+    ids, answer_start = tokenize_prompt(tokenizer, *render(template, question))
     if target is not None:
         ids.target = _encode(tokenizer, answer_start + target + template.end)[:template.max_target_tokens]
     return ids

@@ -137,6 +137,7 @@ def init_from_adapter(model: MusiLingo, folder: str, encoder: dict) -> None:
 def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
     """Per-dimension mean/std of the adapter's inputs over up to `normalize_clips` clips."""
     seen, total, sq, n = set(), None, None, 0
+    dev = model.adapter.feature_mean.device  # the adapter may already sit on a GPU
     for ts in sets:
         for ex in ts.examples:
             if len(seen) >= cfg.normalize_clips:
@@ -146,7 +147,6 @@ def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
             seen.add(ex.clip_id)
             f, c = example_features(ex, ts.features, mode="concat", seed=cfg.seed, epoch=0,
                                     factor=model.adapter.factor, max_audio_tokens=cfg.max_audio_tokens)
-            dev = model.adapter.feature_mean.device  # the adapter may already sit on a GPU
             x, cnt = model.adapter.pooled(torch.as_tensor(f, device=dev)[None],
                                           torch.as_tensor(c, device=dev)[None])
             x = x[0][cnt[0] > 0].double()
