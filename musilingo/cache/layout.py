@@ -60,9 +60,10 @@ PLAN_ARRAYS = {
 PREPROCESSING = ("decode with libsndfile; average channels; resample to the encoder's rate with "
                  "soxr HQ; cut into consecutive segments of segment_seconds (a tail under "
                  "min_tail_seconds is dropped); per-segment zero-mean unit-variance normalisation "
-                 "(the encoder's Wav2Vec2FeatureExtractor); encoder in eval mode (no SpecAugment), "
-                 "equal-length segments batched without padding; every hidden state averaged over "
-                 "windows of stride frames (float64 sums), the last window short")
+                 "(the encoder's Wav2Vec2FeatureExtractor) when encoder.normalize is true; "
+                 "encoder in eval mode (no SpecAugment), equal-length segments batched without "
+                 "padding; every hidden state averaged over "
+                 "windows of stride frames (float32 sums), the last window short")
 
 
 def max_windows(encoder, segment_seconds: float, stride: int) -> int:
@@ -90,6 +91,12 @@ def build_meta(*, encoder_identity: dict, encoder_dtype: str, stride: int, windo
     }
 
 
+def encoder_field(identity: dict, key: str):
+    """A field of an encoder identity; caches written before `normalize` was recorded always
+    normalised (their encoder's feature extractor had do_normalize on)."""
+    return identity.get(key, True) if key == "normalize" else identity.get(key)
+
+
 def check_compatible(stored: dict, wanted: dict, path) -> None:
     """Refuse to add rows to a cache whose existing rows were made differently (say why)."""
     if stored.get("format") != FORMAT:
@@ -100,11 +107,11 @@ def check_compatible(stored: dict, wanted: dict, path) -> None:
     se, we = stored["encoder"], wanted["encoder"]
     for key, what in (("config_sha256", "encoder config"), ("weights_sha256", "encoder weights"),
                       ("num_hidden_states", "number of hidden states"), ("hidden_size", "width"),
-                      ("sample_rate", "sample rate")):
-        if se.get(key) != we.get(key):
+                      ("sample_rate", "sample rate"), ("normalize", "wave normalisation")):
+        if encoder_field(se, key) != encoder_field(we, key):
             raise UserError(f"{path} was made with encoder {se.get('encoder')!r} ({what} "
-                            f"{se.get(key)}) but this run uses {we.get('encoder')!r} ({what} "
-                            f"{we.get(key)}); refusing to mix two encoders' features in one "
+                            f"{encoder_field(se, key)}) but this run uses {we.get('encoder')!r} "
+                            f"({what} {encoder_field(we, key)}); refusing to mix two encoders' features in one "
                             "cache: use another --out")
     for key, flag in (("stride", "--stride"), ("segment_seconds", "--segment-seconds"),
                       ("dtype", "--dtype"), ("encoder_dtype", "--encoder-dtype"),

@@ -2,7 +2,7 @@
 
     musilingo extract --dataset folder --audio-root music/ --out cache.zarr --encoder tiny
     musilingo extract --dataset musiccaps --annotations musiccaps-public.csv \\
-        --audio-root wav/ --split test --out mc.zarr --encoder mert-330m --trust-remote-code
+        --audio-root wav/ --split test --out mc.zarr --encoder mert-330m
     torchrun --nproc_per_node 2 -m musilingo extract ...   # same cache, two processes
 
 Re-running the same command resumes; see `musilingo/extract/job.py` for how.
@@ -30,6 +30,8 @@ H = ExtractConfig.help
               help="msd: which LP-MusicCaps caption to keep with the records")
 @click.option("--encoder", default="tiny", show_default=True, help=H("encoder"))
 @click.option("--trust-remote-code", is_flag=True, help=H("trust_remote_code"))
+@click.option("--normalize", default="auto", show_default=True,
+              type=click.Choice(["auto", "on", "off"]), help=H("normalize"))
 @click.option("--device", default="cpu", show_default=True, help=H("device"))
 @click.option("--encoder-dtype", default="float32", show_default=True,
               type=click.Choice(["float32", "bfloat16", "float16"]), help=H("encoder_dtype"))
@@ -45,7 +47,7 @@ H = ExtractConfig.help
 @click.option("--strict", is_flag=True, help=H("strict"))
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs only)")
 def extract(dataset, annotations, audio_root, out, split, limit, caption_field, encoder,
-            trust_remote_code, device, encoder_dtype, stride, segment_seconds, dtype, batch_size,
+            trust_remote_code, normalize, device, encoder_dtype, stride, segment_seconds, dtype, batch_size,
             num_workers, shard_rows, threads, strict, no_progress):
     """Extract window-pooled hidden states of every clip into a Zarr feature cache (resumable)."""
     from ..data import read_dataset
@@ -64,7 +66,7 @@ def extract(dataset, annotations, audio_root, out, split, limit, caption_field, 
                         dtype=dtype, encoder_dtype=encoder_dtype, batch_size=batch_size,
                         num_workers=num_workers, shard_rows=shard_rows, threads=threads,
                         strict=strict,
-                        device=device, trust_remote_code=trust_remote_code,
+                        device=device, trust_remote_code=trust_remote_code, normalize=normalize,
                         progress=not no_progress)
     info = {"name": dataset, "split": split, "limit": limit,
             "annotations": str(annotations) if annotations else None,

@@ -1,6 +1,6 @@
 """Options of `musilingo extract` (`ExtractConfig`: its field help is also the CLI help).
 
-    cfg = ExtractConfig(out="cache.zarr", encoder="mert-330m", trust_remote_code=True)
+    cfg = ExtractConfig(out="cache.zarr", encoder="mert-330m")
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 
 from ..cache.layout import STORE_DTYPES
 from ..errors import UserError
+from ..models.encoder import NORMALIZE_CHOICES
 
 TRAINING_T = 325  # the paper's window: a cache's stride must divide it to be re-pooled exactly
 ENCODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -36,7 +37,11 @@ class ExtractConfig:
     shard_rows: int = _opt(64, "rows per Zarr shard: the unit of writing, ownership and resume")
     strict: bool = _opt(False, "make the first failed clip fatal instead of recording it")
     device: str = _opt("cpu", "cpu, cuda or cuda:N (with torchrun, cuda means one GPU per process)")
-    trust_remote_code: bool = _opt(False, "allow the encoder's own modelling code (MERT needs it)")
+    normalize: str = _opt("auto", "zero-mean unit-variance wave normalisation before the encoder: "
+                                  "auto (the checkpoint's preprocessor_config.json do_normalize), "
+                                  "on or off; recorded in the cache")
+    trust_remote_code: bool = _opt(False, "allow the encoder's own modelling code (only for "
+                                          "checkpoints the native MERT-v1 loader refuses)")
     threads: int | None = _opt(None, "CPU threads per process for the encoder (default: torch's; "
                                "all CPUs split between torchrun processes). Float rounding "
                                "depends on it: equal counts give bitwise-equal caches")
@@ -56,6 +61,8 @@ def validate(cfg: ExtractConfig) -> None:
                         "13, 5 or 1")
     if cfg.dtype not in STORE_DTYPES:
         raise UserError(f"--dtype {cfg.dtype}: choose float16 or float32")
+    if cfg.normalize not in NORMALIZE_CHOICES:
+        raise UserError(f"--normalize {cfg.normalize}: choose {', '.join(NORMALIZE_CHOICES)}")
     if cfg.encoder_dtype not in ENCODER_DTYPES:
         raise UserError(f"--encoder-dtype {cfg.encoder_dtype}: choose {', '.join(ENCODER_DTYPES)}")
     for name in ("segment_seconds", "batch_size", "shard_rows"):

@@ -281,7 +281,8 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
     try:
         if encoder is None:
             encoder = FrozenEncoder.load(cfg.encoder, trust_remote_code=cfg.trust_remote_code,
-                                         device=device, dtype=ENCODER_DTYPES[cfg.encoder_dtype])
+                                         device=device, dtype=ENCODER_DTYPES[cfg.encoder_dtype],
+                                         normalize=cfg.normalize)
         identity = dict(encoder.identity(), encoder=cfg.encoder)
         missing = sum(c.missing for c in clips)
         wanted = build_meta(encoder_identity=identity, encoder_dtype=cfg.encoder_dtype,

@@ -234,7 +234,10 @@ def open_source(cfg: dict, folder: Path, *, cache=None, encoder: str | None = No
     if not name:
         raise UserError(f"{folder / 'adapter_config.json'} names no encoder: pass --encoder "
                         "(e.g. mert-330m) or --cache")
-    enc = FrozenEncoder.load(name, trust_remote_code=trust_remote_code, device=device)
+    # Raw audio is preprocessed as the adapter's training features were (recorded normalisation).
+    normalize = trained.get("normalize", "auto")
+    enc = FrozenEncoder.load(name, trust_remote_code=trust_remote_code, device=device,
+                             normalize=normalize)
     source = AudioSource(enc, stride=int(cfg["stride"]), segment_seconds=segment_seconds,
                          min_tail_seconds=min_tail_seconds)
     identity = source.fill_identity() if trained.get("weights_sha256") else source.identity

@@ -38,6 +38,11 @@ def check_fits(config: dict, *, layers: int, dim: int, stride: int | None, where
                         f"adapter's t = {config['t']} ({run}): use a cache extracted with a "
                         f"stride that divides {config['t']}")
     trained = config.get("encoder") or {}
+    if "normalize" in trained and "normalize" in (encoder or {}) and \
+            bool(trained["normalize"]) != bool(encoder["normalize"]):
+        raise UserError(f"{run} was trained on features with wave normalisation "
+                        f"{trained['normalize']}, but {where} has {encoder['normalize']}: use "
+                        "features extracted with the training run's --normalize")
     theirs, ours = trained.get("weights_sha256"), (encoder or {}).get("weights_sha256")
     if theirs and ours and theirs != ours:
         raise UserError(f"{run} was trained on features of encoder {trained.get('encoder')!r} "
@@ -56,7 +61,7 @@ class AudioSource:
         self.encoder, self.stride = encoder, stride
         self.segment_seconds, self.min_tail_seconds = float(segment_seconds), min_tail_seconds
         self.layers, self.dim = encoder.num_hidden_states, encoder.hidden_size
-        self.identity = {"encoder": encoder.name}
+        self.identity = {"encoder": encoder.name, "normalize": encoder.normalize}
         self._recent: OrderedDict = OrderedDict()  # Q&A sets ask many questions about one clip
         self._keep = keep
 

@@ -1,16 +1,29 @@
-"""The frozen music encoder: any transformers audio model that returns all hidden states.
+"""The frozen music encoder: MERT-v1 (loaded natively) or any transformers audio model.
 
     enc = FrozenEncoder.load("tiny")                       # built-in random MERT-layout model
-    enc = FrozenEncoder.load("m-a-p/MERT-v1-330M", trust_remote_code=True)
+    enc = FrozenEncoder.load("mert-330m")                  # m-a-p/MERT-v1-330M, no remote code
+    enc = FrozenEncoder.load("/models/MERT-v1-95M", normalize="off")
     hidden = enc.encode(np.stack(waves))                   # [batch, L+1, frames, dim]
 
 MERT is a HuBERT-style model (conv feature extractor, 320x downsampling to 75 frames/s at
-24 kHz, then L transformer layers); `output_hidden_states=True` gives L+1 tensors. The encoder is
-frozen: eval mode (so SpecAugment masking is off, unlike the reference code, which left MERT in
-train mode) and `torch.inference_mode`. Waves are normalised with the model's own
-`Wav2Vec2FeatureExtractor` (zero mean, unit variance per segment). A batch must hold segments of
-equal length: padding would leak into the conv positional embedding and the last window, so the
-extraction job batches equal-length segments and runs the short tail of a clip on its own.
+24 kHz, then L transformer layers). MERT-v1 checkpoints are read by `models.mert` into
+transformers' own `HubertModel`, without executing the checkpoint's code; other models load with
+`AutoModel` (their own code only with `trust_remote_code`).
+
+The L+1 hidden states are collected by hooks on the encoder's layers, not from
+`output_hidden_states`, so they mean what they meant under transformers 4.x, where MusiLingo was
+trained, whatever this transformers version returns: state 0 is the input of the first layer,
+state i the output of layer i, and the last one is the model's `last_hidden_state`, which for a
+pre-LN ("stable layer norm") encoder such as MERT-v1-330M comes after the final LayerNorm
+(docs/REFERENCE.md, "MERT-v1 checkpoints").
+
+The encoder is frozen: eval mode (so SpecAugment masking is off, unlike the reference code,
+which left MERT in train mode) and `torch.inference_mode`. Waves are normalised (zero mean, unit
+variance per segment) when the checkpoint's `preprocessor_config.json` says `do_normalize`, or as
+`normalize="on"|"off"` forces; the choice is part of `identity()`, so caches record it. A batch
+must hold segments of equal length: padding would leak into the conv positional embedding and the
+last window, so the extraction job batches equal-length segments and runs a clip's short tail
+on its own.
 
 The `tiny` preset is a randomly initialised `HubertModel` with MERT-v1-95M's layout at small sizes
 (fixed seed), saved once as an ordinary local model folder: tests and the demo load it through
@@ -30,18 +43,20 @@ import torch
 
 from ..errors import UserError
 
-# Hub ids of the real encoders. MERT ships custom modelling code on the hub.
+# Hub ids of the real encoders (MERT-v1: loaded natively, see models/mert.py).
 PRESETS = {
     "mert-330m": "m-a-p/MERT-v1-330M",
     "mert-95m": "m-a-p/MERT-v1-95M",
 }
 MERT_SAMPLE_RATE = 24000
 
-# MERT's architecture in transformers' HubertConfig terms (from the released configs).
+# MERT-v1's architectures in transformers' HubertConfig terms: the released 95M config and the
+# official conversion template of the 330M (both: a group-norm conv extractor without conv bias;
+# the 330M has a pre-LN "stable layer norm" encoder).
 MERT_LAYOUTS = {
     "330m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                 intermediate_size=4096, feat_extract_norm="layer", do_stable_layer_norm=True,
-                 conv_dim=[512] * 7, conv_bias=True),
+                 intermediate_size=4096, feat_extract_norm="group", do_stable_layer_norm=True,
+                 conv_dim=[512] * 7, conv_bias=False),
     "95m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                 intermediate_size=3072, feat_extract_norm="group", do_stable_layer_norm=False,
                 conv_dim=[512] * 7, conv_bias=False),
@@ -111,14 +126,38 @@ def resolve_encoder(name: str) -> str:
     return PRESETS.get(name, name)
 
 
+NORMALIZE_CHOICES = ("auto", "on", "off")
+
+
+def _normalize_flag(normalize: str | bool, feature_extractor) -> bool:
+    """auto: the checkpoint's preprocessor_config.json `do_normalize`; on/off force it."""
+    if isinstance(normalize, bool):
+        return normalize
+    if normalize not in NORMALIZE_CHOICES:
+        raise UserError(f"--normalize {normalize}: choose auto, on or off")
+    if normalize == "auto":
+        return bool(getattr(feature_extractor, "do_normalize", True))
+    return normalize == "on"
+
+
+def _encoder_layers(model):
+    """The transformer layers whose outputs are the hidden states (HuBERT/wav2vec2 family)."""
+    layers = getattr(getattr(model, "encoder", None), "layers", None)
+    return layers if isinstance(layers, torch.nn.ModuleList) and len(layers) else None
+
+
 class FrozenEncoder(torch.nn.Module):
     """A frozen audio model returning all hidden states of equal-length wave batches."""
 
-    def __init__(self, model, feature_extractor, name: str):
+    def __init__(self, model, feature_extractor, name: str, *, normalize: str | bool = "auto",
+                 loader: str = "native"):
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         self.feature_extractor = feature_extractor
         self.name = name
+        self.loader = loader
+        self.normalize = _normalize_flag(normalize, feature_extractor)
+        feature_extractor.do_normalize = self.normalize
         cfg = model.config
         self.sample_rate = int(getattr(feature_extractor, "sampling_rate", MERT_SAMPLE_RATE))
         self.hidden_size = int(cfg.hidden_size)
@@ -129,25 +168,34 @@ class FrozenEncoder(torch.nn.Module):
 
     @classmethod
     def load(cls, name: str = "tiny", *, trust_remote_code: bool = False,
-             device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> "FrozenEncoder":
-        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+             device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+             normalize: str | bool = "auto") -> "FrozenEncoder":
+        from transformers import AutoFeatureExtractor
+
+        from . import mert
 
         source = resolve_encoder(name)
+        dtype = dtype or torch.float32
+        config = mert.read_config(source)
+        if mert.is_mert(config):
+            why = mert.unsupported(config)
+            if why is None:
+                model, loader = mert.load_mert(source, config, dtype=dtype), "native"
+            elif trust_remote_code:
+                model, loader = _auto_model(name, source, True, dtype), "remote-code"
+            else:
+                raise UserError(f"encoder {name!r}: {why} needs MERT's own modelling code, which "
+                                "the native loader does not reproduce: pass --trust-remote-code if "
+                                "you trust the checkpoint's code")
+        else:
+            model = _auto_model(name, source, trust_remote_code, dtype)
+            loader = "remote-code" if trust_remote_code and config.get("auto_map") else "native"
         try:
-            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-        except ValueError as exc:
-            if "trust_remote_code" in str(exc) or "custom code" in str(exc):
-                raise UserError(f"encoder {name!r} ships its own modelling code: pass "
-                                "--trust-remote-code if you trust it") from None
-            raise UserError(f"cannot load encoder {name!r}: {exc}") from None
-        except OSError as exc:
-            raise UserError(f"cannot load encoder {name!r} (not a local model folder, and the hub "
-                            f"is unreachable or has no such model): {str(exc).splitlines()[0]}") from None
-        config.output_hidden_states = True
-        model = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
-                                          dtype=dtype or torch.float32)
-        fe = AutoFeatureExtractor.from_pretrained(source, trust_remote_code=trust_remote_code)
-        enc = cls(model.to(device), fe, name)
+            fe = AutoFeatureExtractor.from_pretrained(source)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"encoder {name!r} has no usable preprocessor_config.json: "
+                            f"{str(exc).splitlines()[0]}") from None
+        enc = cls(model.to(device), fe, name, normalize=normalize, loader=loader)
         enc.source = source
         return enc
 
@@ -184,8 +232,38 @@ class FrozenEncoder(torch.nn.Module):
             raise ValueError(f"audio shorter than one encoder frame ({self.min_samples} samples)")
         inputs = self.feature_extractor(waves, sampling_rate=self.sample_rate, return_tensors="pt")
         x = inputs["input_values"].to(self.device, self.dtype)
-        out = self.model(x, output_hidden_states=True)
-        return torch.stack(out.hidden_states, dim=1).float()
+        return torch.stack(self.hidden_states(x), dim=1).float()
+
+    def hidden_states(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The L+1 hidden states of input values `x`, with transformers 4.x semantics."""
+        layers = _encoder_layers(self.model)
+        if layers is None or len(layers) + 1 != self.num_hidden_states:
+            out = self.model(x, output_hidden_states=True)
+            if getattr(out, "hidden_states", None) is None:
+                raise UserError(f"encoder {self.name!r} returned no hidden states and has no "
+                                "`encoder.layers` to collect them from: not a supported model")
+            return list(out.hidden_states)
+        states: list = [None] * self.num_hidden_states
+
+        def first_input(_module, args, kwargs):
+            states[0] = args[0] if args else kwargs["hidden_states"]
+
+        def output_of(i):
+            def hook(_module, _args, out):
+                states[i + 1] = out[0] if isinstance(out, (tuple, list)) else out
+            return hook
+
+        handles = [layers[0].register_forward_pre_hook(first_input, with_kwargs=True)]
+        handles += [layer.register_forward_hook(output_of(i)) for i, layer in enumerate(layers)]
+        try:
+            out = self.model(x)
+        finally:
+            for h in handles:
+                h.remove()
+        # The last state is the model's output: after the final LayerNorm of a pre-LN encoder
+        # (for a post-LN one it is the last layer's output, the same tensor).
+        states[-1] = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state
+        return states
 
     def identity(self) -> dict:
         """What makes two caches comparable: the encoder's name, config hash and weights hash."""
@@ -201,4 +279,23 @@ class FrozenEncoder(torch.nn.Module):
         return {"encoder": self.name, "config_sha256": config_hash[:16],
                 "weights_sha256": h.hexdigest()[:16], "sample_rate": self.sample_rate,
                 "frame_rate": self.frame_rate, "hidden_size": self.hidden_size,
-                "num_hidden_states": self.num_hidden_states}
+                "num_hidden_states": self.num_hidden_states, "normalize": self.normalize,
+                "loader": self.loader}
+
+
+def _auto_model(name: str, source: str, trust_remote_code: bool, dtype: torch.dtype):
+    """Any other transformers audio model (its own code only with `trust_remote_code`)."""
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        return AutoModel.from_pretrained(source, config=config, dtype=dtype,
+                                         trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc) or "custom code" in str(exc):
+            raise UserError(f"encoder {name!r} ships its own modelling code: pass "
+                            "--trust-remote-code if you trust it") from None
+        raise UserError(f"cannot load encoder {name!r}: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise UserError(f"cannot load encoder {name!r} (not a local model folder, and the hub "
+                        f"is unreachable or has no such model): {str(exc).splitlines()[0]}") from None

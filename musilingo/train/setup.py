@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..cache.layout import encoder_field
 from ..errors import UserError
 from ..models.llm import as_dtype
 from ..models.musilingo import MusiLingo, load_adapter
@@ -79,8 +80,11 @@ def feature_sources(cfg, device: str, say) -> list:
         meta = CachedFeatures(cfg.cache).cache.meta
     name = cfg.encoder or (meta.get("encoder") or {}).get("encoder") or "tiny"
     dtype = as_dtype(cfg.encoder_dtype)
+    # Online features shaped like a cache are also preprocessed like it (its recorded
+    # normalisation); otherwise as the checkpoint's preprocessor_config.json says.
+    normalize = encoder_field(meta["encoder"], "normalize") if meta.get("encoder") else "auto"
     encoder = FrozenEncoder.load(name, trust_remote_code=cfg.trust_remote_code, device=device,
-                                 dtype=dtype)
+                                 dtype=dtype, normalize=normalize)
     stride = cfg.online_stride or int(meta.get("stride", cfg.t))
     seg = float(meta.get("segment_seconds", cfg.segment_seconds))
     tail = float(meta.get("min_tail_seconds", 1.0))
@@ -99,12 +103,15 @@ def check_sources(sources: list, t: int) -> tuple[int, int, int, dict]:
     for s in sources[1:]:
         a, b = _identity(first), _identity(s)
         if (s.layers, s.dim, s.stride) != (first.layers, first.dim, first.stride) or \
-                a.get("weights_sha256") != b.get("weights_sha256"):
+                a.get("weights_sha256") != b.get("weights_sha256") or \
+                encoder_field(a, "normalize") != encoder_field(b, "normalize"):
             raise UserError(f"the feature caches disagree ({getattr(first, 'path', 'online')}: "
                             f"{first.layers}x{first.dim} stride {first.stride}, encoder "
                             f"{a.get('encoder')}; {getattr(s, 'path', 'online')}: {s.layers}x{s.dim} "
-                            f"stride {s.stride}, encoder {b.get('encoder')}): mixed data sets need "
-                            "caches made by one encoder with one stride")
+                            f"stride {s.stride}, encoder {b.get('encoder')}; wave normalisation "
+                            f"{encoder_field(a, 'normalize')} vs {encoder_field(b, 'normalize')}): "
+                            "mixed data sets need caches made by one encoder with one stride and "
+                            "one --normalize")
     if t % first.stride:
         raise UserError(f"t={t} is not a multiple of the cache stride {first.stride}: choose t among "
                         f"{', '.join(str(first.stride * k) for k in range(1, 6))}..., or extract "
@@ -112,8 +119,10 @@ def check_sources(sources: list, t: int) -> tuple[int, int, int, dict]:
     return first.layers, first.dim, first.stride, _identity(first)
 
 
-def init_from_adapter(model: MusiLingo, folder: str, encoder: dict) -> None:
-    """Load a stage-1 adapter (weights + normalisation) after checking it fits this run."""
+def init_from_adapter(model: MusiLingo, folder: str, encoder: dict) -> str | None:
+    """Load a stage-1 adapter (weights + normalisation) after checking it fits this run; returns
+    a note when its features were preprocessed differently (allowed: the reference code itself
+    pre-trained on raw MSD waves and fine-tuned on normalised MusicCaps audio)."""
     cfg, state = load_adapter(folder)
     a = model.adapter
     for key, have in (("encoder_dim", a.encoder_dim), ("num_layers", a.num_layers),
@@ -132,6 +141,11 @@ def init_from_adapter(model: MusiLingo, folder: str, encoder: dict) -> None:
         raise UserError(f"init_adapter {folder} lacks {', '.join(missing)}")
     a.load_state_dict({k: state[k].to(own[k].dtype) if k in state else own[k] for k in own})
     model.normalized = bool(cfg.get("normalized"))
+    before, now = encoder_field(cfg.get("encoder") or {}, "normalize"), encoder_field(encoder, "normalize")
+    if before != now:
+        return (f"note: init_adapter {folder} was trained on features with wave normalisation "
+                f"{before}, this run's features have {now}")
+    return None
 
 
 def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
@@ -202,8 +216,10 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
                             dtype=as_dtype(cfg.precision), device=device,
                             trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
     if cfg.init_adapter:
-        init_from_adapter(model, cfg.init_adapter, encoder)
+        note = init_from_adapter(model, cfg.init_adapter, encoder)
         say(f"adapter initialised from {cfg.init_adapter}")
+        if note:
+            say(note)
     else:
         if cfg.normalize:
             clips = fit_normalization(model, sets, cfg)
