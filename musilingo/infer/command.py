@@ -4,6 +4,7 @@
     musilingo ask --run runs/instruct song.wav "What instrument is playing?"
     printf 'What key is it in?\\nAnd the tempo?\\n' | musilingo chat --run runs/instruct song.wav
     musilingo import-checkpoint stage2.pth --llm /models/vicuna-7b --out runs/reference
+    musilingo import-checkpoint m-a-p/MusiLingo-short-v1 --llm /models/vicuna-7b --out runs/short
 
 caption/ask write one row per answer ({clip, start, end, scope, caption|answer[, question]}) as
 JSON lines (default) or CSV, to --out or stdout; progress and warnings go to stderr. chat reads
@@ -169,28 +170,36 @@ def chat(audio, **kw):
 
 
 @click.command("import-checkpoint")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="run folder to write adapter.safetensors + adapter_config.json into")
-@click.option("--llm", required=True,
+@click.option("--llm", default=None,
               help="the LLM the adapter was trained with (the paper: Vicuna-7B v0, merged; a "
-                   "folder or hub id); must be as wide as the adapter's output")
-@click.option("--encoder", default="mert-330m", show_default=True,
-              help="encoder the adapter was trained on (preset, hub id or folder)")
+                   "folder or hub id); must be as wide as the adapter's output. Default for a "
+                   "published model: its config's llama_model")
+@click.option("--encoder", default=None,
+              help="encoder the adapter was trained on (preset, hub id or folder; default: "
+                   "mert-330m, or a published model's mert_model)")
 @click.option("--layers", type=int, default=None,
-              help="hidden states averaged (default: 25 for mert-330m, 13 for mert-95m)")
+              help="hidden states averaged (default: the encoder's layers + 1, 25 for mert-330m)")
 @click.option("--stride", type=int, default=325, show_default=True,
               help="window stride in frames the features are pooled at")
 @click.option("--t", "t", type=int, default=325, show_default=True,
               help="frames per audio token (the reference code's 325)")
+@click.option("--normalize", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True,
+              help="wave normalisation the adapter was trained with, recorded for inference on "
+                   "raw audio (auto: the encoder's preprocessor_config.json)")
 @click.option("--overwrite", is_flag=True, help="replace an adapter already in --out")
-def import_checkpoint(checkpoint, out, llm, encoder, layers, stride, t, overwrite):
-    """Convert a reference-code adapter CHECKPOINT (.pth) into a run folder (safe load)."""
+def import_checkpoint(checkpoint, out, llm, encoder, layers, stride, t, normalize, overwrite):
+    """Convert a MusiLingo adapter into a run folder: a reference-code CHECKPOINT (.pth), or a
+    published model's folder or hub id (only its adapter tensors are read; no code runs)."""
     from .import_checkpoint import import_checkpoint as run_import
 
-    folder, ignored = run_import(checkpoint, out, llm=llm, encoder=encoder, layers=layers,
-                                 stride=stride, t=t, overwrite=overwrite)
-    if ignored:
-        _log(f"note: ignored top-level entries {', '.join(ignored)} (not adapter weights)")
+    folder, notes = run_import(checkpoint, out, llm=llm, encoder=encoder, layers=layers,
+                               stride=stride, t=t, overwrite=overwrite,
+                               normalize={"on": True, "off": False}.get(normalize))
+    for note in notes:
+        _log(f"note: {note}")
     click.echo(f"wrote {folder}/adapter.safetensors and adapter_config.json; try: musilingo ask "
                f"--run {folder} AUDIO \"What instrument is playing?\"")

@@ -109,8 +109,8 @@ def test_other_files_are_refused(tmp_path):
 def test_width_contradicting_the_encoder_is_refused(tmp_path):
     from musilingo.infer.import_checkpoint import import_checkpoint as run_import
 
-    path = _reference(tmp_path / "m95.pth", model={"llama_proj.weight": torch.zeros(16, 768),
-                                                   "llama_proj.bias": torch.zeros(16)})
+    path = _reference(tmp_path / "m95.pth", model={"llama_proj.weight": torch.zeros(LLM_DIM, 768),
+                                                   "llama_proj.bias": torch.zeros(LLM_DIM)})
     with pytest.raises(UserError, match=r"takes 768-wide features, but --encoder mert-330m is "
                                         r"1024 wide: pass --encoder mert-95m"):
         run_import(path, tmp_path / "out", llm="tiny-llama")
