@@ -9,8 +9,8 @@
 
 Random access is the training workload, so the small per-row tables (status, counts, seconds,
 the plan) are read once into memory at open, and a row's features are one `features[row]` call
-(one inner chunk of a shard; REFERENCE.md: `oindex` on sharded arrays is ~13x slower than a loop
-of single-row reads). A `CacheDataset` opens its cache lazily in each DataLoader worker.
+(one inner chunk of a shard; docs/REFERENCE.md section 5: `oindex` on sharded arrays is ~13x
+slower than a loop of single-row reads). A `CacheDataset` opens its cache lazily in each DataLoader worker.
 """
 from __future__ import annotations
 

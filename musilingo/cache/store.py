@@ -5,7 +5,7 @@
     store = CacheStore.open("cache.zarr")                   # resume, another rank
     for s in store.pending_shards(rank, world): store.write_shard(s, ...)
 
-Why it looks like this (REFERENCE.md section 5): Zarr rewrites a shard as a whole, so two
+Why it looks like this (docs/REFERENCE.md section 5): Zarr rewrites a shard as a whole, so two
 processes writing rows of one shard lose data and row-by-row writes are 10x slower. Each cache
 shard therefore has exactly one owner (rank r owns shards r, r+N, ...), which buffers the whole
 shard and writes each array's shard file once. `status` goes last: Zarr's LocalStore writes files

@@ -6,8 +6,8 @@ value (so `SYNONYMS` below is the single list that both the caption templates an
 draw on) and rejects hedges that name several values ("slow or fast").
 
 Answers are canonical, one per value ("A piano.", "Slow."): a short, fixed answer makes the
-value the first content token, which is what a few hundred adapter steps can learn (REFERENCE.md
-section 6). The questions vary (several phrasings per attribute), and the captions vary a lot
+value the first content token, which is what a few hundred adapter steps can learn
+(docs/REFERENCE.md section 6). The questions vary (several phrasings per attribute), and the captions vary a lot
 (sentence structures, synonyms, moods, BPM), like human-written captions.
 """
 from __future__ import annotations

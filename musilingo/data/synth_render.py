@@ -5,7 +5,7 @@ listen?" has a checkable answer. The adapter only sees each clip through a froze
 frames are then AVERAGED over ~4.3 s windows, after the encoder has normalised the clip's level.
 So every attribute is rendered as a property a listener hears AND that survives time averaging
 and level normalisation (checked with a random-weight encoder and a linear probe, as in
-REFERENCE.md section 6; numbers in the package's report):
+docs/REFERENCE.md section 6; numbers in the package's report):
 
 - instrument: five additive timbres (sums of harmonics) that differ in partial pattern, envelope
   and fixed "body" resonances, plus attack noise: piano (hammer thump, exponential decay, upper

@@ -8,7 +8,7 @@ Three conditions answer the same test questions and caption the same test clips:
 
 Attribute accuracy (the answer names the right value and no other, `synth.answer_is_correct`)
 is the direct measure; the text metrics (musilingo protocol, BERTScore with an offline model)
-show how little they move when the audio is wrong, the known weakness REFERENCE.md section 4
+show how little they move when the audio is wrong, the known weakness docs/REFERENCE.md section 4
 describes. A model that listens beats `shuffled` by a wide margin on accuracy.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The two named scoring protocols for captions and answers, and `score_texts` to run them.
 
 Two protocols exist in the music-captioning literature and give very different numbers for the
-same text, so a score is only meaningful with its protocol's name (REFERENCE.md section 4):
+same text, so a score is only meaningful with its protocol's name (docs/REFERENCE.md section 4):
 
 `musilingo`: what the MusiLingo (qa.py), MU-LLaMA (ModelEvaluations/evaluate.py) and CMI-Bench
 scripts compute, the source of MusiLingo's Table 1/2. Every metric is a mean over items, one

@@ -5,7 +5,7 @@
         --control shuffled-audio --bertscore-model minilm --limit 200
 
 1. Items: the test split of the data set (`read_dataset`): MusicCaps and Song Describer are
-   captions (question "Please give a caption to the music.", REFERENCE.md section 2; none for a
+   captions (question "Please give a caption to the music.", docs/REFERENCE.md section 2; none for a
    stage-1 adapter), MusicInstruct short/long and MusicQA are question/answer pairs. An item's id
    is `<clip id>:<k>` (the k-th annotation of that clip in file order), stable across runs.
 2. Features: from `--cache` (clips absent from the cache are counted and skipped) or the encoder

@@ -12,8 +12,8 @@ sent whole, and an RNG that does not disturb the caller's. The layout is still t
 `make_batch` + `MusiLingo.embed(left_pad=True)`, the same splice training uses, so a prompt is
 laid out token for token as in training.
 
-Decoding (REFERENCE.md section 2): the reference evaluation SAMPLES (top_p 0.5, temperature 0.1,
-300 new tokens) without a seed, so its numbers cannot be reproduced. Our default is greedy
+Decoding (docs/REFERENCE.md section 2): the reference evaluation SAMPLES (top_p 0.5,
+temperature 0.1, 300 new tokens) without a seed, so its numbers cannot be reproduced. Our default is greedy
 (deterministic; batched answers equal one-at-a-time answers, see tests/infer); `beam` and
 `sampling` (seeded per batch) are available. Generation stops when the text ends with the
 template's end symbol (`###` for the instruct template), and the answer is the text before it.

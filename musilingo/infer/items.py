@@ -9,7 +9,7 @@ or a dict {clip_id: [PooledSegment, ...]} / {clip_id: (features [L, W, D], count
 of several segments is heard whole (segments concatenated, each padded to whole tokens), cut to
 the segments that fit the LLM's context beside the prompt and answer.
 
-The grounding control (REFERENCE.md section 4: these metrics barely move when a model hears the
+The grounding control (docs/REFERENCE.md section 4: these metrics barely move when a model hears the
 wrong audio) swaps audio by a seeded derangement of the distinct CLIPS, not of items: Q&A sets
 ask several questions about one clip, and an item must not land on another question about its
 own audio. Every clip hears another clip; each clip's audio is used exactly once.

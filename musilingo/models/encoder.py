@@ -64,7 +64,7 @@ MERT_LAYOUTS = {
 MERT_COMMON = dict(conv_kernel=[10, 3, 3, 3, 3, 2, 2], conv_stride=[5, 2, 2, 2, 2, 2, 2],
                    num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
                    feat_extract_activation="gelu", hidden_act="gelu", layer_norm_eps=1e-5)
-# The tiny preset: MERT-95M's layout, shrunk (REFERENCE.md section 6 shows its features carry
+# The tiny preset: MERT-95M's layout, shrunk (docs/REFERENCE.md section 6 shows its features carry
 # the demo's musical attributes).
 TINY_SIZES = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                   intermediate_size=256, conv_dim=[64] * 7, num_conv_pos_embeddings=32,

@@ -56,7 +56,7 @@ class AudioAdapter(nn.Module):
         # Zeros -> softmax gives equal weights, i.e. exactly the paper's mean at initialisation.
         self.layer_logits = nn.Parameter(torch.zeros(num_layers)) if aggregation == "learned" else None
         # Fixed standardisation of the pooled features (identity unless fitted): features of a
-        # random or real encoder have per-dimension scales far from 1 (REFERENCE.md section 6).
+        # random or real encoder have per-dimension scales far from 1 (docs/REFERENCE.md section 6).
         self.register_buffer("feature_mean", torch.zeros(encoder_dim))
         self.register_buffer("feature_std", torch.ones(encoder_dim))
         self.proj = nn.Linear(encoder_dim, llm_dim)

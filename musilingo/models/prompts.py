@@ -1,7 +1,7 @@
 """Prompt templates and label masks: the token layout the LLM sees, as pure functions.
 
 Training and inference must lay out tokens identically, so both call `tokenize_example`. The
-layout is the reference code's (REFERENCE.md section 2):
+layout is the reference code's (docs/REFERENCE.md section 2):
 
     caption  (stage 1):  [BOS] [audio tokens] caption + "\\n"               (target <= 32 tokens)
     instruct (stage 2):  [BOS] "###Human: <Audio>" [audio tokens]
