@@ -84,7 +84,10 @@ def export(path, fmt, out):
     """Write the same arrays and metadata in another format (hdf5, via h5py)."""
     from .export import export_hdf5
 
-    export_hdf5(path, out, progress=True)
+    _, pending = export_hdf5(path, out, progress=True)
+    if pending:
+        click.echo(f"warning: {pending} rows of {path} are still pending (extraction did not "
+                   "finish); they are exported as zeros with status 0", err=True)
     click.echo(f"wrote {out}")
 
 

@@ -7,7 +7,9 @@ of the same name, shape and dtype (strings as UTF-8 variable-length strings); fe
 one-row chunks so random access stays cheap. Group attributes that are not plain scalars (the
 encoder identity, the dataset description) are stored as JSON strings, and the whole attribute
 dict is also in the `musilingo_attrs_json` attribute. Features are copied one shard at a time, so
-memory stays bounded.
+memory stays bounded, and every row is checked on the way (plan digest at open, each row's
+checksum): a damaged cache is never exported as if it were sound. Pending rows (an unfinished
+extraction) are exported as they are, and counted for the caller to warn about.
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .verify import open_group
+from .layout import PENDING
+from .store import load_checked_plan, open_group, read_rows, stored_checksum
 
 
-def export_hdf5(src, dst, progress: bool = False) -> Path:
+def export_hdf5(src, dst, progress: bool = False) -> tuple[Path, int]:
+    """Write `dst`; returns (dst, number of pending rows exported as zeros)."""
     import h5py
 
     group = open_group(src)
@@ -28,6 +32,15 @@ def export_hdf5(src, dst, progress: bool = False) -> Path:
     if dst.exists():
         raise UserError(f"{dst} exists: choose another --out (export never overwrites)")
     meta = dict(group.attrs)
+    load_checked_plan(group, meta, src)
+    tables = {}
+    for name, fill in (("status", PENDING), ("counts", 0), ("seconds", 0.0), ("checksum", 0),
+                       ("reason", "")):
+        tables[name], bad = read_rows(group[name], int(meta["shard_rows"]), fill=fill)
+        if bad:
+            raise UserError(f"{src}: the {name} table of shard {bad[0]} cannot be read: run "
+                            "`musilingo cache verify --reset-damaged` on it, then the extract "
+                            "command again")
     tmp = dst.with_name(dst.name + ".partial")
     shard_rows = int(meta["shard_rows"])
     with h5py.File(tmp, "w") as f:
@@ -60,6 +73,14 @@ def export_hdf5(src, dst, progress: bool = False) -> Path:
                 raise UserError(f"{src}: rows {start}-{stop - 1} cannot be read "
                                 f"({type(exc).__name__}): run `musilingo cache verify "
                                 "--reset-damaged` on it, then the extract command again") from None
+            for i, row in enumerate(range(start, stop)):
+                status = tables["status"][row]
+                if status != PENDING and stored_checksum(
+                        meta, row, block[i], tables["counts"][row], tables["seconds"][row],
+                        status, str(tables["reason"][row])) != int(tables["checksum"][row]):
+                    raise UserError(f"{src}: row {row} does not match its checksum: the cache is "
+                                    "damaged; run `musilingo cache verify --reset-damaged` on it, "
+                                    "then the extract command again (nothing was exported)")
             out[start:stop] = block
     tmp.replace(dst)
-    return dst
+    return dst, int((tables["status"] == PENDING).sum())

@@ -27,7 +27,10 @@ from .. import __version__
 from ..errors import UserError
 
 FORMAT = "musilingo-feature-cache"
-FORMAT_VERSION = 1
+# 2: row checksums also cover the row's identity (its index and the plan digest), and the group
+# attributes carry `plan_sha256`. Version 1 caches stay readable (without those two checks).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 PENDING, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 STORE_DTYPES = ("float16", "float32")
@@ -40,7 +43,8 @@ ROW_ARRAYS = {
     "seconds": "[rows] float64 decoded segment length in seconds (0 for failed rows)",
     "status": "[rows] uint8 0 pending, 1 done, 2 failed; written last (the commit marker)",
     "reason": "[rows] str why a row failed ('' otherwise)",
-    "checksum": "[rows] uint64 blake2b-64 of the row's features, counts, seconds, status, reason",
+    "checksum": "[rows] uint64 blake2b-64 of the row's index, the plan digest, and its features, "
+                "counts, seconds, status, reason",
 }
 # Written once when the cache is created: the row plan, fixed before any audio is decoded.
 PLAN_ARRAYS = {
@@ -103,7 +107,8 @@ def check_compatible(stored: dict, wanted: dict, path) -> None:
         raise UserError(f"{path} exists but is not a musilingo feature cache: choose another --out")
     if stored.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path} has cache format {stored.get('format_version')}, this musilingo "
-                        f"writes {FORMAT_VERSION}: extract into a new --out")
+                        f"writes {FORMAT_VERSION}: extract into a new --out (the old cache stays "
+                        "readable)")
     se, we = stored["encoder"], wanted["encoder"]
     for key, what in (("config_sha256", "encoder config"), ("weights_sha256", "encoder weights"),
                       ("num_hidden_states", "number of hidden states"), ("hidden_size", "width"),
@@ -127,10 +132,44 @@ def check_compatible(stored: dict, wanted: dict, path) -> None:
                         "audio added or removed); re-run the original command or use another --out")
 
 
+# Attributes that decide what a row's numbers mean: with the plan tables they make the plan
+# digest, so that an edited stride, window count, dtype or encoder identity is caught at open.
+PLAN_META = ("format_version", "encoder", "encoder_dtype", "sample_rate", "frame_rate", "layers",
+             "dim", "stride", "windows", "segment_seconds", "min_tail_seconds", "dtype", "rows",
+             "clips", "shard_rows")
+
+
+def _array_bytes(values) -> bytes:
+    a = np.asarray(values)
+    if a.dtype.kind in "OUT":  # strings: the same bytes whatever numpy width holds them
+        return "\0".join(str(x) for x in a).encode("utf-8")
+    return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes()
+
+
+def plan_digest(plan_arrays: dict, meta: dict) -> str:
+    """sha256 of the row plan (which clip and segment every row is) and the metadata that gives
+    rows their meaning; recorded at creation as `plan_sha256`, recomputed by every opener."""
+    import json
+
+    h = hashlib.sha256()
+    h.update(json.dumps({k: meta.get(k) for k in PLAN_META}, sort_keys=True,
+                        default=str).encode("utf-8"))
+    for name in PLAN_ARRAYS:
+        data = _array_bytes(plan_arrays[name])
+        h.update(f"\0{name}\0{len(data)}\0".encode("utf-8"))
+        h.update(data)
+    return h.hexdigest()
+
+
 def row_checksum(features: np.ndarray, counts: np.ndarray, seconds: float, status: int,
-                 reason: str) -> int:
-    """blake2b-64 of one row as stored (a reader recomputes it with hashlib alone)."""
+                 reason: str, *, row: int | None = None, plan: str | None = None) -> int:
+    """blake2b-64 of one row as stored (a reader recomputes it with hashlib alone). With `row`
+    and `plan` (format 2) it also covers WHICH row it is: a row moved to another index, or a plan
+    whose clip ids were swapped, no longer matches."""
     h = hashlib.blake2b(digest_size=8)
+    if row is not None:
+        h.update(np.int64(row).astype("<i8").tobytes())
+        h.update(bytes.fromhex(plan or ""))
     h.update(np.ascontiguousarray(features).tobytes())
     h.update(np.ascontiguousarray(counts, dtype="<i4").tobytes())
     h.update(np.float64(seconds).astype("<f8").tobytes())

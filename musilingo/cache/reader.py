@@ -8,9 +8,16 @@
     loader = DataLoader(ds, batch_size=8, collate_fn=CacheDataset.collate, num_workers=2)
 
 Random access is the training workload, so the small per-row tables (status, counts, seconds,
-the plan) are read once into memory at open, and a row's features are one `features[row]` call
-(one inner chunk of a shard; docs/REFERENCE.md section 5: `oindex` on sharded arrays is ~13x
-slower than a loop of single-row reads). A `CacheDataset` opens its cache lazily in each DataLoader worker.
+checksums, the plan) are read once into memory at open, and a row's features are one
+`features[row]` call (one inner chunk of a shard; docs/REFERENCE.md section 5: `oindex` on sharded
+arrays is ~13x slower than a loop of single-row reads). A `CacheDataset` opens its cache lazily in
+each DataLoader worker.
+
+Nothing is trusted: opening checks the plan digest (which clip and segment every row is, and the
+metadata that gives rows their meaning), that every row table is readable and that no committed
+shard lost a file; every `read_row` recomputes the row's checksum. Damage stops the reader with one
+line naming the cache, the row and its clip, and `musilingo cache verify` (`bad_rows="skip"` leaves
+bad rows out of `segments()` and counts them in `skipped` instead).
 """
 from __future__ import annotations
 
@@ -18,32 +25,49 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import zarr
 
 from ..errors import UserError
 from ..features import PooledSegment
-from .layout import DONE, FAILED, FORMAT, PENDING, STATUS_NAMES
+from .layout import DONE, FAILED, PENDING, STATUS_NAMES
 from .pooling import layer_mean, repool
-from .store import CachePlan, read_rows
+from .store import load_checked_plan, missing_files, open_group, read_rows, stored_checksum
+
+
+class BadRowError(UserError):
+    """A row that fails its checksum or cannot be decoded."""
 
 
 class FeatureCache:
     """Read-only view of a cache: clip ids, pooled segments, status counts."""
 
-    def __init__(self, path: Path, group):
+    def __init__(self, path: Path, group, bad_rows: str = "error"):
+        if bad_rows not in ("error", "skip"):
+            raise ValueError("bad_rows is 'error' or 'skip'")
         self.path = Path(path)
         self.group = group
         self.meta = dict(group.attrs)
-        if self.meta.get("format") != FORMAT:
-            raise UserError(f"{path} is not a musilingo feature cache (no '{FORMAT}' attribute)")
+        self.bad_rows, self.skipped = bad_rows, []
         shard_rows = int(self.meta["shard_rows"])
-        self.plan = CachePlan.load(group)
-        self.status, self.damaged_shards = read_rows(group["status"], shard_rows, fill=PENDING)
-        self.counts, bad_counts = read_rows(group["counts"], shard_rows)
-        self.seconds, bad_seconds = read_rows(group["seconds"], shard_rows)
-        for shard in set(bad_counts) | set(bad_seconds):  # unreadable row tables: not usable
-            self.status[shard * shard_rows:(shard + 1) * shard_rows] = PENDING
-        self.damaged_shards = sorted(set(self.damaged_shards) | set(bad_counts) | set(bad_seconds))
+        self.plan = load_checked_plan(group, self.meta, path)
+        tables = {}
+        for name, fill in (("status", PENDING), ("counts", 0), ("seconds", 0.0),
+                           ("checksum", 0), ("reason", "")):
+            tables[name], bad = read_rows(group[name], shard_rows, fill=fill)
+            if bad:
+                a = bad[0] * shard_rows
+                raise UserError(f"{path}: the {name} table of shard {bad[0]} (rows {a}-"
+                                f"{min(a + shard_rows, self.num_rows) - 1}) cannot be read: the "
+                                f"cache is damaged; run `musilingo cache verify {path} "
+                                "--reset-damaged`, then the extract command again")
+        self.status, self.counts, self.seconds = tables["status"], tables["counts"], tables["seconds"]
+        self.checksums, self.reasons = tables["checksum"], tables["reason"]
+        lost = missing_files(path, group, self.status, shard_rows)
+        if lost:
+            more = f" (and {len(lost) - 1} more files)" if len(lost) > 1 else ""
+            raise UserError(f"{path}: {lost[0]} is missing{more} although its shard is "
+                            f"committed: the cache is damaged; run "
+                            f"`musilingo cache verify {path} --reset-damaged`, then the extract "
+                            "command again")
         self._features = group["features"]
         self._clip_index = {cid: i for i, cid in enumerate(self.plan.clip_id)}
         done_clips = np.unique(self.plan.row_clip[self.status == DONE])
@@ -51,12 +75,8 @@ class FeatureCache:
         """Clips with at least one done row, in cache order."""
 
     @classmethod
-    def open(cls, path) -> "FeatureCache":
-        path = Path(path)
-        if not (path / "zarr.json").is_file():
-            raise UserError(f"no feature cache at {path} (expected a Zarr group made by "
-                            "`musilingo extract`)")
-        return cls(path, zarr.open_group(str(path), mode="r", zarr_format=3))
+    def open(cls, path, *, bad_rows: str = "error") -> "FeatureCache":
+        return cls(Path(path), open_group(path, mode="r"), bad_rows=bad_rows)
 
     # -- metadata -------------------------------------------------------------------------
     @property
@@ -82,11 +102,8 @@ class FeatureCache:
     def failures(self) -> list[tuple[str, int, str]]:
         """(clip_id, segment, reason) of every failed row."""
         rows = np.flatnonzero(self.status == FAILED)
-        if not len(rows):
-            return []
-        reasons = read_rows(self.group["reason"], int(self.meta["shard_rows"]), fill="")[0]
         return [(self.plan.clip_id[self.plan.row_clip[r]], int(self.plan.row_segment[r]),
-                 str(reasons[r])) for r in rows]
+                 str(self.reasons[r])) for r in rows]
 
     # -- rows -----------------------------------------------------------------------------
     def has(self, clip_id: str) -> bool:
@@ -105,22 +122,41 @@ class FeatureCache:
         first, n = int(self.plan.clip_first_row[i]), int(self.plan.clip_num_rows[i])
         return [r for r in range(first, first + n) if self.status[r] == DONE]
 
+    def _bad(self, row: int, what: str) -> BadRowError:
+        clip = self.plan.clip_id[self.plan.row_clip[row]]
+        return BadRowError(f"{self.path}: row {row} (clip {clip!r} segment "
+                           f"{int(self.plan.row_segment[row])}) {what}: the cache is damaged; run "
+                           f"`musilingo cache verify {self.path}`")
+
     def read_row(self, row: int) -> PooledSegment:
-        """One row as float32, padding windows (count 0) dropped."""
+        """One row as float32, padding windows (count 0) dropped; checked against its checksum
+        (a `BadRowError` names the row when it does not match)."""
         counts = self.counts[row]
         w = int(np.count_nonzero(counts))
         try:
             stored = self._features[row]
         except Exception as exc:  # crc32c mismatch or a truncated shard file
-            raise UserError(f"row {row} of {self.path} cannot be read ({type(exc).__name__}): the "
-                            "cache is damaged; run `musilingo cache verify` on it") from None
+            raise self._bad(row, f"cannot be read ({type(exc).__name__})") from None
+        expect = stored_checksum(self.meta, row, stored, counts, self.seconds[row],
+                                 self.status[row], str(self.reasons[row]))
+        if expect != int(self.checksums[row]):
+            raise self._bad(row, "does not match its checksum")
         features = np.asarray(stored[:, :w], dtype=np.float32)
         return PooledSegment(features, counts[:w].astype(np.int32), float(self.plan.row_start[row]),
                              float(self.seconds[row]))
 
     def segments(self, clip_id: str) -> list[PooledSegment]:
-        """A clip's done segments, in order (a failed middle segment is simply absent)."""
-        return [self.read_row(r) for r in self.rows(clip_id)]
+        """A clip's done segments, in order (a failed middle segment is simply absent; with
+        `bad_rows="skip"`, so is a damaged one, recorded in `skipped`)."""
+        out = []
+        for r in self.rows(clip_id):
+            try:
+                out.append(self.read_row(r))
+            except BadRowError as exc:
+                if self.bad_rows != "skip":
+                    raise
+                self.skipped.append((r, str(exc)))
+        return out
 
     def tokens(self, clip_id: str, t: int = 325) -> list[torch.Tensor]:
         """The adapter input per segment: layer mean, windows re-pooled to `t` frames."""

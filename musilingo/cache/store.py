@@ -12,7 +12,9 @@ shard and writes each array's shard file once. `status` goes last: Zarr's LocalS
 atomically (tmp + rename), so after a crash a shard is committed (status non-zero) or pending,
 never half done, and a resumed run redoes only pending shards, computing them exactly as before.
 Inner chunks carry a crc32c, so a damaged shard fails to decode instead of returning wrong
-numbers; per-row blake2b checksums catch everything else (`cache verify`).
+numbers; per-row blake2b checksums (which also cover the row's index and the plan digest) catch
+everything else, and every reader checks them (`reader.py`, `cache verify`). A missing chunk
+file would read back as zeros (Zarr's fill value): `missing_files` names it instead.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec
 
-from .layout import FAILED, PENDING, PLAN_ARRAYS, row_checksum
+from ..errors import UserError
+from .layout import (FAILED, FORMAT, PENDING, PLAN_ARRAYS, READABLE_VERSIONS, ROW_ARRAYS,
+                     plan_digest, row_checksum)
 
 PLAN_CHUNK = 1 << 16  # plan tables are written once, by one process: large chunks read fast
 
@@ -112,15 +116,19 @@ class CacheStore:
             if len(data):
                 arr[:] = data
         group.attrs.update(meta)
+        # The digest is taken of the attributes as stored (JSON round trip), as readers see them.
+        group.attrs["plan_sha256"] = plan_digest(plan.arrays(), dict(group.attrs))
         tmp.replace(path)
         return cls.open(path)
 
     @classmethod
     def open(cls, path, mode: str = "r+") -> "CacheStore":
-        return cls(Path(path), zarr.open_group(str(path), mode=mode, zarr_format=3))
+        store = cls(Path(path), open_group(path, mode=mode))
+        store.plan = load_checked_plan(store.group, store.meta, path)
+        return store
 
     def load_plan(self) -> CachePlan:
-        return CachePlan.load(self.group)
+        return self.plan
 
     def shard_range(self, shard: int) -> tuple[int, int]:
         start = shard * self.shard_rows
@@ -147,21 +155,101 @@ class CacheStore:
         assert len(reason) == n
         assert np.all(status != PENDING), "a committed shard has no pending rows"
         features = features.astype(self.features.dtype, copy=False)
-        checks = np.array([row_checksum(features[i], counts[i], seconds[i], status[i], reason[i])
+        checks = np.array([stored_checksum(self.meta, start + i, features[i], counts[i],
+                                           seconds[i], status[i], reason[i])
                            for i in range(n)], dtype=np.uint64)
-        g = self.group
-        g["features"][start:stop] = features
-        g["counts"][start:stop] = counts.astype(np.int32, copy=False)
-        g["seconds"][start:stop] = np.asarray(seconds, dtype=np.float64)
-        g["reason"][start:stop] = np.array(reason, dtype=str)
-        g["checksum"][start:stop] = checks
-        g["status"][start:stop] = np.asarray(status, dtype=np.uint8)
+        # Every file is written, even one equal to the fill value (all rows failed, no reasons):
+        # a committed shard then has all its files, and a missing one is damage, never zeros.
+        def put(name, values):
+            self.group[name].with_config({"write_empty_chunks": True})[start:stop] = values
+
+        put("features", features)
+        put("counts", counts.astype(np.int32, copy=False))
+        put("seconds", np.asarray(seconds, dtype=np.float64))
+        put("reason", np.array(reason, dtype=str))
+        put("checksum", checks)
+        put("status", np.asarray(status, dtype=np.uint8))
 
     def status(self) -> np.ndarray:
         return read_rows(self.group["status"], self.shard_rows, fill=PENDING)[0]
 
     def disk_bytes(self) -> int:
         return disk_bytes(self.path)
+
+
+def open_group(path, mode: str = "r"):
+    """A cache's Zarr group, or one line (a UserError) saying what is wrong with it."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise UserError(f"no feature cache at {path} (expected a Zarr group made by "
+                        "`musilingo extract`)")
+    try:
+        group = zarr.open_group(str(path), mode=mode, zarr_format=3)
+        attrs = dict(group.attrs)
+    except Exception as exc:  # not JSON, not UTF-8, not a Zarr group
+        raise UserError(f"{path / 'zarr.json'} cannot be read ({type(exc).__name__}: "
+                        f"{_first_line(exc)}): the cache's metadata is damaged; extract into a new "
+                        "--out") from None
+    if attrs.get("format") != FORMAT:
+        raise UserError(f"{path} is a Zarr group but not a musilingo feature cache")
+    if attrs.get("format_version") not in READABLE_VERSIONS:
+        raise UserError(f"{path} has cache format {attrs.get('format_version')!r}; this musilingo "
+                        f"reads {', '.join(map(str, READABLE_VERSIONS))}: re-extract it")
+    return group
+
+
+def load_checked_plan(group, meta: dict, path) -> CachePlan:
+    """The row plan, checked against the `plan_sha256` recorded at creation (format 2): a plan
+    array or a metadata field edited since (swapped clip ids, another stride) is refused."""
+    try:
+        plan = CachePlan.load(group)
+    except Exception as exc:
+        raise UserError(f"{path}: the row plan cannot be read ({type(exc).__name__}: "
+                        f"{_first_line(exc)}): the cache is damaged; run `musilingo cache verify "
+                        f"{path}`") from None
+    if int(meta.get("format_version", 1)) >= 2:
+        expected = meta.get("plan_sha256")
+        if not expected or plan_digest(plan.arrays(), meta) != expected:
+            raise UserError(f"{path}: the row plan or the metadata changed after extraction (clip "
+                            "ids, segments, stride, windows, dtype or encoder no longer match "
+                            f"plan_sha256), so its rows cannot be trusted: run `musilingo cache "
+                            f"verify {path}`, and re-extract into a new --out")
+    return plan
+
+
+def stored_checksum(meta: dict, row: int, features, counts, seconds, status, reason) -> int:
+    """The checksum a row of this cache must carry (format 2: identity included)."""
+    if int(meta.get("format_version", 1)) >= 2:
+        return row_checksum(features, counts, seconds, status, reason, row=row,
+                            plan=meta["plan_sha256"])
+    return row_checksum(features, counts, seconds, status, reason)
+
+
+def shard_file(name: str, shard: int, ndim: int) -> str:
+    """The file (relative to the cache) that holds one cache shard of a row array."""
+    return "/".join([name, "c", str(shard)] + ["0"] * (ndim - 1))
+
+
+def missing_files(path, group, status: np.ndarray, shard_rows: int) -> list[str]:
+    """Row-array files absent for shards whose status says committed (a deleted file would
+    otherwise read back as Zarr's fill value: zeros). Format 1 writers skipped files equal to
+    the fill value, so there only the row checksums can tell."""
+    if int(group.attrs.get("format_version", 1)) < 2:
+        return []
+    path = Path(path)
+    ndims = {name: len(group[name].shape) for name in ROW_ARRAYS}
+    out = []
+    for shard, start in enumerate(range(0, len(status), shard_rows)):
+        if np.any(status[start:start + shard_rows] == PENDING):
+            continue  # not committed: nothing is expected on disk yet
+        out += [f for f in (shard_file(n, shard, d) for n, d in ndims.items())
+                if not (path / f).is_file()]
+    return out
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else ""
 
 
 def read_rows(array, shard_rows: int, fill=0) -> tuple[np.ndarray, list[int]]:
@@ -191,4 +279,5 @@ def disk_bytes(path) -> int:
     return total
 
 
-__all__ = ["CachePlan", "CacheStore", "read_rows", "disk_bytes", "FAILED", "PENDING"]
+__all__ = ["CachePlan", "CacheStore", "open_group", "load_checked_plan", "stored_checksum",
+           "missing_files", "read_rows", "disk_bytes", "FAILED", "PENDING"]

@@ -5,9 +5,12 @@
 
 verify re-reads every row (whole shards at a time; row by row inside a shard that fails to
 decode, to name the rows) and checks: the metadata against the arrays' shapes and dtypes, the
-plan tables' consistency, completeness (no pending rows), each row's blake2b checksum, NaN/Inf,
-window counts, and that failed rows carry a reason. A damaged shard file shows up as a crc32c
-or decoding error (Zarr checks the shard index and every inner chunk) or a checksum mismatch.
+plan digest (which clip and segment each row is, and the metadata that gives rows their meaning),
+the plan tables' consistency, that committed shards have all their files, completeness (no
+pending rows), each row's blake2b checksum (which covers its identity), NaN/Inf, window counts,
+and that failed rows carry a reason. A damaged shard file shows up as a crc32c or decoding error
+(Zarr checks the shard index and every inner chunk) or a checksum mismatch. Every problem is of
+one kind: metadata, plan, missing file, unreadable, checksum, pending, content.
 """
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ import numpy as np
 import zarr
 
 from ..errors import UserError
-from .layout import DONE, FAILED, FORMAT, FORMAT_VERSION, PENDING, PLAN_ARRAYS, row_checksum
-from .store import disk_bytes, read_rows
+from .layout import DONE, FAILED, PENDING, PLAN_ARRAYS
+from .store import disk_bytes, load_checked_plan, missing_files, open_group, read_rows, stored_checksum
 
 REQUIRED_META = ("format", "format_version", "encoder", "layers", "dim", "stride", "windows",
                  "segment_seconds", "dtype", "rows", "clips", "shard_rows")
@@ -31,22 +34,13 @@ class Problem:
     clip_id: str
     segment: int
     what: str
+    kind: str = "content"  # metadata | plan | missing file | unreadable | checksum | pending | content
 
     def __str__(self):
         if self.row is None:
-            return f"cache: {self.what}"
-        return f"row {self.row} (clip {self.clip_id!r} segment {self.segment}): {self.what}"
-
-
-def open_group(path):
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
-        raise UserError(f"no feature cache at {path} (expected a Zarr group made by "
-                        "`musilingo extract`)")
-    group = zarr.open_group(str(path), mode="r", zarr_format=3)
-    if group.attrs.get("format") != FORMAT:
-        raise UserError(f"{path} is a Zarr group but not a musilingo feature cache")
-    return group
+            return f"cache: [{self.kind}] {self.what}"
+        return (f"row {self.row} (clip {self.clip_id!r} segment {self.segment}): [{self.kind}] "
+                f"{self.what}")
 
 
 def cache_info(path) -> dict:
@@ -72,19 +66,19 @@ def verify_cache(path, progress: bool = False) -> list[Problem]:
     meta = dict(group.attrs)
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
-        return [Problem(None, "", 0, f"metadata lacks {', '.join(missing)}")]
-    if meta["format_version"] != FORMAT_VERSION:
-        return [Problem(None, "", 0, f"format version {meta['format_version']}, expected "
-                                     f"{FORMAT_VERSION}")]
+        return [Problem(None, "", 0, f"lacks {', '.join(missing)}", "metadata")]
     problems = _check_layout(group, meta)
     if problems:
         return problems
+    try:
+        plan = load_checked_plan(group, meta, path)
+    except UserError as exc:
+        return [Problem(None, "", 0, str(exc), "plan")]
     rows, shard_rows = int(meta["rows"]), int(meta["shard_rows"])
-    clip_id = [str(c) for c in group["clip_id"][:]]
-    row_clip, row_segment = group["row_clip"][:], group["row_segment"][:]
+    clip_id, row_clip, row_segment = plan.clip_id, plan.row_clip, plan.row_segment
 
-    def problem(row, what):
-        problems.append(Problem(row, clip_id[row_clip[row]], int(row_segment[row]), what))
+    def problem(row, what, kind="content"):
+        problems.append(Problem(row, clip_id[row_clip[row]], int(row_segment[row]), what, kind))
 
     tables = {}
     for name, fill in (("status", PENDING), ("counts", 0), ("seconds", 0.0), ("checksum", 0),
@@ -92,10 +86,17 @@ def verify_cache(path, progress: bool = False) -> list[Problem]:
         tables[name], bad = read_rows(group[name], shard_rows, fill=fill)
         for shard in bad:
             for row in range(shard * shard_rows, min(rows, (shard + 1) * shard_rows)):
-                problem(row, f"{name} unreadable (damaged shard {shard})")
+                problem(row, f"{name} unreadable (damaged shard {shard})", "unreadable")
     status = tables["status"]
+    lost_shards = set()
+    for name in missing_files(path, group, status, shard_rows):
+        shard = int(name.split("/")[2])
+        lost_shards.add(shard)
+        for row in range(shard * shard_rows, min(rows, (shard + 1) * shard_rows)):
+            problem(row, f"{name} is missing (shard {shard} is committed)", "missing file")
     for row in np.flatnonzero(status == PENDING):
-        problem(int(row), "pending: extraction did not finish (re-run the extract command)")
+        problem(int(row), "pending: extraction did not finish (re-run the extract command)",
+                "pending")
     shards = range(0, rows, shard_rows)
     if progress:
         from tqdm.auto import tqdm
@@ -104,12 +105,14 @@ def verify_cache(path, progress: bool = False) -> list[Problem]:
     features = group["features"]
     stride = int(meta["stride"])
     for start in shards:
+        if start // shard_rows in lost_shards:
+            continue  # already reported; its zeros would only add checksum mismatches
         stop = min(rows, start + shard_rows)
         block = _read_block(features, start, stop, problem)
         for i, row in enumerate(range(start, stop)):
             if block[i] is None or status[row] == PENDING:
                 continue
-            _check_row(row, block[i], tables, stride, problem)
+            _check_row(row, block[i], tables, stride, problem, meta)
     return problems
 
 
@@ -123,16 +126,18 @@ def _read_block(features, start, stop, problem):
                 out.append(features[row])
             except Exception as exc:
                 out.append(None)
-                problem(row, f"features unreadable ({type(exc).__name__}: damaged shard file)")
+                problem(row, f"features unreadable ({type(exc).__name__}: damaged shard file)",
+                        "unreadable")
         return out
 
 
-def _check_row(row, feats, tables, stride, problem):
+def _check_row(row, feats, tables, stride, problem, meta):
     counts, status = tables["counts"][row], int(tables["status"][row])
     reason = str(tables["reason"][row])
-    expect = row_checksum(feats, counts, tables["seconds"][row], status, reason)
+    expect = stored_checksum(meta, row, feats, counts, tables["seconds"][row], status, reason)
     if expect != int(tables["checksum"][row]):
-        problem(row, "checksum mismatch (the row's bytes changed after it was written)")
+        problem(row, "checksum mismatch (the row's bytes, or which row it is, changed after it "
+                     "was written)", "checksum")
     if status == FAILED:
         if not reason:
             problem(row, "failed without a reason")
@@ -164,26 +169,28 @@ def _check_layout(group, meta) -> list[Problem]:
     if (enc.get("num_hidden_states"), enc.get("hidden_size")) != (meta["layers"], meta["dim"]):
         out.append(Problem(None, "", 0, f"layers/dim {meta['layers']}/{meta['dim']} disagree with "
                                         f"the encoder's {enc.get('num_hidden_states')}/"
-                                        f"{enc.get('hidden_size')}"))
+                                        f"{enc.get('hidden_size')}", "metadata"))
     for name, (shape, dtype) in want.items():
         if name not in group:
-            out.append(Problem(None, "", 0, f"array {name!r} is missing"))
+            out.append(Problem(None, "", 0, f"array {name!r} is missing", "metadata"))
             continue
         arr = group[name]
         if tuple(arr.shape) != tuple(int(x) for x in shape):
-            out.append(Problem(None, "", 0, f"{name} has shape {arr.shape}, metadata says {shape}"))
+            out.append(Problem(None, "", 0, f"{name} has shape {arr.shape}, metadata says {shape}",
+                               "metadata"))
         if dtype and str(arr.dtype) != dtype:
-            out.append(Problem(None, "", 0, f"{name} has dtype {arr.dtype}, metadata says {dtype}"))
+            out.append(Problem(None, "", 0, f"{name} has dtype {arr.dtype}, metadata says {dtype}",
+                               "metadata"))
     if out:
         return out
     first, num = group["clip_first_row"][:], group["clip_num_rows"][:]
     row_clip, row_segment = group["row_clip"][:], group["row_segment"][:]
     expect_first = np.concatenate([[0], np.cumsum(num)[:-1]]) if clips else first
     if int(num.sum()) != rows or np.any(first != expect_first) or np.any(num < 1):
-        out.append(Problem(None, "", 0, "clip_first_row/clip_num_rows do not tile the rows"))
+        out.append(Problem(None, "", 0, "clip_first_row/clip_num_rows do not tile the rows", "plan"))
     elif np.any(row_clip != np.repeat(np.arange(clips), num)) or \
             np.any(row_segment != np.arange(rows) - np.repeat(first, num)):
-        out.append(Problem(None, "", 0, "row_clip/row_segment disagree with the clip tables"))
+        out.append(Problem(None, "", 0, "row_clip/row_segment disagree with the clip tables", "plan"))
     return out
 
 

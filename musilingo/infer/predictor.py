@@ -138,7 +138,10 @@ class Predictor:
         """Caption rows in input order, generated `batch_size` x 4 segments at a time.
 
         `audio`: files or folders (or cache clip ids with a cache source). A clip that cannot
-        be read goes to `on_error(clip, message)` and is skipped; without `on_error` it raises."""
+        be read goes to `on_error(clip, message)` and is skipped; without `on_error` it raises.
+        A damaged cache row is never skipped: it stops the run (`BadRowError`)."""
+        from ..cache.reader import BadRowError
+
         keys = list(audio) if isinstance(self.source, CacheSource) else expand_audio(audio)
         question = CAPTION_QUESTION if self.model.template.has_question else None
         pending: list = []
@@ -146,7 +149,7 @@ class Predictor:
             try:
                 segments = self.segments(key)
             except UserError as exc:
-                if on_error is None:
+                if on_error is None or isinstance(exc, BadRowError):
                     raise
                 on_error(str(key), str(exc))
                 continue
