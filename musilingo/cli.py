@@ -2,10 +2,17 @@
 
 Each verb is a click command defined next to the code it drives (`musilingo/<package>/command.py`)
 and imported only when used, so `musilingo --help` stays fast and a reader finds a verb's options
-beside its implementation. User mistakes (`UserError`) print one `error:` line and exit 2.
+beside its implementation.
+
+Every failure ends in one `error:` line and an exit status that says whose it is: 2 for a user
+mistake (`UserError`: bad input, a damaged cache, a wrong flag), 3 for the environment (disk
+full, permission denied, read-only file system, out of memory: fix it and run the same command
+again, finished work is kept), 130 for Ctrl-C, 1 for a bug. Tracebacks only with `--debug` (or
+MUSILINGO_DEBUG=1).
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -46,14 +53,50 @@ class LazyGroup(click.Group):
             raise
 
 
+EXIT_BUG, EXIT_USER, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 1, 2, 3, 130
+# errno -> what the environment did, and what to do about it.
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: ("the disk is full", "free some space"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free some space or raise the quota"),
+    errno.EACCES: ("permission denied", "fix the permissions or choose another path"),
+    errno.EPERM: ("operation not permitted", "fix the permissions or choose another path"),
+    errno.EROFS: ("the file system is read-only", "choose a writable path"),
+    errno.EMFILE: ("too many open files", "raise `ulimit -n` or use fewer --num-workers"),
+    errno.EIO: ("an input/output error", "check the disk"),
+}
+
+
+def _debug() -> bool:
+    return os.environ.get("MUSILINGO_DEBUG", "") not in ("", "0")
+
+
+def _environment_fault(exc: BaseException) -> str | None:
+    """One line for an OS-level fault anywhere in the exception's chain (None otherwise)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MemoryError):
+            return "out of memory; use a smaller --batch-size or fewer --num-workers, then run " \
+                   "the same command again (finished work is kept)"
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            what, todo = ENVIRONMENT_ERRNOS[exc.errno]
+            where = f" writing {exc.filename}" if exc.filename else ""
+            return f"{what}{where}; {todo}, then run the same command again (finished work is kept)"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="musilingo")
-def cli():
+@click.option("--debug", is_flag=True, help="show the full traceback of any error")
+def cli(debug):
     """Train MusiLingo-style music-language models from a cached music-encoder embedding.
 
     Data flows: extract (audio -> encoder -> Zarr cache) -> train (cache -> adapter -> LLM)
     -> caption/ask/chat -> score. `musilingo demo` runs all of it on generated music.
     """
+    if debug:
+        os.environ["MUSILINGO_DEBUG"] = "1"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,18 +106,31 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="musilingo", standalone_mode=False)
     except UserError as exc:
+        if _debug():
+            raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USER)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted: finished work is saved; run the same command again to resume",
                    err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        if _debug():
+            raise
+        fault = _environment_fault(exc)
+        if fault is not None:
+            click.echo(f"error: {fault}", err=True)
+            sys.exit(EXIT_ENVIRONMENT)
+        text = str(exc).strip().splitlines()
+        click.echo(f"error: unexpected {type(exc).__name__}: {text[0][:200] if text else ''} "
+                   "(a bug in musilingo; `musilingo --debug ...` shows the traceback)", err=True)
+        sys.exit(EXIT_BUG)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,9 @@ class _Walker:
             return self.decoder.raw_decode(self.text, pos)
         except json.JSONDecodeError as error:
             raise self.syntax_error(error) from None
+        except RecursionError:  # arrays/objects nested thousands deep: no annotation looks so
+            raise fail(self.path, self.line_at(pos), "JSON nested too deeply to be an annotation",
+                       "fix the file or download it again") from None
 
     def expect(self, pos: int, allowed: str) -> str:
         char = self.text[pos:pos + 1]

@@ -56,6 +56,9 @@ def _read_rows(path: Path) -> list[tuple[str, str, dict]]:
         return _jsonl_rows(path, text)
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply to be a predictions file; fix the file "
+                        "or give JSONL/CSV") from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # several JSON values: JSON lines under a .json name
             return _jsonl_rows(path, text)
@@ -71,6 +74,9 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[str, str, dict]]:
             continue
         try:
             row = json.loads(line)
+        except RecursionError:
+            raise UserError(f"{path}: line {number}: JSON nested too deeply; fix or remove that "
+                            "line") from None
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}: line {number}: not valid JSON ({exc.msg}, column "
                             f"{exc.colno}); fix or remove that line") from exc

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -66,5 +67,8 @@ def validate(cfg: ExtractConfig) -> None:
     if cfg.encoder_dtype not in ENCODER_DTYPES:
         raise UserError(f"--encoder-dtype {cfg.encoder_dtype}: choose {', '.join(ENCODER_DTYPES)}")
     for name in ("segment_seconds", "batch_size", "shard_rows"):
-        if getattr(cfg, name) <= 0:
-            raise UserError(f"--{name.replace('_', '-')} must be positive")
+        value = getattr(cfg, name)
+        if not (value > 0 and math.isfinite(value)):  # `nan > 0` is False: nan is refused too
+            raise UserError(f"--{name.replace('_', '-')} must be positive (got {value})")
+    if not (cfg.min_tail_seconds >= 0 and math.isfinite(cfg.min_tail_seconds)):
+        raise UserError(f"min_tail_seconds {cfg.min_tail_seconds} must be a number >= 0")

@@ -14,6 +14,7 @@ not divide the adapter's t.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from pathlib import Path
 
@@ -56,8 +57,8 @@ class AudioSource:
 
     def __init__(self, encoder, *, stride: int, segment_seconds: float = 30.0,
                  min_tail_seconds: float = 1.0, keep: int = 32):
-        if segment_seconds <= 0:
-            raise UserError("--segment-seconds must be positive")
+        if not (segment_seconds > 0 and math.isfinite(segment_seconds)):  # nan is refused too
+            raise UserError(f"--segment-seconds {segment_seconds} must be a positive number")
         self.encoder, self.stride = encoder, stride
         self.segment_seconds, self.min_tail_seconds = float(segment_seconds), min_tail_seconds
         self.layers, self.dim = encoder.num_hidden_states, encoder.hidden_size

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -245,6 +246,11 @@ def load_llm(name_or_path: str, *, dtype: str | torch.dtype = torch.float32,
     except OSError as exc:
         raise UserError(f"cannot load LLM {name_or_path!r} (not a local model folder, and the hub "
                         f"is unreachable or has no such model): {str(exc).splitlines()[0]}") from None
+    except pickle.UnpicklingError:
+        raise UserError(f"LLM {name_or_path!r}: its pickled weights (pytorch_model.bin) hold "
+                        "Python objects other than tensors, which could run code, so they were "
+                        "refused (torch.load weights_only): use a safetensors copy of the model"
+                        ) from None
     except ValueError as exc:
         if "trust_remote_code" in str(exc) or "custom code" in str(exc):
             raise UserError(f"LLM {name_or_path!r} ships its own modelling code: pass "

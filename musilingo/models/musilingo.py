@@ -312,5 +312,17 @@ def load_adapter(folder: str | Path) -> tuple[dict, dict]:
     if not cfg_path.is_file() or not w_path.is_file():
         raise UserError(f"{folder} is not an adapter folder: it needs {ADAPTER_CONFIG} and "
                         f"{ADAPTER_WEIGHTS} (written by musilingo train)")
-    cfg = json.loads(cfg_path.read_text())
-    return cfg, load_file(str(w_path))
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if not isinstance(cfg, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{cfg_path} is not a valid adapter config ({type(exc).__name__}: "
+                        f"{str(exc)[:120]}): re-export or re-train the adapter") from None
+    try:
+        state = load_file(str(w_path))
+    except Exception as exc:  # truncated, not safetensors, a bad header
+        raise UserError(f"{w_path} cannot be read as safetensors ({type(exc).__name__}: "
+                        f"{str(exc).strip()[:120]}): the adapter file is damaged; restore it or "
+                        "re-train") from None
+    return cfg, state

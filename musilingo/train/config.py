@@ -12,6 +12,8 @@ differs in anything that changes the result.
 """
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -153,8 +155,17 @@ def _spec(d) -> DataSpec:
 
 
 def _coerce(cls, name: str, value):
-    """Strings to the field's number/bool type: YAML reads `3e-5` as a string (no dot)."""
+    """Strings to the field's number/bool type (YAML reads `3e-5` as a string: no dot); numbers
+    checked against it: an int field refuses 2.5, a float field refuses nan and inf."""
     kind = str({f.name: f.type for f in fields(cls)}[name])
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, str):
+        if kind.startswith("int") and float(value) != int(value):
+            raise UserError(f"{name}={value!r} is not a whole number")
+        if kind.startswith("float") and not math.isfinite(value):
+            raise UserError(f"{name}={value!r} must be a finite number")
+        return int(value) if kind.startswith("int") else value
     if not isinstance(value, str) or kind.startswith("str"):
         return value
     try:
@@ -165,7 +176,10 @@ def _coerce(cls, name: str, value):
         if kind.startswith("int"):
             return int(value)
         if kind.startswith("float"):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise UserError(f"{name}={value!r} must be a finite number")
+            return number
     except ValueError:
         raise UserError(f"{name}={value!r} is not a {kind.split()[0]}") from None
     return value
