@@ -62,11 +62,13 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
 
 
 def read_dataset(name: str, annotations: str | Path | None, audio_root: str | Path | None, *,
-                 split: str | None = None,
-                 caption_field: str = "caption_writing") -> DatasetRecords:
+                 split: str | None = None, caption_field: str = "caption_writing",
+                 allow_outside_root: bool = False) -> DatasetRecords:
     """Read data set `name`; keep only `split` ("train"/"valid"/"test") if given.
 
     `caption_field` picks the MSD caption that becomes texts["caption"] (other sets ignore it).
+    Audio paths that leave the audio root (absolute, or `..` climbing out) are refused per record
+    (`DatasetRecords.refused`) unless `allow_outside_root`.
     """
     spec = DATASETS.get(name)
     if spec is None:
@@ -80,4 +82,4 @@ def read_dataset(name: str, annotations: str | Path | None, audio_root: str | Pa
     if split is not None:  # readers filter already; this keeps the promise for any reader
         result.records = [r for r in result.records if r.split == split]
         result.missing = [r for r in result.missing if r.split == split]
-    return result
+    return result.confine(allow_outside_root)

@@ -143,4 +143,4 @@ def read_msd(annotations: str | Path | None, audio_root: str | Path | None, *,
             records.append(Record(clip_id=values["track_id"],
                                   audio_path=root / values["path"], split=split_name,
                                   texts=texts, source=source, meta=meta))
-    return partition(name, records, locator)
+    return partition(name, records, locator, root)

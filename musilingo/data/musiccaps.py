@@ -80,7 +80,7 @@ def read_musiccaps(annotations: str | Path | None, audio_root: str | Path | None
         records.append(Record(clip_id=ytid, audio_path=locator.find(root / f"{ytid}.wav"),
                               split=record_split, texts={"caption": caption},
                               source=f"{path}:{line}", meta=meta))
-    return partition(name, records, locator)
+    return partition(name, records, locator, root)
 
 
 def read_musicinstruct(annotations: str | Path | None, audio_root: str | Path | None, *,
@@ -108,4 +108,4 @@ def read_musicinstruct(annotations: str | Path | None, audio_root: str | Path | 
         records.append(Record(clip_id=ytid, audio_path=locator.find(root / f"{ytid}.wav"),
                               split=record_split, texts={"question": question, "answer": answer},
                               source=f"{path}:{line}", meta=meta))
-    return partition(name, records, locator)
+    return partition(name, records, locator, root)

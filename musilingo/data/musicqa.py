@@ -58,4 +58,4 @@ def read_musicqa(annotations: str | Path | None, audio_root: str | Path | None, 
                 clip_id=clip_id, audio_path=locator.find(root / audio_name), split=record_split,
                 texts=texts, source=f"{path}:{line}",
                 meta={"audio_name": audio_name, "turn": pair}))
-    return partition(name, records, locator)
+    return partition(name, records, locator, root)

@@ -51,6 +51,10 @@ class DatasetRecords:
     """Records whose audio file exists."""
     missing: list[Record]
     """Records whose audio file is absent: counted and reported, not fatal."""
+    root: Path | None = None
+    """The audio root the reader resolved paths against."""
+    refused: list[tuple[Record, str]] = field(default_factory=list)
+    """Records whose audio path leaves the audio root, with the reason (see `confine`)."""
 
     def clips(self) -> list[Record]:
         """One record per distinct clip_id (its first occurrence), in record order."""
@@ -65,8 +69,31 @@ class DatasetRecords:
     def summary(self) -> str:
         """One line for logs: records, distinct clips, and missing audio."""
         missing_clips = len({r.clip_id for r in self.missing})
-        return (f"{self.name}: {len(self.records)} records over {len(self.clips())} clips"
+        line = (f"{self.name}: {len(self.records)} records over {len(self.clips())} clips"
                 f"; {len(self.missing)} records ({missing_clips} clips) lack their audio file")
+        if self.refused:
+            line += (f"; {len(self.refused)} records point outside the audio root "
+                     f"({self.refused[0][1]})")
+        return line
+
+    def confine(self, allow_outside: bool = False) -> "DatasetRecords":
+        """Move records whose audio path escapes `root` (an absolute path, or `..` that climbs
+        out of it) to `refused`: an annotation file must not make us open /etc/passwd."""
+        if allow_outside or self.root is None:
+            return self
+        root = Path(os.path.normpath(self.root))
+        keep, keep_missing = [], []
+        for bucket, out in ((self.records, keep), (self.missing, keep_missing)):
+            for record in bucket:
+                path = Path(os.path.normpath(record.audio_path))
+                if path == root or root in path.parents:
+                    out.append(record)
+                else:
+                    self.refused.append((record, f"{record.source}: audio path {record.audio_path} "
+                                                 f"is outside --audio-root {root} (pass "
+                                                 "--allow-outside-root to permit it)"))
+        self.records, self.missing = keep, keep_missing
+        return self
 
 
 class AudioLocator:
@@ -103,12 +130,13 @@ class AudioLocator:
         return path
 
 
-def partition(name: str, records: list[Record], locator: AudioLocator) -> DatasetRecords:
+def partition(name: str, records: list[Record], locator: AudioLocator,
+              root: Path | None = None) -> DatasetRecords:
     """Split records into those whose audio exists and those whose audio is missing."""
     present, missing = [], []
     for record in records:
         (present if locator.exists(record.audio_path) else missing).append(record)
-    return DatasetRecords(name=name, records=present, missing=missing)
+    return DatasetRecords(name=name, records=present, missing=missing, root=root)
 
 
 def audio_root_path(audio_root: str | Path | None, default: Path) -> Path:

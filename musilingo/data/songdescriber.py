@@ -47,7 +47,7 @@ def read_songdescriber(annotations: str | Path | None, audio_root: str | Path | 
     locator = AudioLocator()
     records = []
     if split not in (None, "test"):
-        return partition(name, records, locator)
+        return partition(name, records, locator, root)
     for line, row in read_csv_rows(path, SONGDESCRIBER_REQUIRED, "Song Describer"):
         track_id = text_field(row, "track_id", path, line, "Song Describer")
         caption = text_field(row, "caption", path, line, "Song Describer")
@@ -71,4 +71,4 @@ def read_songdescriber(annotations: str | Path | None, audio_root: str | Path | 
                            "write the track duration in seconds") from None
         records.append(Record(clip_id=track_id, audio_path=audio_path, split="test",
                               texts={"caption": caption}, source=f"{path}:{line}", meta=meta))
-    return partition(name, records, locator)
+    return partition(name, records, locator, root)

@@ -45,29 +45,32 @@ H = ExtractConfig.help
 @click.option("--shard-rows", type=int, default=64, show_default=True, help=H("shard_rows"))
 @click.option("--threads", type=int, default=None, help=H("threads"))
 @click.option("--strict", is_flag=True, help=H("strict"))
+@click.option("--allow-outside-root", is_flag=True,
+              help="let annotation files name audio outside --audio-root (absolute paths, ..)")
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs only)")
 def extract(dataset, annotations, audio_root, out, split, limit, caption_field, encoder,
             trust_remote_code, normalize, device, encoder_dtype, stride, segment_seconds, dtype, batch_size,
-            num_workers, shard_rows, threads, strict, no_progress):
+            num_workers, shard_rows, threads, strict, allow_outside_root, no_progress):
     """Extract window-pooled hidden states of every clip into a Zarr feature cache (resumable)."""
     from ..data import read_dataset
     from ..errors import UserError
+    from .config import validate
     from .job import dist_env, run_extract
     from .plan import clip_list
 
     if limit is not None and limit <= 0:
         raise UserError("--limit must be positive")
-    records = read_dataset(dataset, annotations, audio_root, split=split,
-                           caption_field=caption_field)
-    clips = clip_list(records, limit)
-    if dist_env()[0] == 0 and records.missing:
-        click.echo(f"note: {records.summary()}; those clips are recorded as failed", err=True)
     cfg = ExtractConfig(out=out, encoder=encoder, stride=stride, segment_seconds=segment_seconds,
                         dtype=dtype, encoder_dtype=encoder_dtype, batch_size=batch_size,
                         num_workers=num_workers, shard_rows=shard_rows, threads=threads,
-                        strict=strict,
-                        device=device, trust_remote_code=trust_remote_code, normalize=normalize,
-                        progress=not no_progress)
+                        strict=strict, device=device, trust_remote_code=trust_remote_code,
+                        normalize=normalize, progress=not no_progress)
+    validate(cfg)  # before reading a large annotation file
+    records = read_dataset(dataset, annotations, audio_root, split=split,
+                           caption_field=caption_field, allow_outside_root=allow_outside_root)
+    clips = clip_list(records, limit)
+    if dist_env()[0] == 0 and (records.missing or records.refused):
+        click.echo(f"note: {records.summary()}; those clips are recorded as failed", err=True)
     info = {"name": dataset, "split": split, "limit": limit,
             "annotations": str(annotations) if annotations else None,
             "audio_root": str(audio_root) if audio_root else None}

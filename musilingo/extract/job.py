@@ -18,6 +18,7 @@ torchrun gives each process 1 thread unless OMP_NUM_THREADS is set).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import math
@@ -31,6 +32,7 @@ import torch
 
 from ..audio import AudioError, AudioInfo, read_segment
 from ..cache.layout import DONE, FAILED, FP16_MAX, build_meta, check_compatible, max_windows
+from ..cache.lock import writer_lock
 from ..cache.pooling import window_pool
 from ..cache.store import CacheStore
 from ..errors import UserError
@@ -278,7 +280,10 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
     elif world > 1 and device == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // local_world))
     t0 = time.time()
+    held = contextlib.ExitStack()
     try:
+        if rank == 0:  # one extraction per cache; torchrun's other ranks are part of this one
+            held.enter_context(writer_lock(cfg.out))
         if encoder is None:
             encoder = FrozenEncoder.load(cfg.encoder, trust_remote_code=cfg.trust_remote_code,
                                          device=device, dtype=ENCODER_DTYPES[cfg.encoder_dtype],
@@ -325,6 +330,7 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
             log(summary_line(stats))
         return stats
     finally:
+        held.close()
         torch.set_num_threads(threads_before)
         if world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

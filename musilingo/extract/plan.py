@@ -31,6 +31,7 @@ class ClipSource:
     audio_path: str
     missing: bool = False
     source: str = ""   # "<annotation file>:<line>" for messages
+    error: str = ""    # why the clip is refused before any file is opened (path outside the root)
 
 
 def clip_list(dataset, limit: int | None = None) -> list[ClipSource]:
@@ -44,6 +45,10 @@ def clip_list(dataset, limit: int | None = None) -> list[ClipSource]:
         if r.clip_id not in seen:
             seen.add(r.clip_id)
             clips.append(ClipSource(r.clip_id, str(r.audio_path), True, r.source))
+    for r, reason in getattr(dataset, "refused", ()):
+        if r.clip_id not in seen:
+            seen.add(r.clip_id)
+            clips.append(ClipSource(r.clip_id, str(r.audio_path), True, r.source, error=reason))
     return clips[:limit] if limit is not None else clips
 
 
@@ -73,6 +78,8 @@ def check_unique(clips: list[ClipSource]) -> None:
 
 
 def _probe(clip: ClipSource) -> AudioInfo | str:
+    if clip.error:
+        return clip.error
     if clip.missing:
         named = clip.source and clip.source != clip.audio_path
         where = f" (annotation {clip.source})" if named else ""
