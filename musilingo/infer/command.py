@@ -8,8 +8,9 @@
 
 caption/ask write one row per answer ({clip, start, end, scope, caption|answer[, question]}) as
 JSON lines (default) or CSV, to --out or stdout; progress and warnings go to stderr. chat reads
-one question per line from stdin until EOF or an empty line and prints one answer per line, so
-it works the same typed at a terminal or piped from a file. The work is in predictor.py; these
+one question per line from stdin until EOF and prints one answer line per input line (empty for
+an empty or undecodable line, which is skipped), so it works the same typed at a terminal or
+piped from a file. The work is in predictor.py; these
 are thin wrappers.
 """
 from __future__ import annotations
@@ -159,13 +160,26 @@ def chat(audio, **kw):
     predictor = load_predictor(kw)
     session = predictor.chat(audio)
     interactive = sys.stdin.isatty()
+    stdin = getattr(sys.stdin, "buffer", None)
+    number = 0
     while True:
         if interactive:
             click.echo("you> ", nl=False, err=True)
-        line = sys.stdin.readline()
-        if not line or not line.strip():
-            break
-        # One answer per line, whatever the model writes: a pipe reads answer i at line i.
+        raw = stdin.readline() if stdin is not None else sys.stdin.readline()
+        if not raw:
+            break  # end of input
+        number += 1
+        try:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as exc:
+            _log(f"note: stdin line {number} is not valid UTF-8 (byte {exc.start}): skipped")
+            line = ""
+        # One output line per input line, whatever the model writes: a pipe reads the answer to
+        # line i at line i (an empty or skipped line has an empty answer).
+        if not line.strip():
+            if not interactive:
+                click.echo("")
+            continue
         click.echo(" ".join(session.ask(line).splitlines()))
 
 

@@ -121,8 +121,13 @@ def test_ask_and_chat_cli(run_dir, audio_dir):
     row = json.loads(result.stdout.strip().splitlines()[-1])
     assert (row["clip"], row["scope"], row["question"]) == (clip, "track",
                                                            "What instrument is playing?")
+    # An empty line is no question and an undecodable one is skipped: neither ends the session,
+    # and each input line gets its output line (empty for those two).
     result = CliRunner().invoke(chat, ["--run", str(run_dir), clip, *SMALL],
-                                input="What instrument is playing?\nAnd the tempo?\n\nignored\n")
+                                input=b"What instrument is playing?\nAnd the tempo?\n\n"
+                                      b"caf\xe9 \xff?\nStill there?\n")
     assert result.exit_code == 0, result.output
-    answers = result.stdout.strip().splitlines()
-    assert len(answers) == 2 and answers[0] == row["answer"]
+    answers = result.stdout.splitlines()
+    assert len(answers) == 5 and answers[0] == row["answer"]
+    assert answers[2] == answers[3] == "" and answers[1] and answers[4]
+    assert "stdin line 4 is not valid UTF-8" in result.stderr
