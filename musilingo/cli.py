@@ -99,10 +99,28 @@ def cli(debug):
         os.environ["MUSILINGO_DEBUG"] = "1"
 
 
+def launcher_args(argv: list[str]) -> list[str]:
+    """argv without the `--local_rank=N` (or `--local_rank N`) that the `deepspeed` launcher adds
+    unless given --no_local_rank; the rank goes to LOCAL_RANK, where torchrun also puts it."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--local_rank=") or arg.startswith("--local-rank="):
+            os.environ.setdefault("LOCAL_RANK", arg.split("=", 1)[1])
+        elif arg in ("--local_rank", "--local-rank") and i + 1 < len(argv):
+            os.environ.setdefault("LOCAL_RANK", argv[i + 1])
+            i += 1
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     # Quiet the libraries' own progress bars and advice; our jobs draw their own.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    argv = launcher_args(list(sys.argv[1:] if argv is None else argv))
     try:
         cli.main(args=argv, prog_name="musilingo", standalone_mode=False)
     except UserError as exc:

@@ -11,7 +11,7 @@ from .recipe import DemoConfig
 @click.option("--out", default=None, help="folder for data, cache, runs and report "
               "(default demo_out, or demo_out_quick with --quick)")
 @click.option("--seed", default=0, show_default=True, type=int, help="seed of data, adapter and order")
-@click.option("--llm", default=None, help="frozen LLM (default smollm2; tiny-llama with --quick)")
+@click.option("--llm", default=None, help="frozen LLM (default smollm2; tiny-lm with --quick)")
 @click.option("--instruct-steps", default=None, type=int, help="stage-2 optimizer steps")
 @click.option("--pretrain-steps", default=None, type=int, help="stage-1 optimizer steps")
 @click.option("--no-progress", is_flag=True, help="no progress bars (logs only)")

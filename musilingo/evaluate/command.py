@@ -78,7 +78,11 @@ def score_and_report(predictions: list[str], references: list[str], protocol: st
     except ValueError as exc:  # unequal lengths, nothing to score
         raise UserError(str(exc)) from exc
     markdown = reports_to_markdown(reports, percent=config.percent, source=source)
-    result = {"source": source, "config": asdict(config),
+    empty = sum(1 for p in predictions if not str(p).strip())
+    if empty:  # an under-trained model that writes nothing scores 0 without a word otherwise
+        markdown += (f"\n- warning: {empty:,} of {len(predictions):,} predictions are empty or "
+                     "whitespace only (they score 0)\n")
+    result = {"source": source, "config": asdict(config), "empty_predictions": empty,
               "reports": [r.to_dict() for r in reports], "markdown": markdown}
     if out_dir is not None:
         out = Path(out_dir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -73,6 +74,14 @@ class ScoreReport:
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
+    def label(self, result) -> str:
+        """A column name that says which model a BERTScore came from: a MiniLM BERTScore is not
+        comparable with the roberta-large ones papers publish."""
+        if result.name.lower().startswith("bertscore") and self.bertscore_model:
+            model = str(self.bertscore_model).split(" (")[0]   # "minilm (layer 6, ...)": minilm
+            return f"{result.name} ({Path(model).name or model})"
+        return result.name
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
@@ -82,7 +91,7 @@ class ScoreReport:
         lines = [f"### Protocol `{self.protocol}`: {self.n_items:,} items{scale}", "",
                  self.protocol_description, ""]
         heads = self.headline
-        lines.append("| " + " | ".join(r.name for r in heads) + " |")
+        lines.append("| " + " | ".join(self.label(r) for r in heads) + " |")
         lines.append("|" + "---:|" * len(heads))
         lines.append("| " + " | ".join(r.shown(percent) for r in heads) + " |")
         lines.append("")
@@ -90,7 +99,7 @@ class ScoreReport:
             lines += ["| metric | value | headline | definition |", "|---|---:|:-:|---|"]
             for r in self.results:
                 mark = "yes" if r.headline else ""
-                lines.append(f"| {r.name} | {r.shown(percent)} | {mark} | {r.definition} |")
+                lines.append(f"| {self.label(r)} | {r.shown(percent)} | {mark} | {r.definition} |")
             lines.append("")
         by_reason: dict[str, list[str]] = {}
         for name, reason in self.missing.items():

@@ -122,11 +122,15 @@ def caption(audio, whole_track, fmt, out, **kw):
         failed.append(clip)
         _log(f"warning: skipped {message}")
 
+    empty = 0
     try:
         for row in predictor.iter_caption(audio, whole_track=whole_track, on_error=skip):
+            empty += not row["caption"].strip()
             writer.write(row)
     finally:
         writer.close()
+    if empty:
+        _log(f"warning: {empty} of {writer.count} captions are empty (an under-trained adapter?)")
     if failed:
         _log(f"{len(failed)} clips could not be read (see the warnings above)")
         if writer.count == 0:

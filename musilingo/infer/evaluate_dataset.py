@@ -35,7 +35,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..models.prompts import CAPTION_QUESTION
 from .generation import GenerationConfig
-from .items import Item, generate_for_items, shuffled_audio
+from .items import Item, derangement, generate_for_items, shuffled_audio
 
 DATASETS = {  # score-mode name -> (reader name, kind)
     "musiccaps": ("musiccaps", "caption"),
@@ -155,7 +155,8 @@ def _settings(run: Path, model, dataset: str, annotations, generation: Generatio
               features: str, control_seed: int) -> dict:
     digest = hashlib.sha256((run / "adapter.safetensors").read_bytes()).hexdigest()[:16]
     return {"run": str(run.absolute()), "adapter_sha256": digest, "llm": model.llm_name,
-            "dataset": dataset, "annotations": Path(str(annotations)).name, "features": features,
+            "dataset": dataset, "annotations": str(Path(str(annotations)).expanduser().absolute()),
+            "features": features,
             "generation": generation.to_dict(), "control_seed": control_seed}
 
 
@@ -217,6 +218,29 @@ def control_table(real: dict, shuffled: dict) -> tuple[str, list[dict]]:
     return "\n".join(lines), rows
 
 
+def limit_items(items: list[Item], limit: int | None, *, by_clip: bool, log) -> list[Item]:
+    """The first `limit` items, or (`by_clip`, for the shuffled-audio control, which permutes
+    clips) every item of the first `limit` clips; the log says which was counted."""
+    if not limit:
+        return items
+    if not by_clip:
+        log(f"--limit {limit}: the first {limit} items")
+        return items[:limit]
+    keep = set(list(dict.fromkeys(it.clip_id for it in items))[:limit])
+    chosen = [it for it in items if it.clip_id in keep]
+    log(f"--limit {limit}: the first {len(keep)} clips ({len(chosen)} items; with --control, "
+        "--limit counts clips)")
+    return chosen
+
+
+def warn_empty(predictions: list[str], what: str, log) -> int:
+    empty = sum(1 for p in predictions if not p.strip())
+    if empty:
+        log(f"warning: {empty:,} of {len(predictions):,} generations for {what} are empty or "
+            "whitespace only (an under-trained adapter?); they score 0")
+    return empty
+
+
 def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cache=None,
                     control: str | None = None, control_seed: int = 0, limit: int | None = None,
                     protocol: str = "both", bertscore_model: str = "roberta-large",
@@ -253,11 +277,14 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
         items, paths = dataset_items(dataset, annotations, audio_root, log=log,
                                      has_question=p.model.template.has_question)
         source = ClipAudio(p.source, paths)
-    items = items[:limit] if limit else items
+    items = limit_items(items, limit, by_clip=control is not None, log=log)
+    if control is not None:  # the control's precondition, checked before anything is generated
+        derangement(len({it.clip_id for it in items}), control_seed)
     _check_settings(out, _settings(folder, p.model, dataset, annotations, generation,
                                    "cache" if cache is not None else "audio", control_seed))
     preds = generate_pass(p.model, items, source, PredictionLog(out / PREDICTIONS),
                           generation=generation, batch_size=batch_size, log=log)
+    warn_empty(preds, dataset, log)
     refs = [it.reference for it in items]
     score = dict(protocol=protocol, bertscore_model=bertscore_model, metrics=metrics,
                  bertscore_layer=bertscore_layer, percent=percent)
@@ -268,6 +295,7 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
         log_file = PredictionLog(out / f"predictions.{control}.jsonl")
         s_preds = generate_pass(p.model, swapped, source, log_file, generation=generation,
                                 batch_size=batch_size, log=log)
+        warn_empty(s_preds, f"{dataset} (shuffled audio)", log)
         shuffled = score_and_report(s_preds, refs, out_dir=out / control,
                                     source=f"{folder} on {dataset}, shuffled audio", **score)
         markdown, rows = control_table(real, shuffled)

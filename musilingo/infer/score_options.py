@@ -43,7 +43,8 @@ def score_run_options(fn):
         click.option("--control-seed", type=int, default=0, show_default=True,
                      help="seed of the shuffled-audio derangement"),
         click.option("--limit", type=int, default=None,
-                     help="with --run: only the first N test items (quick runs)"),
+                     help="with --run: only the first N test items (quick runs); with --control, "
+                          "the items of the first N clips (the control permutes clips)"),
         click.option("--llm", default=None, help="with --run: LLM instead of the run's"),
         click.option("--encoder", default=None, help="with --run: encoder instead of the run's"),
     ]

@@ -174,19 +174,33 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()
-    if not stopped:
+    if not stopped and step > start_step:  # a finished run resumed again has nothing new to save
         _save(run_dir, engine, job, cfg, step, world, rank)
     if writer is not None:
         writer.close()
     done = step - start_step
-    say(f"{'stopped' if stopped else 'finished'} at step {step}/{total_steps}: loss "
-        f"{loss_value if loss_value is not None else float('nan'):.4f}, {seconds:.1f} s, "
-        f"{done * per_step / max(seconds, 1e-9):.2f} samples/s -> {run_dir}")
+    if done == 0:  # a resumed run that had already finished: nothing was trained now
+        last = _last_logged_loss(metrics_path)
+        say(f"already finished at step {step}/{total_steps}"
+            + (f" (last logged loss {last:.4f})" if last is not None else "")
+            + f"; nothing to do -> {run_dir}")
+    else:
+        say(f"{'stopped' if stopped else 'finished'} at step {step}/{total_steps}: loss "
+            f"{loss_value:.4f}, {seconds:.1f} s, "
+            f"{done * per_step / max(seconds, 1e-9):.2f} samples/s -> {run_dir}")
     return RunResult(run_dir=run_dir, adapter=run_dir / "adapter.safetensors",
                      config=run_dir / CONFIG, metrics=metrics_path, steps=step,
                      final_loss=loss_value, losses=losses, seconds=seconds,
                      samples_per_second=done * per_step / max(seconds, 1e-9),
                      skipped=dict(job.skipped), stopped_early=stopped)
+
+
+def _last_logged_loss(metrics_path: Path) -> float | None:
+    try:
+        lines = [ln for ln in metrics_path.read_text().splitlines() if ln.strip()]
+        return float(json.loads(lines[-1])["loss"]) if lines else None
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _save(run_dir: Path, engine, job, cfg: TrainConfig, step: int, world: int, rank: int) -> None:

@@ -65,3 +65,14 @@ def test_quick_demo_rerun_reuses_finished_steps(quick_demo, tmp_path):
     again = json.loads((out / "report" / "metrics.json").read_text())
     # greedy decoding, same adapter, same cache: the same answers and accuracies
     assert again["conditions"]["trained"]["accuracy"] == metrics["conditions"]["trained"]["accuracy"]
+
+
+def test_demo_help_names_the_llms_it_uses():
+    from click.testing import CliRunner
+
+    from musilingo.demo.command import demo
+    from musilingo.demo.recipe import DemoConfig
+
+    text = " ".join(CliRunner().invoke(demo, ["--help"]).output.split())
+    assert f"{DemoConfig.quick_preset().llm} with --quick" in text   # the LLM --quick really uses
+    assert "tiny-llama" not in text

@@ -89,6 +89,8 @@ def test_protocols_report_their_own_bertscore_field(minilm_folder):
     assert musilingo.value("BERTScore-R") == lp.value("BERTScore-R")  # one shared run
     assert musilingo.value("BERTScore-R") != musilingo.value("BERTScore-F1")
     assert musilingo.bertscore_model.startswith("minilm (layer 6")
+    # tables name the model in the column, so MiniLM values never pass for roberta-large ones
+    assert "| BERTScore-R (minilm) |" in musilingo.to_markdown()
     # a local folder works the same as the alias
     folder = score_texts(predictions, references, "musilingo", metrics="bertscore",
                          bertscore_model=str(minilm_folder), bertscore_layer=6)

@@ -71,3 +71,15 @@ def test_evaluate_module_loads_offline_and_matches_direct_api(nltk_ready):
             assert got[result.name] == result.value, (protocol, result.name)
         assert got["METEOR"] is not None and got["BERTScore-F1"] is None
         assert got["missing"]["BERTScore-F1"] == "not requested"
+
+
+def test_evaluate_module_path_works_from_any_directory(nltk_ready, tmp_path, monkeypatch):
+    import evaluate
+
+    from musilingo.evaluate.metric import module_path
+
+    monkeypatch.chdir(tmp_path)   # not the repository root
+    metric = evaluate.load(module_path())
+    got = metric.compute(predictions=PREDICTIONS, references=REFERENCES, protocol="lp-musiccaps",
+                         metrics="bleu,rouge")
+    assert got["n_items"] == 3 and got["BLEU-1"] is not None

@@ -116,3 +116,20 @@ def test_width_contradicting_the_encoder_is_refused(tmp_path):
         run_import(path, tmp_path / "out", llm="tiny-llama")
     out, _ = run_import(path, tmp_path / "out", llm="tiny-llama", encoder="mert-95m")
     assert json.loads((out / "adapter_config.json").read_text())["num_layers"] == 13
+
+
+def test_width_contradicting_the_llm_is_refused_at_import(tmp_path):
+    """A [576, 1024] adapter (SmolLM2-wide) imported for tiny-llama (64 wide) used to import and
+    fail only at `ask`."""
+    from musilingo.infer.import_checkpoint import import_checkpoint as run_import
+
+    path = _reference(tmp_path / "wide.pth", model={"llama_proj.weight": torch.zeros(576, 1024),
+                                                    "llama_proj.bias": torch.zeros(576)})
+    with pytest.raises(UserError, match=r"writes 576-wide embeddings, but --llm tiny-llama is 64 "
+                                        r"wide"):
+        run_import(path, tmp_path / "out", llm="tiny-llama")
+    assert not (tmp_path / "out").exists()
+    tiny = _reference(tmp_path / "tiny.pth", model={"llama_proj.weight": torch.zeros(64, 1024),
+                                                    "llama_proj.bias": torch.zeros(64)})
+    with pytest.raises(UserError, match=r"takes 1024-wide features, but --encoder tiny is 128 wide"):
+        run_import(tiny, tmp_path / "out", llm="tiny-llama", encoder="tiny")

@@ -192,3 +192,40 @@ def test_score_command_generation_mode(run_dir, musiccaps, audio_dir, tmp_path):
     assert isinstance(neither.exception, UserError) and "--predictions FILE" in str(neither.exception)
     no_set = CliRunner().invoke(score, ["--run", str(run_dir), "--out", str(out)])
     assert isinstance(no_set.exception, UserError) and "needs --dataset" in str(no_set.exception)
+
+
+def test_limit_counts_clips_with_the_control_and_checks_it_first(run_dir, audio_dir, tmp_path,
+                                                                  monkeypatch):
+    """MusicQA-like sets ask several questions per clip: `--limit 2` with the control keeps every
+    item of the first 2 clips, and a control that cannot run fails before anything is generated."""
+    qa = [{"audio_name": f"{c}.wav", "conversation": [{"from": "human", "value": q},
+                                                       {"from": "gpt", "value": "A piano."}]}
+          for c in CLIPS for q in ("What instrument?", "What tempo?", "What mood?")]
+    path = tmp_path / "EvalMusicQA.json"
+    path.write_text(json.dumps(qa))
+    logs: list[str] = []
+    args = dict(run=run_dir, dataset="musicqa", annotations=path, audio_root=audio_dir / "clips",
+                control="shuffled-audio")
+    result = ed.score_generated(**args, out=tmp_path / "two", limit=2,
+                                **dict(SCORE, log=logs.append))
+    assert result["real"]["reports"][0]["n_items"] == 6
+    assert any("--limit 2: the first 2 clips (6 items; with --control, --limit counts clips)" in m
+               for m in logs)
+    calls = _count_generated(monkeypatch)
+    with pytest.raises(UserError, match="needs at least 2 distinct clips"):
+        ed.score_generated(**args, out=tmp_path / "one", limit=1, **SCORE)
+    assert calls == [] and not (tmp_path / "one" / "predictions.jsonl").exists()
+
+
+def test_empty_generations_are_counted_and_reported(run_dir, musiccaps, audio_dir, tmp_path,
+                                                     monkeypatch):
+    monkeypatch.setattr(ed, "generate_pass", lambda model, items, *a, **k: [" "] * len(items))
+    logs: list[str] = []
+    result = ed.score_generated(run=run_dir, dataset="musiccaps", annotations=musiccaps,
+                                audio_root=audio_dir / "clips", out=tmp_path / "e",
+                                **dict(SCORE, log=logs.append))
+    assert result["real"]["empty_predictions"] == 4
+    assert "4 of 4 predictions are empty" in result["markdown"]
+    assert any("warning: 4 of 4 generations for musiccaps are empty" in m for m in logs)
+    settings = json.loads((tmp_path / "e" / "generation.json").read_text())
+    assert settings["annotations"] == str(musiccaps.absolute())   # the full path, not a basename

@@ -104,3 +104,36 @@ def test_kill_9_then_resume_reproduces_the_losses(make_cfg, synth, cache, tmp_pa
     full = run(make_cfg(micro_batch_size=2, max_steps=40, warmup_steps=2, deepspeed="zero2",
                         out_dir=str(tmp_path / "full")), log=lambda *a: None)
     assert _losses(out) == full.losses
+
+
+def test_the_deepspeed_launchers_local_rank_argument_is_accepted(monkeypatch):
+    from musilingo.cli import launcher_args
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert launcher_args(["--local_rank=1", "train", "--stage", "pretrain"]) == \
+        ["train", "--stage", "pretrain"]
+    assert os.environ["LOCAL_RANK"] == "1"
+    assert launcher_args(["train", "--local_rank", "0", "x=1"]) == ["train", "x=1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("no_local_rank", [False, True])
+def test_deepspeed_launcher_with_two_cpu_processes(make_cfg, synth, cache, tmp_path, no_local_rank):
+    """`deepspeed --num_gpus 2 --module musilingo train ...` (with and without --no_local_rank)
+    trains like one process with the same global batch."""
+    out = tmp_path / "ds"
+    launcher = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2",
+                "--master_port", str(_free_port())] + (["--no_local_rank"] if no_local_rank else [])
+    args = ["--stage", "pretrain", "--dataset", "synth", "--annotations",
+            str(synth / "captions.csv"), "--cache", str(cache), "--llm", "tiny-llama", "--t", "130",
+            "--micro-batch-size", "2", "--grad-accum", "2", "--max-steps", "2", "--lr", "3e-2",
+            "--min-lr", "3e-3", "--warmup-steps", "1", "--precision", "fp32", "--no-progress",
+            "deepspeed=zero2", f"out_dir={out}", "num_workers=0"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([*launcher, "--module", "musilingo", "train", *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "2 processes per step" in proc.stdout
+    one = run(make_cfg(micro_batch_size=4, grad_accum=2, max_steps=2, deepspeed="zero2",
+                       out_dir=str(tmp_path / "one")), log=lambda *a: None)
+    assert _losses(out) == pytest.approx(one.losses, rel=1e-5)

@@ -92,6 +92,17 @@ def test_resume_reproduces_an_uninterrupted_run(make_cfg, tmp_path):
     assert torch.equal(w_full, w_rest)
 
 
+def test_resuming_a_finished_run_says_so(make_cfg, tmp_path):
+    cfg = make_cfg(out_dir=str(tmp_path / "done"), max_steps=2)
+    run(cfg, log=quiet)
+    logs: list[str] = []
+    again = run(make_cfg(out_dir=str(tmp_path / "done"), max_steps=2, resume=True),
+                log=logs.append)
+    assert again.steps == 2 and again.losses == []
+    last = [m for m in logs if "step 2/2" in m][-1]
+    assert last.startswith("already finished at step 2/2 (last logged loss ") and "nan" not in last
+
+
 def test_resume_refuses_a_different_config_and_reuse_needs_resume(make_cfg, tmp_path):
     out = str(tmp_path / "r")
     run(make_cfg(out_dir=out, max_steps=2, save_every=1), log=quiet)
