@@ -1,7 +1,9 @@
 """Pooled encoder features of one clip: the unit the cache stores and online training computes.
 
 `PooledSegment` is what the cache reader returns for a row and what `pooled_features` computes
-from audio on the fly, so cached and online training share every line after this point.
+from audio on the fly, so cached and online training share every line after this point, and
+`join_segments` is the one rule by which training and inference lay a long clip's segments out
+as audio tokens.
 """
 from __future__ import annotations
 
@@ -23,6 +25,35 @@ class PooledSegment:
     counts: np.ndarray     # int32 [W]: frames in each window (the last may be short)
     start: float           # seconds into the audio file
     seconds: float         # segment length in seconds
+
+
+def join_segments(segments, factor: int, max_audio_tokens: int | None = None) -> tuple:
+    """A clip's pooled segments (objects with .features [L, w, D] and .counts [w]) joined into
+    one `(features, counts, used)` of at most `max_audio_tokens` adapter tokens of `factor`
+    windows each (None: no limit); `used` is how many segments contributed.
+
+    The one rule training (`segments: concat`) and inference (a whole track, a chat) share, so a
+    model is asked about inputs laid out exactly as in training: each segment is padded with empty
+    (count-0) windows to whole tokens, so that re-pooling never merges one segment's short last
+    window with the next segment's first, and the budget cuts at a token boundary, mid-segment if
+    need be. `segments` may be a lazy iterable: reading stops once the budget is full."""
+    feats, counts, tokens, used = [], [], 0, 0
+    for seg in segments:
+        pad = (-seg.counts.shape[0]) % factor
+        f = np.pad(seg.features, ((0, 0), (0, pad), (0, 0)))
+        c = np.pad(seg.counts, (0, pad))
+        if max_audio_tokens is not None:
+            room = (max_audio_tokens - tokens) * factor
+            f, c = f[:, :room], c[:room]
+        feats.append(f)
+        counts.append(c)
+        tokens += c.shape[0] // factor
+        used += 1
+        if max_audio_tokens is not None and tokens >= max_audio_tokens:
+            break
+    if not feats:
+        raise ValueError("no segments")
+    return np.concatenate(feats, axis=1), np.concatenate(counts), used
 
 
 def segment_plan(encoder, info: AudioInfo, segment_seconds: float, min_tail_seconds: float = 1.0):

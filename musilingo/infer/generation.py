@@ -82,28 +82,6 @@ def audio_tokens(counts: np.ndarray, factor: int) -> int:
     return int(np.count_nonzero(groups))
 
 
-def concat_segments(segments: list, factor: int, max_tokens: int | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Whole-track features from consecutive segments: (features [L, W, D], counts [W], used).
-
-    Each segment is padded with empty windows to whole adapter tokens, so re-pooling never
-    averages one segment's short last window with the next segment's first (the same rule as
-    training's `segments: concat`). Stops before the segment that would exceed `max_tokens`
-    (always keeps the first); `used` says how many segments went in."""
-    if not segments:
-        raise ValueError("no segments")
-    feats, counts, tokens, used = [], [], 0, 0
-    for seg in segments:
-        n = audio_tokens(seg.counts, factor)
-        if used and max_tokens is not None and tokens + n > max_tokens:
-            break
-        pad = (-seg.counts.shape[0]) % factor
-        feats.append(np.pad(seg.features, ((0, 0), (0, pad), (0, 0))))
-        counts.append(np.pad(seg.counts, (0, pad)))
-        tokens, used = tokens + n, used + 1
-    return np.concatenate(feats, axis=1), np.concatenate(counts), used
-
-
 def context_length(model) -> int | None:
     """The LLM's maximum sequence length, when its config states one."""
     cfg = model.llm.config

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import UserError
-from .generation import GenerationConfig, audio_budget, concat_segments, generate, prompt_example
+from ..features import join_segments
+from .generation import GenerationConfig, audio_budget, generate, prompt_example
 from .sources import as_source
 
 
@@ -68,7 +69,7 @@ class Progress:
 def _clip_features(source, clip: str, factor: int, budget: int | None, cache: dict):
     if clip not in cache:
         segs = source.segments(clip)
-        f, c, used = concat_segments(segs, factor, budget)
+        f, c, used = join_segments(segs, factor, budget)
         cache[clip] = (f, c, used, len(segs))
         while len(cache) > 64:  # bounded: features are re-read if a clip comes back later
             cache.pop(next(iter(cache)))

@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import UserError
+from ..features import join_segments
 from ..models.prompts import CAPTION_QUESTION
 from .generation import (GenerationConfig, audio_budget, audio_tokens, chat_example,
-                         concat_segments, generate, prompt_example)
+                         generate, prompt_example)
 from .sources import AudioSource, CacheSource, check_fits, expand_audio
 
 
@@ -102,7 +103,7 @@ class Predictor:
         factor = self.model.adapter.factor
         if budget is not None and sum(audio_tokens(s.counts, factor) for s in segments) > budget:
             return None
-        f, c, _ = concat_segments(segments, factor)
+        f, c, _ = join_segments(segments, factor)
         return f, c
 
     def _run(self, jobs: list[tuple[dict, str | None, tuple]]) -> list[dict]:
@@ -192,7 +193,7 @@ class ChatSession:
     def _audio(self, first_question: str):
         p = self.predictor
         budget = audio_budget(p.model, prompt_example(p.model, first_question), p.generation)
-        f, c, used = concat_segments(self.segments, p.model.adapter.factor, budget)
+        f, c, used = join_segments(self.segments, p.model.adapter.factor, budget)
         if used < len(self.segments):
             end = self.segments[used - 1].start + self.segments[used - 1].seconds
             p.log(f"{self.key}: only the first {end:.0f} s ({used} of {len(self.segments)} "

@@ -87,28 +87,6 @@ class AudioAdapter(nn.Module):
         return self.proj(x.to(self.proj.weight.dtype)), c > 0
 
 
-def join_segments(segments: list, factor: int, max_audio_tokens: int) -> tuple:
-    """Concatenate a clip's pooled segments (objects with .features [L, w, D], .counts [w]) into
-    one `(features, counts)` of at most `max_audio_tokens` tokens of `factor` windows each.
-
-    Each segment is padded to whole tokens (count-0 windows) so that re-pooling never merges the
-    short last window of one segment with the next segment's first window."""
-    import numpy as np
-
-    feats, counts, tokens = [], [], 0
-    for seg in segments:  # may be a lazy generator: stop pulling once the budget is full
-        pad = (-seg.counts.shape[0]) % factor
-        f = np.pad(seg.features, ((0, 0), (0, pad), (0, 0)))
-        c = np.pad(seg.counts, (0, pad))
-        room = (max_audio_tokens - tokens) * factor
-        feats.append(f[:, :room])
-        counts.append(c[:room])
-        tokens += counts[-1].shape[0] // factor
-        if tokens >= max_audio_tokens:
-            break
-    return np.concatenate(feats, axis=1), np.concatenate(counts)
-
-
 def make_batch(examples: list[TokenizedExample], features: list, *, pad_id: int) -> dict:
     """Collate tokenised examples and per-example `(features [L, W, D], counts [W])` into tensors.
 

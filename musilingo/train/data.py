@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import UserError
-from ..features import PooledSegment
-from ..models.musilingo import join_segments
+from ..features import PooledSegment, join_segments
 from ..models.prompts import CAPTION_QUESTION, PromptTemplate, tokenize_example
 
 
@@ -42,11 +42,26 @@ class Example:
     source: str
 
 
+class FeatureSource(Protocol):
+    """What training reads a clip's pooled segments from (`CachedFeatures`, `OnlineFeatures`)."""
+
+    online: bool
+    layers: int
+    dim: int
+    stride: int
+
+    def has(self, example: Example) -> bool: ...
+
+    def num_segments(self, example: Example) -> int: ...
+
+    def segment(self, example: Example, i: int) -> PooledSegment: ...
+
+
 @dataclass
 class TrainSet:
     name: str
     examples: list[Example]
-    features: "FeatureSource"
+    features: FeatureSource
     skipped: int       # annotation rows with no features
     missing_ids: list[str]
 
@@ -228,7 +243,9 @@ def example_features(ex: Example, source, *, mode: str, seed: int, epoch: int, f
     if mode != "concat":
         raise UserError(f"segments {mode!r}: use random or concat")
     # Segments are read lazily: a long track stops being read once the token budget is full.
-    return join_segments((source.segment(ex, i) for i in range(n)), factor, max_audio_tokens)
+    features, counts, _ = join_segments((source.segment(ex, i) for i in range(n)), factor,
+                                        max_audio_tokens)
+    return features, counts
 
 
 class MicroBatches(torch.utils.data.Dataset):

@@ -8,7 +8,8 @@ import torch
 from musilingo.errors import UserError
 from musilingo.features import PooledSegment
 from musilingo.infer.config import GenerationConfig, generation_from_options
-from musilingo.infer.generation import (audio_tokens, chat_example, concat_segments, generate,
+from musilingo.features import join_segments
+from musilingo.infer.generation import (audio_tokens, chat_example, generate,
                                         prompt_example)
 
 QUESTIONS = ["What instrument is playing?", "Tempo?", "Describe the mood of this piece in detail.",
@@ -103,18 +104,19 @@ def test_chat_prompt_continues_the_template(predictor):
     assert (first.before, first.after) == (single.before, single.after)
 
 
-def test_concat_segments_keeps_segment_boundaries():
+def test_joined_segments_keep_segment_boundaries():
     segs = [PooledSegment(np.ones((2, w, 3), np.float32) * i, np.full(w, 65, np.int32), 30.0 * i,
                           30.0) for i, w in enumerate([7, 3, 11])]
-    f, c, used = concat_segments(segs, factor=5)
+    f, c, used = join_segments(segs, factor=5)
     # Each segment padded to whole tokens of 5 windows: 7->10, 3->5, 11->15.
     assert f.shape == (2, 30, 3) and used == 3
     assert c.tolist()[:10] == [65] * 7 + [0] * 3
     assert audio_tokens(c, 5) == 2 + 1 + 3
-    f, c, used = concat_segments(segs, factor=5, max_tokens=4)
-    assert used == 2 and audio_tokens(c, 5) == 3
-    _, _, used = concat_segments(segs, factor=5, max_tokens=1)   # the first is always kept
-    assert used == 1
+    # A budget cuts at a token boundary, mid-segment if need be (training's rule too).
+    f, c, used = join_segments(segs, factor=5, max_audio_tokens=4)
+    assert used == 3 and audio_tokens(c, 5) == 4 and f[:, 15:].min() == 2
+    _, c, used = join_segments(segs, factor=5, max_audio_tokens=1)
+    assert used == 1 and audio_tokens(c, 5) == 1
 
 
 def test_prompt_longer_than_the_context_is_refused(predictor, monkeypatch):

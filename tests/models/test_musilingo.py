@@ -120,8 +120,7 @@ def test_save_and_rebuild(model, tmp_path):
 
 
 def test_join_segments_for_long_tracks():
-    from musilingo.features import PooledSegment
-    from musilingo.models.musilingo import join_segments
+    from musilingo.features import PooledSegment, join_segments
 
     pulled = []
 
@@ -131,7 +130,7 @@ def test_join_segments_for_long_tracks():
             yield PooledSegment(np.full((L, 3, D), i, np.float32), np.array([65, 65, 20], np.int32),
                                 start=i * 3.0, seconds=3.0)
 
-    f, c = join_segments(segments(), factor=2, max_audio_tokens=3)
+    f, c, used = join_segments(segments(), factor=2, max_audio_tokens=3)
     # Segment 0: 3 windows + 1 padding window = 2 tokens; segment 1: its first token only.
-    assert c.tolist() == [65, 65, 20, 0, 65, 65] and pulled == [0, 1]
+    assert c.tolist() == [65, 65, 20, 0, 65, 65] and pulled == [0, 1] and used == 2
     assert f[:, 4:].min() == 1 and not f[:, 3].any()
