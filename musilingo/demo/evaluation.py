@@ -1,7 +1,8 @@
 """The demo's evaluation: does the trained adapter listen?
 
 Three conditions answer the same test questions and caption the same test clips:
-- `untrained`: the adapter as it was before training (same seed, same fitted normalisation);
+- `untrained`: the adapter as the trainer saved it at step 0 (`max_steps=0`: same seed, same
+  initialisation, same fitted normalisation);
 - `trained`: the stage-2 adapter;
 - `shuffled`: the trained adapter hearing another test clip's audio (a seeded derangement of
   clips, musilingo.infer.items.shuffled_audio).
@@ -16,7 +17,6 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import torch
 
 CAPTION_QUESTION = "Please give a caption to the music."
 CONDITIONS = ("untrained", "trained", "shuffled")
@@ -36,21 +36,6 @@ def evaluation_items(data: Path):
     captions = [Item(id=f"{r.clip_id}:caption", clip_id=r.clip_id, question=CAPTION_QUESTION,
                      reference=r.texts["caption"]) for r in caps]
     return questions, captions
-
-
-def _untrained_state(model, seed: int) -> dict:
-    """The adapter's initial weights: the trainer seeds torch and builds the adapter first."""
-    from ..models.musilingo import AudioAdapter
-
-    a = model.adapter
-    torch.manual_seed(seed)
-    fresh = AudioAdapter(a.encoder_dim, a.llm_dim, a.num_layers, stride=a.stride, t=a.t,
-                         aggregation=a.aggregation)
-    state = fresh.state_dict()
-    # The normalisation is fitted from data before step 1, not learned: keep the trained one.
-    state["feature_mean"] = a.feature_mean.detach().clone()
-    state["feature_std"] = a.feature_std.detach().clone()
-    return state
 
 
 def attribute_accuracy(items, answers) -> dict:
@@ -73,12 +58,13 @@ def _scores(preds, refs, bertscore_model):
         "_missing": report.missing, "_bertscore_model": report.bertscore_model}
 
 
-def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, log=print) -> dict:
+def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Path,
+                  log=print) -> dict:
     from ..cache import FeatureCache
     from ..data.synth import ATTRIBUTES, chance
     from ..infer.config import GenerationConfig
     from ..infer.items import generate_for_items, shuffled_audio
-    from ..models.musilingo import MusiLingo
+    from ..models.musilingo import MusiLingo, load_adapter
 
     model = MusiLingo.from_pretrained(run_dir).eval()
     features = FeatureCache.open(cache)
@@ -86,7 +72,7 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, log=print) -> dic
     answer_cfg = GenerationConfig(max_new_tokens=cfg.answer_tokens)
     caption_cfg = GenerationConfig(max_new_tokens=cfg.caption_tokens)
     trained_state = {k: v.detach().clone() for k, v in model.adapter.state_dict().items()}
-    untrained_state = _untrained_state(model, cfg.seed)
+    untrained_state = load_adapter(untrained_dir)[1]   # the trainer's step-0 adapter
 
     out = {"chance": {a: chance(a) for a in ATTRIBUTES}, "n_questions": len(questions),
            "n_captions": len(captions), "conditions": {}, "samples": []}

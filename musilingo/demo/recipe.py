@@ -76,10 +76,11 @@ class DemoResult:
 
 
 def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir: Path,
-                  init_adapter: Path | None):
+                  init_adapter: Path | None, steps: int | None = None):
     from ..train import TrainConfig
 
-    steps = cfg.pretrain_steps if stage == "pretrain" else cfg.instruct_steps
+    if steps is None:
+        steps = cfg.pretrain_steps if stage == "pretrain" else cfg.instruct_steps
     lr = cfg.pretrain_lr if stage == "pretrain" else cfg.instruct_lr
     # Stage 1 reads the captions file; stage 2 the Q&A plus captioning as an instruction (the
     # paper's "Please give a caption to the music."), mixed in proportion to size (6 questions
@@ -106,14 +107,15 @@ def _finished(run_dir: Path, steps: int) -> bool:
 
 
 def _train(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir: Path,
-           init_adapter: Path | None, log) -> Path:
+           init_adapter: Path | None, log, steps: int | None = None) -> Path:
     from ..train import run
 
-    steps = cfg.pretrain_steps if stage == "pretrain" else cfg.instruct_steps
+    if steps is None:
+        steps = cfg.pretrain_steps if stage == "pretrain" else cfg.instruct_steps
     if _finished(run_dir, steps):
         log(f"demo: {stage} already trained in {run_dir}; reusing it")
         return run_dir
-    tcfg = _train_config(cfg, stage, data, cache, run_dir, init_adapter)
+    tcfg = _train_config(cfg, stage, data, cache, run_dir, init_adapter, steps)
     tcfg.resume = (run_dir / "config.yaml").is_file()
     result = run(tcfg, log=log)
     (run_dir / "demo_done.json").write_text(json.dumps({"steps": steps,
@@ -151,6 +153,11 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     times["extract"] = time.time() - t
 
     runs = out / "runs"
+    # The "untrained" baseline is the real one: the trainer's step-0 adapter of the first stage
+    # (same seed, same initialisation, same fitted feature standardisation), saved by max_steps=0.
+    first = "pretrain" if cfg.pretrain_steps > 0 else "instruct"
+    untrained = _train(cfg, first, data, out / "cache.zarr", runs / "untrained", None,
+                       lambda *_: None, steps=0)
     stage1 = None
     if cfg.pretrain_steps > 0:
         t = time.time()
@@ -166,7 +173,7 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
 
     t = time.time()
     log("demo: 5/5 evaluating untrained, trained and shuffled-audio adapters on the test split")
-    metrics = evaluate_demo(cfg, data, out / "cache.zarr", stage2, log=log)
+    metrics = evaluate_demo(cfg, data, out / "cache.zarr", stage2, untrained, log=log)
     times["evaluate"] = time.time() - t
     times["total"] = time.time() - t0
     metrics["seconds"] = times

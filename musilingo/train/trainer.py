@@ -174,19 +174,21 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()
-    if not stopped and step > start_step:  # a finished run resumed again has nothing new to save
+    finished_before = start_step > 0 and step == start_step  # a finished run resumed again
+    if not stopped and not finished_before:  # (max_steps=0 saves the step-0 adapter)
         _save(run_dir, engine, job, cfg, step, world, rank)
     if writer is not None:
         writer.close()
     done = step - start_step
-    if done == 0:  # a resumed run that had already finished: nothing was trained now
+    if finished_before:  # nothing was trained now: say so rather than print a loss of nan
         last = _last_logged_loss(metrics_path)
         say(f"already finished at step {step}/{total_steps}"
             + (f" (last logged loss {last:.4f})" if last is not None else "")
             + f"; nothing to do -> {run_dir}")
     else:
-        say(f"{'stopped' if stopped else 'finished'} at step {step}/{total_steps}: loss "
-            f"{loss_value:.4f}, {seconds:.1f} s, "
+        loss_text = f"loss {loss_value:.4f}" if loss_value is not None else "no step taken"
+        say(f"{'stopped' if stopped else 'finished'} at step {step}/{total_steps}: {loss_text}, "
+            f"{seconds:.1f} s, "
             f"{done * per_step / max(seconds, 1e-9):.2f} samples/s -> {run_dir}")
     return RunResult(run_dir=run_dir, adapter=run_dir / "adapter.safetensors",
                      config=run_dir / CONFIG, metrics=metrics_path, steps=step,
