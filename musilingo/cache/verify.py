@@ -15,7 +15,6 @@ one kind: metadata, plan, missing file, unreadable, checksum, pending, content.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import zarr

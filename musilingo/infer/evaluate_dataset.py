@@ -15,7 +15,7 @@
    A rerun skips items already written (resumable; `<out>/generation.json` records the run,
    adapter hash and decoding settings, and a rerun with different ones is refused). Items that
    share a clip and a question (Song Describer's several captions of one track) are generated once.
-4. Scores: `musilingo.evaluate.command.score_and_report` on (prediction, reference) pairs, written
+4. Scores: `musilingo.evaluate.scoring.score_and_report` on (prediction, reference) pairs, written
    to `<out>/scores.json|md`. The predictions file is also a valid `musilingo score
    --predictions` input.
 5. `--control shuffled-audio`: the same items again, each hearing another clip (a seeded
@@ -253,7 +253,7 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
 
     Returns {"real": score_and_report result, "shuffled": ... or None, "control": rows,
     "markdown": everything printed}."""
-    from ..evaluate.command import score_and_report
+    from ..evaluate.scoring import score_and_report
     from .predictor import Predictor, run_folder
 
     if control is not None and control not in CONTROLS:

@@ -21,15 +21,13 @@ as a local folder: the tests and the demo's quick mode load it through the same 
 from __future__ import annotations
 
 import importlib.util
-import os
 import pickle
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import UserError
+from .build import publish, save_model, tmp_folder
 from .encoder import models_home
 from .hub import model_file
 
@@ -69,40 +67,6 @@ def _smollm2_package() -> Path:
     return folder
 
 
-def _tmp_folder(folder: Path) -> Path:
-    """A build folder of this process alone: torchrun ranks build a missing preset together, and
-    a shared temporary name let one rank publish a folder another was still writing into."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-
-
-def _save_model(model, tmp: Path) -> None:
-    """config + generation config + model.safetensors, written by THIS process.
-
-    Not `model.save_pretrained`: once torch.distributed is initialised it writes weights on rank 0
-    only, so a torchrun rank building a preset would publish a folder without weights."""
-    from safetensors.torch import save_file
-
-    model.config.architectures = [type(model).__name__]
-    model.config.save_pretrained(tmp)
-    if getattr(model, "generation_config", None) is not None:
-        model.generation_config.save_pretrained(tmp)
-    state = model.state_dict()
-    if model.config.tie_word_embeddings:  # one tensor, stored once (as transformers does)
-        state.pop("lm_head.weight", None)
-    save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"),
-              metadata={"format": "pt"})
-
-
-def _publish(tmp: Path, folder: Path) -> Path:
-    """Move a finished build folder into place (atomic); a concurrent builder's copy may win."""
-    try:
-        os.rename(tmp, folder)
-    except OSError:  # the folder exists (another process finished first): identical, keep it
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
-
 def _smollm2_tokenizer():
     from transformers import AutoTokenizer
 
@@ -114,10 +78,14 @@ def smollm2_folder() -> Path:
     folder = models_home() / "llms" / "smollm2-135m-instruct"
     if (folder / "config.json").is_file():
         return folder
+    import sys
+
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
     package = _smollm2_package()
+    print(f"first use of smollm2: converting the pip package's GGUF to a safetensors folder "
+          f"(once, ~20 s) into {folder}", file=sys.stderr, flush=True)
     config = AutoConfig.from_pretrained(str(package), gguf_file=SMOLLM2_GGUF)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     tensors = load_gguf_checkpoint(str(package / SMOLLM2_GGUF), return_tensors=True,
@@ -128,10 +96,10 @@ def smollm2_folder() -> Path:
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise RuntimeError(f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
     model.tie_weights()
-    tmp = _tmp_folder(folder)
-    _save_model(model, tmp)
+    tmp = tmp_folder(folder)
+    save_model(model, tmp)
     _smollm2_tokenizer().save_pretrained(tmp)
-    return _publish(tmp, folder)
+    return publish(tmp, folder)
 
 
 def tiny_llama_folder(seed: int = 0) -> Path:
@@ -148,10 +116,10 @@ def tiny_llama_folder(seed: int = 0) -> Path:
                          else tok.eos_token_id, **TINY_LLAMA)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    tmp = _tmp_folder(folder)
-    _save_model(model, tmp)
+    tmp = tmp_folder(folder)
+    save_model(model, tmp)
     tok.save_pretrained(tmp)
-    return _publish(tmp, folder)
+    return publish(tmp, folder)
 
 
 def resolve_llm(name_or_path: str, *, weights: bool = True) -> str:

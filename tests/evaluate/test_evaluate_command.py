@@ -8,7 +8,8 @@ from click.testing import CliRunner
 
 from musilingo.errors import UserError
 from musilingo.evaluate import score_texts
-from musilingo.evaluate.command import score, score_and_report
+from musilingo.evaluate.command import score
+from musilingo.evaluate.scoring import score_and_report
 
 PREDICTIONS = ["a soft piano melody plays", "loud rock with electric guitars", "a man sings"]
 REFERENCES = ["a gentle piano melody", "a rock song with distorted electric guitars",

@@ -1,0 +1,93 @@
+"""Scoring prediction/reference pairs under named protocols, with the report files.
+
+    result = score_and_report(predictions, references, "both", "minilm", out_dir="scores/")
+    result["markdown"], result["reports"], result["empty_predictions"]
+
+The text-only component every scoring path calls: `musilingo score --predictions` and the
+score-a-run recipe (`musilingo.infer.evaluate_dataset`, which generates first). It knows nothing
+of models or audio.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+PROTOCOL_CHOICES = ("musilingo", "lp-musiccaps", "both")
+
+
+def _opt(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ScoreConfig:
+    """How to score; the field help texts are the CLI's option help."""
+
+    protocol: str = _opt("both", "musilingo (per-item, MusiLingo/MU-LLaMA scripts), lp-musiccaps "
+                                 "(corpus level, HF evaluate) or both")
+    bertscore_model: str = _opt("roberta-large", "roberta-large (hub id, needs a network or HF "
+                                                 "cache), minilm (offline MiniLM), or a folder")
+    bertscore_layer: int | None = _opt(None, "BERTScore layer (default: the model's usual "
+                                             "one: 17 for roberta-large, 6 for minilm)")
+    metrics: str | None = _opt(None, "comma list of bleu, meteor, rouge, bertscore "
+                                     "(default: all)")
+    percent: bool = _opt(False, "show values x100, as the papers print them")
+
+    @staticmethod
+    def help(name: str) -> str:
+        return {f.name: f.metadata.get("help", "") for f in fields(ScoreConfig)}[name]
+
+    def protocol_names(self) -> list[str]:
+        return ["musilingo", "lp-musiccaps"] if self.protocol == "both" else [self.protocol]
+
+
+def score_and_report(predictions: list[str], references: list[str], protocol: str = "both",
+                     bertscore_model: str = "roberta-large", out_dir: str | Path | None = None,
+                     *, metrics: str | None = None, bertscore_layer: int | None = None,
+                     percent: bool = False, source: str | None = None) -> dict:
+    """Score the pairs under `protocol` (musilingo, lp-musiccaps or both); with `out_dir`, write
+    scores.json and scores.md there.
+
+    Returns {"source", "config", "reports": [ScoreReport.to_dict()...], "markdown"}: everything
+    the command prints and writes, so another command (or a test) can reuse it.
+    """
+    from ..errors import UserError
+    from .protocols import parse_metric_families, score_protocols
+    from .report import reports_to_markdown
+
+    config = ScoreConfig(protocol=protocol, bertscore_model=bertscore_model,
+                         bertscore_layer=bertscore_layer, metrics=metrics, percent=percent)
+    if config.protocol not in PROTOCOL_CHOICES:
+        raise UserError(f"unknown protocol {config.protocol!r}; choose "
+                        f"{', '.join(PROTOCOL_CHOICES)}")
+    try:
+        parse_metric_families(config.metrics)
+    except ValueError as exc:
+        raise UserError(f"--metrics: {exc}") from exc
+    if config.bertscore_layer is not None and config.bertscore_layer < 0:
+        raise UserError("--bertscore-layer must be 0 or more")
+    try:
+        reports = score_protocols(predictions, references, config.protocol_names(),
+                                  bertscore_model=config.bertscore_model,
+                                  bertscore_layer=config.bertscore_layer, metrics=config.metrics)
+    except ValueError as exc:  # unequal lengths, nothing to score
+        raise UserError(str(exc)) from exc
+    markdown = reports_to_markdown(reports, percent=config.percent, source=source)
+    empty = sum(1 for p in predictions if not str(p).strip())
+    if empty:  # an under-trained model that writes nothing scores 0 without a word otherwise
+        markdown += (f"\n- warning: {empty:,} of {len(predictions):,} predictions are empty or "
+                     "whitespace only (they score 0)\n")
+    result = {"source": source, "config": asdict(config), "empty_predictions": empty,
+              "reports": [r.to_dict() for r in reports], "markdown": markdown}
+    if out_dir is not None:
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "scores.json").write_text(
+                json.dumps({k: v for k, v in result.items() if k != "markdown"}, indent=2),
+                encoding="utf-8")
+            (out / "scores.md").write_text(markdown, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--out {out}: cannot write there ({exc.strerror})") from exc
+    return result
