@@ -1,9 +1,9 @@
-"""The feature cache: pooling maths, the Zarr v3 store, its reader and torch Dataset.
+"""The feature cache: the Zarr v3 store, its checked reader and torch Dataset, info/verify/export.
 
     from musilingo.cache import FeatureCache, CacheDataset
 
-The reader is imported lazily (`musilingo.features` imports `cache.pooling`, and should not pay
-for zarr).
+The pooling maths whose results it stores lives in the feature layer (`musilingo.features`).
+The reader is imported lazily, so that importing the package does not pay for zarr.
 """
 
 

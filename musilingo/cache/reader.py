@@ -29,7 +29,7 @@ import torch
 from ..errors import UserError
 from ..features import PooledSegment
 from .layout import DONE, FAILED, PENDING, STATUS_NAMES
-from .pooling import layer_mean, repool
+from ..features.pooling import layer_mean, repool
 from .store import load_checked_plan, missing_files, open_group, read_rows, stored_checksum
 
 

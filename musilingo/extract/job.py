@@ -33,7 +33,7 @@ import torch
 from ..audio import AudioError, AudioInfo, read_segment
 from ..cache.layout import DONE, FAILED, FP16_MAX, build_meta, check_compatible, max_windows
 from ..cache.lock import writer_lock
-from ..cache.pooling import window_pool
+from ..features.pooling import window_pool
 from ..cache.store import CacheStore
 from ..errors import UserError
 from .config import ENCODER_DTYPES, ExtractConfig, validate

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cache.pooling import repool
+from ..features.pooling import repool
 from ..errors import UserError
 from .prompts import IGNORE, PromptTemplate, TokenizedExample, answer_from_generation, \
     tokenize_example

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from musilingo.cache import CacheDataset, FeatureCache
-from musilingo.cache.pooling import layer_mean, repool, window_pool
+from musilingo.features.pooling import layer_mean, repool, window_pool
 from musilingo.errors import UserError
 
 from synthetic_cache import D, L, STRIDE, write_synthetic

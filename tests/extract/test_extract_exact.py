@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from musilingo.cache import FeatureCache, segment_tokens
-from musilingo.cache.pooling import pool_to_tokens
+from musilingo.features.pooling import pool_to_tokens
 from musilingo.features import PooledSegment
 
 from extract_helpers import extract, folder_clips

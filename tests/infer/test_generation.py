@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from musilingo.errors import UserError
-from musilingo.features import PooledSegment
+from musilingo.features import PooledSegment, join_segments
 from musilingo.infer.config import GenerationConfig, generation_from_options
-from musilingo.features import join_segments
 from musilingo.infer.generation import (audio_tokens, chat_example, generate,
                                         prompt_example)
 

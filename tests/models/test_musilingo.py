@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from musilingo.cache.pooling import pool_to_tokens, window_pool
+from musilingo.features.pooling import pool_to_tokens, window_pool
 from musilingo.errors import UserError
 from musilingo.models.musilingo import AudioAdapter, MusiLingo, make_batch, splice
 from musilingo.models.prompts import IGNORE, get_template, tokenize_example

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioInfo, plan_segments, probe, read_segment
-from .cache.pooling import window_pool
+from ..audio import AudioInfo, plan_segments, probe, read_segment
+from .pooling import window_pool
 
 
 @dataclass
