@@ -1,7 +1,7 @@
 # The two commands of the README. Both do all set-up first (scripts/install.sh, idempotent).
 VENV ?= .venv
 
-.PHONY: demo test install bench
+.PHONY: demo test install
 
 install:
 	bash scripts/install.sh
@@ -11,6 +11,3 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q -ra tests
-
-bench: install
-	$(VENV)/bin/python benchmarks/run_all.py

@@ -77,27 +77,29 @@ class DemoResult:
 
 def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir: Path,
                   init_adapter: Path | None, steps: int | None = None):
-    from ..train import TrainConfig
+    """The shipped recipe `configs/demo_<stage>.yaml`, with this demo's paths and options.
+
+    Stage 1 reads the captions file; stage 2 the Q&A plus captioning as an instruction (the
+    paper's "Please give a caption to the music."), mixed in proportion to size (6 questions per
+    clip to 1 caption). Both go through the real MusicCaps/MusicInstruct readers."""
+    from ..train.config import TrainConfig, load_recipe
 
     if steps is None:
         steps = cfg.pretrain_steps if stage == "pretrain" else cfg.instruct_steps
     lr = cfg.pretrain_lr if stage == "pretrain" else cfg.instruct_lr
-    # Stage 1 reads the captions file; stage 2 the Q&A plus captioning as an instruction (the
-    # paper's "Please give a caption to the music."), mixed in proportion to size (6 questions
-    # per clip to 1 caption). Both go through the real MusicCaps/MusicInstruct readers.
-    captions = {"name": "synth", "annotations": str(data / "captions.csv"), "split": "train"}
+    recipe = load_recipe(f"demo_{stage}")
+    datasets = recipe["datasets"]
     if stage == "pretrain":
-        datasets = [captions]
+        datasets[0]["annotations"] = str(data / "captions.csv")
     else:
-        datasets = [{"name": "synth", "annotations": str(data), "split": "train"},
-                    dict(captions, question=CAPTION_QUESTION)]
-    return TrainConfig(
-        stage=stage, datasets=datasets, mixing="proportional", cache=str(cache), llm=cfg.llm,
-        t=325, normalize=True, adapter_init=cfg.adapter_init, micro_batch_size=cfg.batch_size,
-        grad_accum=1, epochs=1, max_steps=steps, warmup_steps=max(1, steps // 20), lr=lr,
-        min_lr=lr / 10, warmup_lr=lr / 100, precision="fp32", deepspeed="zero0", seed=cfg.seed,
+        datasets[0]["annotations"], datasets[1]["annotations"] = str(data), str(data / "captions.csv")
+    recipe.update(
+        cache=str(cache), llm=cfg.llm, adapter_init=cfg.adapter_init,
+        micro_batch_size=cfg.batch_size, max_steps=steps, warmup_steps=max(1, steps // 20),
+        lr=lr, min_lr=lr / 10, warmup_lr=lr / 100, seed=cfg.seed,
         init_adapter=str(init_adapter) if init_adapter else None, out_dir=str(run_dir),
-        save_every=max(50, steps), num_workers=0, progress=cfg.progress)
+        save_every=max(50, steps), progress=cfg.progress)
+    return TrainConfig.from_dict(recipe)
 
 
 def _finished(run_dir: Path, steps: int) -> bool:

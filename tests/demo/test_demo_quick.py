@@ -76,3 +76,23 @@ def test_demo_help_names_the_llms_it_uses():
     text = " ".join(CliRunner().invoke(demo, ["--help"]).output.split())
     assert f"{DemoConfig.quick_preset().llm} with --quick" in text   # the LLM --quick really uses
     assert "tiny-llama" not in text
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "instruct"])
+def test_the_demo_trains_from_its_shipped_recipes(stage, tmp_path):
+    """`musilingo demo` loads configs/demo_<stage>.yaml and only fills in paths and its options:
+    a user running that recipe by hand gets the demo's training."""
+    from pathlib import Path
+
+    from musilingo.demo.recipe import DemoConfig, _train_config
+    from musilingo.train.config import load_recipe
+
+    recipe = load_recipe(f"demo_{stage}")
+    cfg = _train_config(DemoConfig(), stage, tmp_path / "data", tmp_path / "c.zarr",
+                        tmp_path / "run", None).to_dict()
+    for key in ("stage", "mixing", "t", "normalize", "precision", "deepspeed", "grad_accum",
+                "epochs", "num_workers", "adapter_init", "lr", "max_steps", "llm"):
+        assert cfg[key] == recipe[key], key
+    assert [Path(d["annotations"]).name for d in cfg["datasets"]] == \
+        (["captions.csv"] if stage == "pretrain" else ["data", "captions.csv"])
+    assert [d.get("question") for d in cfg["datasets"]] == [d.get("question") for d in recipe["datasets"]]
