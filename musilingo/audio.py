@@ -9,6 +9,8 @@ extraction job records per clip.
 """
 from __future__ import annotations
 
+import errno
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +48,14 @@ class Segment:
 def probe(path: str | Path) -> AudioInfo:
     """Read the header only. Raises AudioError for missing, empty or undecodable files."""
     path = Path(path)
+    try:
+        path.stat()
+    except OSError as exc:  # absent, a symlink loop, a permission problem: say which
+        if exc.errno == errno.ENOENT:
+            raise AudioError(f"audio file not found: {path}") from None
+        raise AudioError(f"cannot open {path}: {exc.strerror}") from None
     if not path.is_file():
-        raise AudioError(f"audio file not found: {path}")
+        raise AudioError(f"not a regular file: {path}")
     if path.stat().st_size == 0:
         raise AudioError(f"audio file is empty (0 bytes): {path}")
     try:

@@ -168,3 +168,16 @@ def test_failed_rows_hold_zeros(bad_cache):
     feats = bad_cache.group["features"]
     for r in rows:
         assert not np.any(feats[int(r)]) and not np.any(bad_cache.counts[r])
+
+
+def test_a_symlink_loop_is_named_as_such_not_as_missing(tmp_path):
+    from musilingo.audio import AudioError, probe
+
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)
+    with pytest.raises(AudioError, match="Too many levels of symbolic links"):
+        probe(loop)
+    with pytest.raises(AudioError, match="audio file not found"):
+        probe(tmp_path / "absent.wav")
+    with pytest.raises(AudioError, match="not a regular file"):
+        probe(tmp_path)
