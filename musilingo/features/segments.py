@@ -71,13 +71,27 @@ def pool_hidden(hidden: torch.Tensor, stride: int) -> tuple[np.ndarray, np.ndarr
 
 def pooled_features(encoder, path: str | Path, *, stride: int = 325,
                     segment_seconds: float = 30.0, min_tail_seconds: float = 1.0,
-                    max_segments: int | None = None) -> list[PooledSegment]:
-    """Run the encoder over a clip, segment by segment (memory bounded for any length)."""
+                    max_segments: int | None = None, on_error=None) -> list[PooledSegment]:
+    """Run the encoder over a clip, segment by segment (memory bounded for any length).
+
+    A segment that fails to decode after others did (a truncated file) ends the clip there, as
+    in extraction, which keeps the decoded rows and records the rest as failed: `on_error(msg)`
+    is told, and the segments so far are returned. Without `on_error`, or when the first segment
+    fails, the AudioError propagates."""
+    from ..audio import AudioError
+
     info = probe(path)
     plan = segment_plan(encoder, info, segment_seconds, min_tail_seconds)
     out = []
     for seg in plan[:max_segments]:
-        wave = read_segment(path, seg.start, seg.seconds, encoder.sample_rate, info)
+        try:
+            wave = read_segment(path, seg.start, seg.seconds, encoder.sample_rate, info)
+        except AudioError as exc:
+            if not out or on_error is None:
+                raise
+            on_error(f"{path}: segment {seg.index} and later cannot be decoded ({exc}); using "
+                     f"the first {len(out)} segments")
+            break
         if len(wave) < encoder.min_samples:
             break
         hidden = encoder.encode([wave])[0]

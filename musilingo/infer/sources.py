@@ -15,6 +15,7 @@ not divide the adapter's t.
 from __future__ import annotations
 
 import math
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -86,7 +87,8 @@ class AudioSource:
         try:
             segs = pooled_features(self.encoder, key, stride=self.stride,
                                    segment_seconds=self.segment_seconds,
-                                   min_tail_seconds=self.min_tail_seconds)
+                                   min_tail_seconds=self.min_tail_seconds,
+                                   on_error=lambda m: print(f"warning: {m}", file=sys.stderr))
         except AudioError as exc:
             raise UserError(f"{key}: {exc}") from None
         if not segs:
