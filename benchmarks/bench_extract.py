@@ -111,6 +111,14 @@ class ZeroCostEncoder:
         t = self.num_frames(len(waves[0]))
         return torch.ones(len(waves), 25, t, 1024)
 
+    def encode_pooled(self, waves, stride):
+        """As FrozenEncoder.encode_pooled: each of the 25 states pooled as it is produced."""
+        from musilingo.features.pooling import window_pool
+
+        t = self.num_frames(len(waves[0]))
+        pooled = [window_pool(torch.ones(len(waves), t, 1024), stride) for _ in range(25)]
+        return torch.stack([m for m, _ in pooled], dim=1), pooled[0][1]
+
 
 def pipeline_floor(clips, batch_size: int, workers: int, work: Path) -> dict:
     """The whole job with an encoder that costs nothing (330M-sized hidden states, 25 x T x 1024):

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from .evaluation import CAPTION_QUESTION
 
 
 def _opt(default, help):

@@ -33,7 +33,6 @@ import torch
 from ..audio import AudioError, AudioInfo, read_segment
 from ..cache.layout import DONE, FAILED, FP16_MAX, build_meta, check_compatible, max_windows
 from ..cache.lock import writer_lock
-from ..features.pooling import window_pool
 from ..cache.store import CacheStore
 from ..errors import UserError
 from .config import ENCODER_DTYPES, ExtractConfig, validate
@@ -136,8 +135,8 @@ class _Shard:
 
     def encode(self, group):
         job = self.job
-        hidden = job.encoder.encode([w for _, w in group])            # [B, L+1, T, D] float32
-        means, counts = window_pool(hidden, job.cfg.stride)
+        # [B, L+1, W, D] window means, each hidden state pooled as its layer produced it
+        means, counts = job.encoder.encode_pooled([w for _, w in group], job.cfg.stride)
         means = means.cpu().numpy()
         w = len(counts)
         for b, (row, wave) in enumerate(group):

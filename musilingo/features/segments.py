@@ -94,7 +94,7 @@ def pooled_features(encoder, path: str | Path, *, stride: int = 325,
             break
         if len(wave) < encoder.min_samples:
             break
-        hidden = encoder.encode([wave])[0]
-        feats, counts = pool_hidden(hidden, stride)
+        means, counts = encoder.encode_pooled([wave], stride)
+        feats, counts = means[0].cpu().numpy(), counts.numpy()
         out.append(PooledSegment(feats, counts, seg.start, len(wave) / encoder.sample_rate))
     return out

@@ -128,13 +128,12 @@ class OnlineFeatures:
 
     def segment(self, example: Example, i: int) -> PooledSegment:
         from ..audio import read_segment
-        from ..features import pool_hidden
 
         info, plan = self._plan(example)
         seg = plan[i]
         wave = read_segment(example.audio_path, seg.start, seg.seconds, self.encoder.sample_rate, info)
-        hidden = self.encoder.encode([wave])[0]
-        feats, counts = pool_hidden(hidden, self.stride)
+        means, counts = self.encoder.encode_pooled([wave], self.stride)
+        feats, counts = means[0].cpu().numpy(), counts.numpy()
         return PooledSegment(feats, counts, seg.start, len(wave) / self.encoder.sample_rate)
 
 

@@ -96,3 +96,7 @@ def test_the_demo_trains_from_its_shipped_recipes(stage, tmp_path):
     assert [Path(d["annotations"]).name for d in cfg["datasets"]] == \
         (["captions.csv"] if stage == "pretrain" else ["data", "captions.csv"])
     assert [d.get("question") for d in cfg["datasets"]] == [d.get("question") for d in recipe["datasets"]]
+    if stage == "instruct":  # captioning as an instruction asks the paper's question
+        from musilingo.models.prompts import CAPTION_QUESTION
+
+        assert cfg["datasets"][1]["question"] == CAPTION_QUESTION
