@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from ..models.prompts import CAPTION_QUESTION
 
-CAPTION_QUESTION = "Please give a caption to the music."
 CONDITIONS = ("untrained", "trained", "shuffled")
 
 

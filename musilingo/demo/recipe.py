@@ -26,10 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-
-
-def _opt(default, help):
-    return field(default=default, metadata={"help": help})
+from ..options import option as _opt
 
 
 @dataclass

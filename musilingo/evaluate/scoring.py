@@ -10,14 +10,12 @@ of models or audio.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..options import help_of, option as _opt
+
 PROTOCOL_CHOICES = ("musilingo", "lp-musiccaps", "both")
-
-
-def _opt(default, help: str):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -36,7 +34,7 @@ class ScoreConfig:
 
     @staticmethod
     def help(name: str) -> str:
-        return {f.name: f.metadata.get("help", "") for f in fields(ScoreConfig)}[name]
+        return help_of(ScoreConfig, name)
 
     def protocol_names(self) -> list[str]:
         return ["musilingo", "lp-musiccaps"] if self.protocol == "both" else [self.protocol]

@@ -5,20 +5,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
 import torch
 
 from ..cache.layout import STORE_DTYPES
 from ..errors import UserError
+from ..options import help_of, option as _opt
 from ..models.encoder import NORMALIZE_CHOICES
 
 TRAINING_T = 325  # the paper's window: a cache's stride must divide it to be re-pooled exactly
 ENCODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _opt(default, help):  # a dataclass field whose help text is also the CLI help
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -50,7 +47,7 @@ class ExtractConfig:
 
     @staticmethod
     def help(name: str) -> str:
-        return {f.name: f.metadata.get("help", "") for f in fields(ExtractConfig)}[name]
+        return help_of(ExtractConfig, name)
 
 
 def validate(cfg: ExtractConfig) -> None:

@@ -35,15 +35,13 @@ from ..cache.layout import DONE, FAILED, FP16_MAX, build_meta, check_compatible,
 from ..cache.lock import writer_lock
 from ..cache.store import CacheStore
 from ..errors import UserError
+from ..processes import process_env
 from .config import ENCODER_DTYPES, ExtractConfig, validate
 from .plan import ClipSource, build_plan, check_unique, fingerprint
 
-def dist_env() -> tuple[int, int, int, int]:
-    """(rank, world, local_rank, local_world) from torchrun's environment (1 process otherwise)."""
-    env = os.environ
-    world = int(env.get("WORLD_SIZE", 1))
-    return (int(env.get("RANK", 0)), world, int(env.get("LOCAL_RANK", 0)),
-            int(env.get("LOCAL_WORLD_SIZE", world)))
+def dist_env():
+    """(rank, world, local_rank, local_world) of this process (see `musilingo.processes`)."""
+    return process_env()
 
 
 class _Segments(torch.utils.data.Dataset):

@@ -10,17 +10,14 @@ here, and a verb's help should not pay for loading a deep-learning stack.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 
 import click
 
 from ..errors import UserError
+from ..options import help_of, option as _opt
 
 DECODINGS = ("greedy", "beam", "sampling")
-
-
-def _opt(default, help: str):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -43,7 +40,7 @@ class GenerationConfig:
 
     @staticmethod
     def help(name: str) -> str:
-        return {f.name: f.metadata.get("help", "") for f in fields(GenerationConfig)}[name]
+        return help_of(GenerationConfig, name)
 
     def validate(self) -> "GenerationConfig":
         if self.decoding not in DECODINGS:

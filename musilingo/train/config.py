@@ -15,19 +15,14 @@ from __future__ import annotations
 import math
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from ..errors import UserError
-
-
-def _opt(default, help, **kw):
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
+from ..options import help_of, option as _opt
 
 
 @dataclass
@@ -114,7 +109,7 @@ class TrainConfig:
 
     @staticmethod
     def help(name: str) -> str:
-        return {f.name: f.metadata.get("help", "") for f in fields(TrainConfig)}[name]
+        return help_of(TrainConfig, name)
 
     # ---------------------------------------------------------------- loading
     @classmethod

@@ -22,16 +22,15 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..processes import process_env
 
 SHIPPED = ("zero0", "zero2", "zero3", "zero2_offload", "zero3_offload")
 
 
 def dist_env() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from a launcher's environment (one process otherwise)."""
-    env = os.environ
-    if "WORLD_SIZE" not in env:
-        return 0, 1, int(env.get("LOCAL_RANK", 0))
-    return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", env["RANK"]))
+    """(rank, world size, local rank) of this process (see `musilingo.processes`)."""
+    env = process_env()
+    return env.rank, env.world, env.local_rank
 
 
 def _disable_cpu_shm_op() -> None:
