@@ -34,7 +34,8 @@ H = ExtractConfig.help
               type=click.Choice(["auto", "on", "off"]), help=H("normalize"))
 @click.option("--device", default="cpu", show_default=True, help=H("device"))
 @click.option("--encoder-dtype", default="float32", show_default=True,
-              type=click.Choice(["float32", "bfloat16", "float16"]), help=H("encoder_dtype"))
+              type=click.Choice(["float32", "bfloat16", "float16", "fp32", "bf16", "fp16"]),
+              help=H("encoder_dtype"))
 @click.option("--stride", type=int, default=325, show_default=True, help=H("stride"))
 @click.option("--segment-seconds", type=float, default=30.0, show_default=True,
               help=H("segment_seconds"))

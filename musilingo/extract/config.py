@@ -16,6 +16,8 @@ from ..models.encoder import NORMALIZE_CHOICES
 
 TRAINING_T = 325  # the paper's window: a cache's stride must divide it to be re-pooled exactly
 ENCODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# train's vocabulary (fp32/bf16/fp16) is accepted too; the cache records the long name.
+DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 @dataclass
@@ -27,7 +29,8 @@ class ExtractConfig:
     segment_seconds: float = _opt(30.0, "long audio is cut into consecutive segments this long")
     min_tail_seconds: float = _opt(1.0, "drop a last segment shorter than this (when others exist)")
     dtype: str = _opt("float16", "storage dtype: float16 (overflow-checked) or float32")
-    encoder_dtype: str = _opt("float32", "encoder compute dtype: float32, or bfloat16/float16 "
+    encoder_dtype: str = _opt("float32", "encoder compute dtype: float32 (fp32), or bfloat16 "
+                                         "(bf16) / float16 (fp16) "
                                          "on GPU")
     batch_size: int = _opt(8, "segments per encoder batch (equal-length segments only)")
     num_workers: int | None = _opt(None, "decode/resample worker processes (default: the CPUs "
@@ -61,6 +64,7 @@ def validate(cfg: ExtractConfig) -> None:
         raise UserError(f"--dtype {cfg.dtype}: choose float16 or float32")
     if cfg.normalize not in NORMALIZE_CHOICES:
         raise UserError(f"--normalize {cfg.normalize}: choose {', '.join(NORMALIZE_CHOICES)}")
+    cfg.encoder_dtype = DTYPE_ALIASES.get(cfg.encoder_dtype, cfg.encoder_dtype)
     if cfg.encoder_dtype not in ENCODER_DTYPES:
         raise UserError(f"--encoder-dtype {cfg.encoder_dtype}: choose {', '.join(ENCODER_DTYPES)}")
     for name in ("segment_seconds", "batch_size", "shard_rows"):

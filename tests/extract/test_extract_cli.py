@@ -91,3 +91,13 @@ def test_bad_options_are_user_errors(musiccaps, capsys):
     code, _, err = run(capsys, "--dataset", "folder", "--audio-root", str(root / "empty_dir_x"),
                        "--out", str(root / "z.zarr"))
     assert code == 2 and "not a folder" in err
+
+
+def test_encoder_dtype_takes_trains_vocabulary_too():
+    from musilingo.extract.config import ExtractConfig, validate
+
+    for short, long in (("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16"),
+                        ("bfloat16", "bfloat16")):
+        cfg = ExtractConfig(out="x.zarr", encoder_dtype=short)
+        validate(cfg)
+        assert cfg.encoder_dtype == long   # what the cache metadata records
