@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One device call: GPU training at paper scale (cached vs online features) and GPU extraction,
-# through benchmarks/bench_train_gpu.py. Run from the repo root on the GPU machine:
+# One device call (~7 min on an H200): GPU extraction at MSD scale (bench_extract_gpu.py: bare
+# forward vs the whole extract job on 1000 MP3s), then GPU training at paper scale (cached vs
+# online features, bench_train_gpu.py). Run from the repo root on the GPU machine:
 #
 #     bash benchmarks/gpu_session.sh            # writes into $OUT (a temporary folder if unset)
 #
@@ -18,8 +19,8 @@
 # cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl NAME==VERSION` for
 # each compiled package, `pip wheel --no-deps --no-build-isolation deepspeed==0.19.8 -w .whl`, and
 # copy $MUSILINGO_HOME/llms/tiny-llama-v2-s0 without its *.safetensors into .devcarry/mlhome/llms/.
-# Writes to $OUT: env.txt (GPU, versions, import check), bench_train_gpu.log, bench_train_gpu.json
-# (when the benchmark finishes), gpu_monitor.csv (nvidia-smi every 5 s).
+# Writes to $OUT: env.txt (GPU, versions, import check), bench_extract_gpu.{log,json},
+# bench_train_gpu.{log,json} (when each finishes), gpu_monitor.csv (nvidia-smi every 5 s).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-$(mktemp -d)}
@@ -77,13 +78,24 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 \
     >"$OUT/gpu_monitor.csv" 2>&1 &
 monitor=$!
 
+# Extraction at MSD scale first (issue 12 item 1): 1000 MSD-like 30 s MP3s, MERT-330M layout,
+# bf16, bare forward vs the whole extract job; budget ~3 min (clip generation ~30 s on 16 cores).
+mark "bench_extract_gpu"
+timeout 200 python3 benchmarks/bench_extract_gpu.py --clips 1000 --batch-size 16 --workers 14 \
+    --work /tmp/bench_extract_gpu --json "$OUT/bench_extract_gpu.json" 2>&1 \
+    | tee "$OUT/bench_extract_gpu.log"
+rc_extract=${PIPESTATUS[0]}
+mark "bench_extract_gpu rc=$rc_extract$([ "$rc_extract" = 124 ] && echo ' (timed out)')"
+rm -rf /tmp/bench_extract_gpu
+
 # Defaults are the paper's shapes (MERT-330M layout, 7B LLaMA shape, 8 x 30 s clips per step,
 # bf16, ZeRO-0); 10 steps per mode (first 2 untimed). Docstring budget on an H100: ~3 min.
 mark "bench_train_gpu"
-timeout 420 python3 benchmarks/bench_train_gpu.py --steps 10 --micro 8 \
+timeout 240 python3 benchmarks/bench_train_gpu.py --steps 10 --micro 8 \
     --json "$OUT/bench_train_gpu.json" 2>&1 | tee "$OUT/bench_train_gpu.log"
 rc=${PIPESTATUS[0]}
 mark "bench_train_gpu rc=$rc$([ "$rc" = 124 ] && echo ' (timed out)')"
+[ "$rc" = 0 ] && rc=$rc_extract
 kill "$monitor" 2>/dev/null
 if [ -f "$OUT/bench_train_gpu.json" ]; then
     python3 -c "import json, sys; r = json.load(open(sys.argv[1])); [r[m].pop('step_seconds', None) for m in ('cached', 'online')]; print(json.dumps(r, indent=1))" "$OUT/bench_train_gpu.json"

@@ -289,7 +289,13 @@ class FrozenEncoder(torch.nn.Module):
         return states
 
     def identity(self) -> dict:
-        """What makes two caches comparable: the encoder's name, config hash and weights hash."""
+        """What makes two caches comparable: the encoder's name, config hash and weights hash
+        (computed once: hashing MERT-330M's weights takes seconds)."""
+        if getattr(self, "_identity", None) is None:
+            self._identity = self._compute_identity()
+        return dict(self._identity)
+
+    def _compute_identity(self) -> dict:
         cfg = self.model.config.to_dict()
         for k in ("_name_or_path", "transformers_version", "output_hidden_states", "dtype",
                   "torch_dtype", "_attn_implementation_autoset"):
