@@ -35,6 +35,7 @@ from ..cache.layout import DONE, FAILED, FP16_MAX, build_meta, check_compatible,
 from ..cache.lock import writer_lock
 from ..cache.store import CacheStore
 from ..errors import UserError
+from ..features import encode_pooled
 from ..processes import process_env
 from .config import ENCODER_DTYPES, ExtractConfig, validate
 from .plan import ClipSource, build_plan, check_unique, fingerprint
@@ -134,7 +135,7 @@ class _Shard:
     def encode(self, group):
         job = self.job
         # [B, L+1, W, D] window means, each hidden state pooled as its layer produced it
-        means, counts = job.encoder.encode_pooled([w for _, w in group], job.cfg.stride)
+        means, counts = encode_pooled(job.encoder, [w for _, w in group], job.cfg.stride)
         means = means.cpu().numpy()
         w = len(counts)
         for b, (row, wave) in enumerate(group):

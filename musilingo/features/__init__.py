@@ -9,6 +9,8 @@ stores and online training computes (`PooledSegment`), how a clip is cut into se
 one rule by which training and inference join a long clip's segments into audio tokens. Both the
 cache (storage) and the models (the adapter) import this layer; it imports neither.
 """
-from .segments import PooledSegment, join_segments, pool_hidden, pooled_features, segment_plan
+from .segments import (PooledSegment, encode_pooled, join_segments, pool_hidden, pooled_features,
+                       segment_plan)
 
-__all__ = ["PooledSegment", "join_segments", "pool_hidden", "pooled_features", "segment_plan"]
+__all__ = ["PooledSegment", "encode_pooled", "join_segments", "pool_hidden", "pooled_features",
+           "segment_plan"]

@@ -63,6 +63,17 @@ def segment_plan(encoder, info: AudioInfo, segment_seconds: float, min_tail_seco
                          min_tail_seconds=min_tail_seconds)
 
 
+def encode_pooled(encoder, waves, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(window means [B, L+1, W, D] float32, counts [W]) of equal-length waves: the encoder's own
+    `encode_pooled` (FrozenEncoder pools each hidden state as it is produced), or, for any object
+    with just `encode` ([B, L+1, T, D]), pooling after it."""
+    own = getattr(encoder, "encode_pooled", None)
+    if own is not None:
+        return own(waves, stride)
+    means, counts = window_pool(encoder.encode(waves), stride)
+    return means.float(), counts
+
+
 def pool_hidden(hidden: torch.Tensor, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """[L+1, T, D] hidden states -> (float32 [L+1, W, D] window means, int32 [W] counts)."""
     means, counts = window_pool(hidden, stride)
@@ -94,7 +105,7 @@ def pooled_features(encoder, path: str | Path, *, stride: int = 325,
             break
         if len(wave) < encoder.min_samples:
             break
-        means, counts = encoder.encode_pooled([wave], stride)
+        means, counts = encode_pooled(encoder, [wave], stride)
         feats, counts = means[0].cpu().numpy(), counts.numpy()
         out.append(PooledSegment(feats, counts, seg.start, len(wave) / encoder.sample_rate))
     return out

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..features import PooledSegment, join_segments
+from ..features import PooledSegment, encode_pooled, join_segments
 from ..models.prompts import CAPTION_QUESTION, PromptTemplate, tokenize_example
 
 
@@ -132,7 +132,7 @@ class OnlineFeatures:
         info, plan = self._plan(example)
         seg = plan[i]
         wave = read_segment(example.audio_path, seg.start, seg.seconds, self.encoder.sample_rate, info)
-        means, counts = self.encoder.encode_pooled([wave], self.stride)
+        means, counts = encode_pooled(self.encoder, [wave], self.stride)
         feats, counts = means[0].cpu().numpy(), counts.numpy()
         return PooledSegment(feats, counts, seg.start, len(wave) / self.encoder.sample_rate)
 
