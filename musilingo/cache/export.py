@@ -20,27 +20,18 @@ import numpy as np
 
 from ..errors import UserError
 from .layout import PENDING
-from .store import load_checked_plan, open_group, read_rows, stored_checksum
+from .reader import FeatureCache
 
 
 def export_hdf5(src, dst, progress: bool = False) -> tuple[Path, int]:
     """Write `dst`; returns (dst, number of pending rows exported as zeros)."""
     import h5py
 
-    group = open_group(src)
+    cache = FeatureCache.open(src)  # plan digest, row tables, missing files: checked here
+    group, meta = cache.group, cache.meta
     dst = Path(dst)
     if dst.exists():
         raise UserError(f"{dst} exists: choose another --out (export never overwrites)")
-    meta = dict(group.attrs)
-    load_checked_plan(group, meta, src)
-    tables = {}
-    for name, fill in (("status", PENDING), ("counts", 0), ("seconds", 0.0), ("checksum", 0),
-                       ("reason", "")):
-        tables[name], bad = read_rows(group[name], int(meta["shard_rows"]), fill=fill)
-        if bad:
-            raise UserError(f"{src}: the {name} table of shard {bad[0]} cannot be read: run "
-                            "`musilingo cache verify --reset-damaged` on it, then the extract "
-                            "command again")
     tmp = dst.with_name(dst.name + ".partial")
     shard_rows = int(meta["shard_rows"])
     with h5py.File(tmp, "w") as f:
@@ -74,13 +65,8 @@ def export_hdf5(src, dst, progress: bool = False) -> tuple[Path, int]:
                                 f"({type(exc).__name__}): run `musilingo cache verify "
                                 "--reset-damaged` on it, then the extract command again") from None
             for i, row in enumerate(range(start, stop)):
-                status = tables["status"][row]
-                if status != PENDING and stored_checksum(
-                        meta, row, block[i], tables["counts"][row], tables["seconds"][row],
-                        status, str(tables["reason"][row])) != int(tables["checksum"][row]):
-                    raise UserError(f"{src}: row {row} does not match its checksum: the cache is "
-                                    "damaged; run `musilingo cache verify --reset-damaged` on it, "
-                                    "then the extract command again (nothing was exported)")
+                if cache.status[row] != PENDING:
+                    cache.check_row(row, block[i])
             out[start:stop] = block
     tmp.replace(dst)
-    return dst, int((tables["status"] == PENDING).sum())
+    return dst, int((cache.status == PENDING).sum())

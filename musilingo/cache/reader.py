@@ -128,6 +128,13 @@ class FeatureCache:
                            f"{int(self.plan.row_segment[row])}) {what}: the cache is damaged; run "
                            f"`musilingo cache verify {self.path}`")
 
+    def check_row(self, row: int, stored: np.ndarray) -> None:
+        """A `BadRowError` unless `stored` (the row's features as stored) matches its checksum."""
+        expect = stored_checksum(self.meta, row, stored, self.counts[row], self.seconds[row],
+                                 self.status[row], str(self.reasons[row]))
+        if expect != int(self.checksums[row]):
+            raise self._bad(row, "does not match its checksum")
+
     def read_row(self, row: int) -> PooledSegment:
         """One row as float32, padding windows (count 0) dropped; checked against its checksum
         (a `BadRowError` names the row when it does not match)."""
@@ -137,10 +144,7 @@ class FeatureCache:
             stored = self._features[row]
         except Exception as exc:  # crc32c mismatch or a truncated shard file
             raise self._bad(row, f"cannot be read ({type(exc).__name__})") from None
-        expect = stored_checksum(self.meta, row, stored, counts, self.seconds[row],
-                                 self.status[row], str(self.reasons[row]))
-        if expect != int(self.checksums[row]):
-            raise self._bad(row, "does not match its checksum")
+        self.check_row(row, stored)
         features = np.asarray(stored[:, :w], dtype=np.float32)
         return PooledSegment(features, counts[:w].astype(np.int32), float(self.plan.row_start[row]),
                              float(self.seconds[row]))
