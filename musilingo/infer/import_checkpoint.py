@@ -196,11 +196,20 @@ def adapter_config(weight: torch.Tensor, *, llm: str, encoder: str, layers: int,
             "encoder": identity, "imported_from": source}
 
 
-def _config_width(read, name: str) -> int | None:
-    """hidden_size from a model's config.json, or None when it cannot be read here."""
+def _config(resolve, name: str) -> dict:
+    """A model's config.json as a dict, or {} when it cannot be read here (a hub id offline)."""
+    from ..models.mert import read_config
+
     try:
-        return int(read(name)["hidden_size"])
-    except (UserError, KeyError, TypeError, ValueError, OSError):
+        return read_config(resolve(name))
+    except (UserError, OSError):
+        return {}
+
+
+def _int(config: dict, key: str) -> int | None:
+    try:
+        return int(config[key])
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -208,26 +217,24 @@ def _check_widths(weight: torch.Tensor, source, llm: str, encoder: str) -> int |
     """Refuse an adapter whose widths contradict --encoder / --llm; the encoder's layer count."""
     from ..models.encoder import resolve_encoder
     from ..models.llm import resolve_llm
-    from ..models.mert import read_config
 
     dim, out = int(weight.shape[1]), int(weight.shape[0])
     known = KNOWN_ENCODERS.get(encoder)
-    width = known[1] if known else _config_width(lambda n: read_config(resolve_encoder(n)), encoder)
+    config = {} if known else _config(resolve_encoder, encoder)   # read once: width and layers
+    width = known[1] if known else _int(config, "hidden_size")
     if width is not None and dim != width:
         other = [n for n, (_, w) in KNOWN_ENCODERS.items() if w == dim]
         hint = f"--encoder {other[0]}" if other else "the encoder it was trained on"
         raise UserError(f"{source}: {WEIGHT} takes {dim}-wide features, but --encoder "
                         f"{encoder} is {width} wide: pass {hint}")
-    llm_width = _config_width(lambda n: read_config(resolve_llm(n)), llm)
+    llm_width = _int(_config(resolve_llm, llm), "hidden_size")
     if llm_width is not None and out != llm_width:
         raise UserError(f"{source}: {WEIGHT} writes {out}-wide embeddings, but --llm {llm} is "
                         f"{llm_width} wide: pass the LLM the adapter was trained with")
     if known:
         return known[0]
-    try:
-        return int(read_config(resolve_encoder(encoder))["num_hidden_layers"]) + 1
-    except (UserError, KeyError, TypeError, ValueError):
-        return None
+    layers = _int(config, "num_hidden_layers")
+    return layers + 1 if layers is not None else None
 
 
 def import_checkpoint(path: str | Path, out: str | Path, *, llm: str | None = None,
