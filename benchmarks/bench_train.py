@@ -7,9 +7,9 @@ What is timed is the trainer's own step (musilingo.train): build the micro-batch
 tokenise, fetch features, collate), the DeepSpeed engine's forward, backward and optimizer step.
 Both modes train the same adapter on the same batches in the same order; they differ only in
 where a clip's window means come from:
-- cached: `CachedFeatures` reads the clip's row from a Zarr cache made beforehand by the real
+- cached: `CacheSource` reads the clip's row from a Zarr cache made beforehand by the real
   extraction job (`run_extract`), so the encoder never runs during training;
-- online: `OnlineFeatures` decodes the audio and runs the frozen encoder on it in the step (the
+- online: `EncoderSource` decodes the audio and runs the frozen encoder on it in the step (the
   reference code's way, minus its live SpecAugment).
 Each mode runs in its own subprocess, so each peak RSS (ru_maxrss) is that mode's own: the cached
 process never loads the encoder. The first step of each mode is a warmup and is not timed.
@@ -128,15 +128,17 @@ def time_steps(engine, batches, *, warmup: int, sync=lambda: None) -> dict:
 def measure_cpu(mode: str, data: dict, args) -> dict:
     from musilingo.models.musilingo import MusiLingo
     from musilingo.models.prompts import get_template
-    from musilingo.train.data import CachedFeatures, OnlineFeatures
+    from musilingo.cache import FeatureCache
+    from musilingo.features.sources import CacheSource, EncoderSource
 
     torch.set_num_threads(args.threads)
-    cached = CachedFeatures(data["cache"])
+    cached = CacheSource(FeatureCache.open(data["cache"]))
     if mode == "cached":
         source = cached
     else:
         encoder = random_encoder("95m")
-        source = OnlineFeatures(encoder, stride=cached.stride, segment_seconds=data["clip_seconds"])
+        source = EncoderSource(encoder, stride=cached.stride, segment_seconds=data["clip_seconds"],
+                               keep=0)
     model = MusiLingo.build("smollm2", encoder_dim=cached.dim, num_layers=cached.layers,
                             stride=cached.stride, t=325, template=get_template("instruct"),
                             dtype="fp32")

@@ -76,7 +76,8 @@ def main() -> None:
     from musilingo.models.llm import load_tokenizer
     from musilingo.models.musilingo import AudioAdapter, MusiLingo
     from musilingo.models.prompts import get_template
-    from musilingo.train.data import CachedFeatures, OnlineFeatures
+    from musilingo.cache import FeatureCache
+    from musilingo.features.sources import CacheSource, EncoderSource
 
     if args.dry_run:
         device, dtype, precision = "cpu", torch.float32, "fp32"
@@ -96,7 +97,7 @@ def main() -> None:
         encoder = random_encoder(enc_layout, device=device, dtype=dtype, **enc_sizes)
         data = prepare(Path(tmp), encoder, clips=args.clips, seconds=seconds, batch_size=args.micro)
         results["extract_seconds_per_clip"] = data["extract_seconds"] / data["clips"]
-        cached = CachedFeatures(data["cache"])
+        cached = CacheSource(FeatureCache.open(data["cache"]))
         tok = load_tokenizer("tiny-llama")  # SmolLM2's tokenizer (offline)
         t = time.perf_counter()
         llm = random_llm(llm_shape, tok, device=device, dtype=dtype)
@@ -108,7 +109,8 @@ def main() -> None:
         model = MusiLingo(llm, tok, adapter, get_template("caption"), llm_name="random-llama")
         engine = trainer_parts(model, precision=precision, micro=args.micro, steps=2 * args.steps)
         sources = {"cached": cached,
-                   "online": OnlineFeatures(encoder, stride=cached.stride, segment_seconds=seconds)}
+                   "online": EncoderSource(encoder, stride=cached.stride, segment_seconds=seconds,
+                                            keep=0)}
         for mode, source in sources.items():
             if device == "cuda":
                 torch.cuda.empty_cache()

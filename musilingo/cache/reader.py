@@ -29,7 +29,7 @@ import torch
 from ..errors import UserError
 from ..features import PooledSegment
 from .layout import DONE, FAILED, PENDING, STATUS_NAMES
-from ..features.pooling import layer_mean, repool
+from ..features.pooling import layer_mean, repool, window_factor
 from .store import load_checked_plan, missing_files, open_group, read_rows, stored_checksum
 
 
@@ -169,10 +169,8 @@ class FeatureCache:
 
 def segment_tokens(seg: PooledSegment, stride: int, t: int = 325) -> torch.Tensor:
     """[L+1, w, D] window means at `stride` -> [ceil(w*stride/t), D] adapter input at `t`."""
-    if t % stride:
-        raise UserError(f"cannot re-pool a stride-{stride} cache to t = {t}: t must be a "
-                        f"multiple of {stride}")
-    means, _ = repool(torch.from_numpy(seg.features), torch.from_numpy(seg.counts), t // stride)
+    factor = window_factor(t, stride)
+    means, _ = repool(torch.from_numpy(seg.features), torch.from_numpy(seg.counts), factor)
     return layer_mean(means)
 
 

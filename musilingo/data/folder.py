@@ -48,3 +48,21 @@ def read_folder(annotations: str | Path | None, audio_root: str | Path | None, *
         records.append(Record(clip_id=clip_id, audio_path=path, split="test", texts={},
                               source=str(path), meta={"relative_path": relative}))
     return DatasetRecords(name=name, records=records, missing=[])
+
+
+def expand_audio(paths) -> list[Path]:
+    """Audio files named, and those found (recursively, sorted) in the folders named."""
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if path.is_dir():
+            found = _audio_files(path)
+            if not found:
+                raise UserError(f"{path}: folder holds no audio files "
+                                f"({', '.join(sorted({e.lower() for e in AUDIO_EXTENSIONS}))})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{path}: no such audio file or folder")
+    return files

@@ -64,10 +64,12 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
     from ..data.synth import ATTRIBUTES, chance
     from ..infer.config import GenerationConfig
     from ..infer.items import generate_for_items, shuffled_audio
-    from ..models.musilingo import MusiLingo, load_adapter
+    from ..features.sources import CacheSource
+    from ..models.adapter_file import load_adapter
+    from ..models.musilingo import MusiLingo
 
     model = MusiLingo.from_pretrained(run_dir).eval()
-    features = FeatureCache.open(cache)
+    features = CacheSource(FeatureCache.open(cache))
     questions, captions = evaluation_items(data)
     answer_cfg = GenerationConfig(max_new_tokens=cfg.answer_tokens)
     caption_cfg = GenerationConfig(max_new_tokens=cfg.caption_tokens)

@@ -11,6 +11,7 @@ import torch
 
 from ..cache.layout import STORE_DTYPES
 from ..errors import UserError
+from ..features.pooling import window_factor
 from ..options import help_of, option as _opt
 from ..models.encoder import NORMALIZE_CHOICES
 
@@ -56,10 +57,9 @@ class ExtractConfig:
 def validate(cfg: ExtractConfig) -> None:
     if not cfg.out:
         raise UserError("--out is required: the cache folder to write (or resume)")
-    if cfg.stride <= 0 or TRAINING_T % cfg.stride:
-        raise UserError(f"--stride {cfg.stride} does not divide {TRAINING_T} (the paper's window "
-                        "t), so the cache could not be re-pooled to it exactly: use 325, 65, 25, "
-                        "13, 5 or 1")
+    window_factor(TRAINING_T, cfg.stride, t_name="the paper's t", stride_name="--stride",
+                  fix="the cache could not be re-pooled to it exactly: use 325, 65, 25, 13, 5 "
+                      "or 1")
     if cfg.dtype not in STORE_DTYPES:
         raise UserError(f"--dtype {cfg.dtype}: choose float16 or float32")
     if cfg.normalize not in NORMALIZE_CHOICES:

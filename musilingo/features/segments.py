@@ -1,19 +1,18 @@
 """Pooled encoder features of one clip: the unit the cache stores and online training computes.
 
-`PooledSegment` is what the cache reader returns for a row and what `pooled_features` computes
-from audio on the fly, so cached and online training share every line after this point, and
+`PooledSegment` is what the cache reader returns for a row and what `sources.EncoderSource`
+computes from audio on the fly, so cached and online training share every line after this point, and
 `join_segments` is the one rule by which training and inference lay a long clip's segments out
 as audio tokens.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..audio import AudioInfo, plan_segments, probe, read_segment
+from ..audio import AudioInfo, plan_segments
 from .pooling import window_pool
 
 
@@ -78,34 +77,3 @@ def pool_hidden(hidden: torch.Tensor, stride: int) -> tuple[np.ndarray, np.ndarr
     """[L+1, T, D] hidden states -> (float32 [L+1, W, D] window means, int32 [W] counts)."""
     means, counts = window_pool(hidden, stride)
     return means.float().cpu().numpy(), counts.numpy()
-
-
-def pooled_features(encoder, path: str | Path, *, stride: int = 325,
-                    segment_seconds: float = 30.0, min_tail_seconds: float = 1.0,
-                    max_segments: int | None = None, on_error=None) -> list[PooledSegment]:
-    """Run the encoder over a clip, segment by segment (memory bounded for any length).
-
-    A segment that fails to decode after others did (a truncated file) ends the clip there, as
-    in extraction, which keeps the decoded rows and records the rest as failed: `on_error(msg)`
-    is told, and the segments so far are returned. Without `on_error`, or when the first segment
-    fails, the AudioError propagates."""
-    from ..audio import AudioError
-
-    info = probe(path)
-    plan = segment_plan(encoder, info, segment_seconds, min_tail_seconds)
-    out = []
-    for seg in plan[:max_segments]:
-        try:
-            wave = read_segment(path, seg.start, seg.seconds, encoder.sample_rate, info)
-        except AudioError as exc:
-            if not out or on_error is None:
-                raise
-            on_error(f"{path}: segment {seg.index} and later cannot be decoded ({exc}); using "
-                     f"the first {len(out)} segments")
-            break
-        if len(wave) < encoder.min_samples:
-            break
-        means, counts = encode_pooled(encoder, [wave], stride)
-        feats, counts = means[0].cpu().numpy(), counts.numpy()
-        out.append(PooledSegment(feats, counts, seg.start, len(wave) / encoder.sample_rate))
-    return out

@@ -4,7 +4,7 @@
     p = Predictor.load("runs/instruct"); p.ask("song.wav", "What instrument is playing?")
 
 Modules: config (decoding settings, CLI options; no torch), generation (prompts, batched
-generate), sources (encoder or cache features), predictor (the API), items (arbitrary
+generate), predictor (the API; features come from musilingo.features.sources), items (arbitrary
 (clip, question) items, the shuffled-audio control), evaluate_dataset (`score --run` mode),
 import_checkpoint (reference `.pth` -> run folder), command (the click verbs). Names are
 imported lazily so that `import musilingo.infer` does not load torch.
@@ -15,7 +15,7 @@ _EXPORTS = {
     "GenerationConfig": "config", "Generation": "generation", "generate": "generation",
     "Predictor": "predictor", "ChatSession": "predictor", "Item": "items",
     "generate_for_items": "items", "shuffled_audio": "items", "derangement": "items",
-    "AudioSource": "sources", "CacheSource": "sources", "score_generated": "evaluate_dataset",
+    "score_generated": "evaluate_dataset",
     "dataset_items": "evaluate_dataset", "import_checkpoint": "import_checkpoint",
 }
 

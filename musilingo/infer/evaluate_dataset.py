@@ -100,16 +100,6 @@ def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: b
     return items, {r.clip_id: str(r.audio_path) for r in usable}
 
 
-class ClipAudio:
-    """A source keyed by clip id over an audio source keyed by file path."""
-
-    def __init__(self, source, paths: dict):
-        self.source, self.paths = source, paths
-
-    def segments(self, clip_id):
-        return self.source.segments(self.paths[clip_id])
-
-
 class PredictionLog:
     """The resumable JSONL of one pass: one object per item, appended and flushed per batch."""
 
@@ -254,7 +244,8 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
     Returns {"real": score_and_report result, "shuffled": ... or None, "control": rows,
     "markdown": everything printed}."""
     from ..evaluate.scoring import score_and_report
-    from .predictor import Predictor, run_folder
+    from ..models.adapter_file import run_folder
+    from .predictor import Predictor
 
     if control is not None and control not in CONTROLS:
         raise UserError(f"--control {control!r}: use one of {', '.join(CONTROLS)}")
@@ -276,7 +267,7 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
     else:
         items, paths = dataset_items(dataset, annotations, audio_root, log=log,
                                      has_question=p.model.template.has_question)
-        source = ClipAudio(p.source, paths)
+        source = p.source.with_paths(paths)
     items = limit_items(items, limit, by_clip=control is not None, log=log)
     if control is not None:  # the control's precondition, checked before anything is generated
         derangement(len({it.clip_id for it in items}), control_seed)

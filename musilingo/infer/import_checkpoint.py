@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..features.pooling import window_factor
+from ..models.adapter_file import new_config, save_adapter
 from ..models.prompts import AUDIO_MARKER, PromptTemplate, get_template
 
 WEIGHT, BIAS = "llama_proj.weight", "llama_proj.bias"
@@ -190,10 +192,9 @@ def adapter_config(weight: torch.Tensor, *, llm: str, encoder: str, layers: int,
                 "sample_rate": 24000, "frame_rate": 75.0}
     if normalize is not None:
         identity["normalize"] = normalize
-    return {"format": "musilingo-adapter/1", "llm": llm, "llm_dim": llm_dim, "encoder_dim": dim,
-            "num_layers": layers, "stride": stride, "t": t, "layer_aggregation": "mean",
-            "normalized": False, "template": (template or get_template("instruct")).to_dict(),
-            "encoder": identity, "imported_from": source}
+    return new_config(llm=llm, llm_dim=llm_dim, encoder_dim=dim, num_layers=layers,
+                      stride=stride, t=t, template=(template or get_template("instruct")).to_dict(),
+                      encoder=identity, imported_from=source)
 
 
 def _config(resolve, name: str) -> dict:
@@ -244,7 +245,6 @@ def import_checkpoint(path: str | Path, out: str | Path, *, llm: str | None = No
     """Write `out`/adapter.safetensors + adapter_config.json; returns (out, notes)."""
     from ..models.encoder import PRESETS as ENCODER_PRESETS
     from ..models.hub import is_local
-    from ..train.checkpoint import save_adapter
 
     source = str(path)
     local = Path(source).expanduser()
@@ -273,8 +273,7 @@ def import_checkpoint(path: str | Path, out: str | Path, *, llm: str | None = No
     if layers is None:
         raise UserError(f"--layers is needed for encoder {encoder!r} (its hidden-state count, "
                         "layers + 1)")
-    if stride < 1 or t < 1 or t % stride:
-        raise UserError(f"--t {t} must be a positive multiple of --stride {stride}")
+    window_factor(t, stride, t_name="--t", stride_name="--stride")
     out = Path(out).expanduser()
     if (out / "adapter.safetensors").exists() and not overwrite:
         raise UserError(f"{out} already holds an adapter: choose another --out or pass --overwrite")

@@ -4,7 +4,7 @@
     answers = generate_for_items(model, items, {"c1": segments_of_c1})   # list[str]
     shuffled = shuffled_audio(items, seed=0)   # same items, every one hearing another clip
 
-`features` is anything `sources.as_source` accepts: a source (`AudioSource`, `CacheSource`),
+`features` is anything `features.sources.as_source` accepts: a source (`EncoderSource`, `CacheSource`),
 or a dict {clip_id: [PooledSegment, ...]} / {clip_id: (features [L, W, D], counts [W])}. A clip
 of several segments is heard whole (segments concatenated, each padded to whole tokens), cut to
 the segments that fit the LLM's context beside the prompt and answer.
@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import UserError
 from ..features import join_segments
 from .generation import GenerationConfig, audio_budget, generate, prompt_example
-from .sources import as_source
+from ..features.sources import as_source
 
 
 @dataclass

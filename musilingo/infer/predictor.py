@@ -22,7 +22,6 @@ otherwise answers per segment. `chat` uses as many whole segments as fit.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,33 +30,9 @@ from ..features import join_segments
 from ..models.prompts import CAPTION_QUESTION
 from .generation import (GenerationConfig, audio_budget, audio_tokens, chat_example,
                          generate, prompt_example)
-from .sources import AudioSource, CacheSource, check_fits, expand_audio
-
-
-def run_folder(run: str | Path) -> Path:
-    """The folder holding adapter_config.json (a run folder, or the config file itself)."""
-    path = Path(run).expanduser()
-    if path.is_file() and path.name.endswith(".json"):
-        path = path.parent
-    if not (path / "adapter_config.json").is_file():
-        what = "does not exist" if not path.exists() else "has no adapter_config.json"
-        raise UserError(f"--run {path}: {what}; point it at a folder written by `musilingo train`"
-                        " or `musilingo import-checkpoint`")
-    return path
-
-
-def read_adapter_config(folder: Path) -> dict:
-    path = folder / "adapter_config.json"
-    try:
-        cfg = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); re-save the checkpoint") from None
-    needed = ("llm", "encoder_dim", "num_layers", "stride", "t", "template")
-    absent = [k for k in needed if k not in (cfg if isinstance(cfg, dict) else {})]
-    if absent:
-        raise UserError(f"{path}: field {absent[0]!r} is missing; re-save the checkpoint with "
-                        "`musilingo train` or `musilingo import-checkpoint`")
-    return cfg
+from ..data.folder import expand_audio
+from ..features.sources import CacheSource, EncoderSource
+from ..models.adapter_file import check_fits, read_config, run_folder
 
 
 class Predictor:
@@ -81,7 +56,7 @@ class Predictor:
         from ..models.musilingo import MusiLingo
 
         folder = run_folder(run)
-        cfg = read_adapter_config(folder)
+        cfg = read_config(folder)
         source = open_source(cfg, folder, cache=cache, encoder=encoder, device=device,
                              segment_seconds=segment_seconds, min_tail_seconds=min_tail_seconds,
                              trust_remote_code=trust_remote_code)
@@ -91,7 +66,11 @@ class Predictor:
 
     # ------------------------------------------------------------------------- helpers
     def segments(self, key) -> list:
-        return self.source.segments(key)
+        """Every pooled segment of a clip (a file, or a cache clip id), computed now."""
+        segments = list(self.source.segments(key))
+        if not segments:
+            raise UserError(f"{key}: shorter than one encoder frame; nothing to listen to")
+        return segments
 
     def _question(self, question: str | None) -> str | None:
         return question if self.model.template.has_question else None
@@ -242,8 +221,8 @@ def open_source(cfg: dict, folder: Path, *, cache=None, encoder: str | None = No
     normalize = trained.get("normalize", "auto")
     enc = FrozenEncoder.load(name, trust_remote_code=trust_remote_code, device=device,
                              normalize=normalize)
-    source = AudioSource(enc, stride=int(cfg["stride"]), segment_seconds=segment_seconds,
-                         min_tail_seconds=min_tail_seconds)
+    source = EncoderSource(enc, stride=int(cfg["stride"]), segment_seconds=segment_seconds,
+                           min_tail_seconds=min_tail_seconds)
     identity = source.fill_identity() if trained.get("weights_sha256") else source.identity
     check_fits(cfg, layers=source.layers, dim=source.dim, stride=None,
                where=source.describe(), run=run, encoder=identity)

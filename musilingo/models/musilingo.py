@@ -23,20 +23,18 @@ steps give exactly the gradient of one big batch), else by the batch's own targe
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features.pooling import repool
+from ..features.pooling import repool, window_factor
 from ..errors import UserError
+from .adapter_file import load_adapter, new_config
 from .prompts import IGNORE, PromptTemplate, TokenizedExample, answer_from_generation, \
     tokenize_example
 
-ADAPTER_WEIGHTS = "adapter.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 class AudioAdapter(nn.Module):
@@ -45,14 +43,11 @@ class AudioAdapter(nn.Module):
     def __init__(self, encoder_dim: int, llm_dim: int, num_layers: int, *, stride: int,
                  t: int = 325, aggregation: str = "mean"):
         super().__init__()
-        if stride <= 0 or t <= 0 or t % stride:
-            raise UserError(f"t={t} frames is not a multiple of the cache stride {stride}: "
-                            f"choose t among multiples of {stride}, or extract a cache with a "
-                            f"stride that divides {t}")
+        factor = window_factor(t, stride)
         if aggregation not in ("mean", "learned"):
             raise UserError(f"layer aggregation {aggregation!r}: use mean or learned")
         self.encoder_dim, self.llm_dim, self.num_layers = encoder_dim, llm_dim, num_layers
-        self.stride, self.t, self.factor, self.aggregation = stride, t, t // stride, aggregation
+        self.stride, self.t, self.factor, self.aggregation = stride, t, factor, aggregation
         # Zeros -> softmax gives equal weights, i.e. exactly the paper's mean at initialisation.
         self.layer_logits = nn.Parameter(torch.zeros(num_layers)) if aggregation == "learned" else None
         # Fixed standardisation of the pooled features (identity unless fitted): features of a
@@ -256,11 +251,10 @@ class MusiLingo(nn.Module):
     def adapter_config(self) -> dict:
         """Everything `from_pretrained` needs to rebuild this model for inference."""
         a = self.adapter
-        return {"format": "musilingo-adapter/1", "llm": self.llm_name,
-                "llm_dim": a.llm_dim, "encoder_dim": a.encoder_dim, "num_layers": a.num_layers,
-                "stride": a.stride, "t": a.t, "layer_aggregation": a.aggregation,
-                "normalized": bool(self.normalized), "template": self.template.to_dict(),
-                "encoder": self.encoder_meta}
+        return new_config(llm=self.llm_name, llm_dim=a.llm_dim, encoder_dim=a.encoder_dim,
+                          num_layers=a.num_layers, stride=a.stride, t=a.t,
+                          aggregation=a.aggregation, normalized=bool(self.normalized),
+                          template=self.template.to_dict(), encoder=self.encoder_meta)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, *, llm: str | None = None, dtype="fp32",
@@ -279,28 +273,3 @@ class MusiLingo(nn.Module):
         model.adapter.load_state_dict({k: v.to(model.adapter.proj.weight.dtype) for k, v in state.items()})
         model.normalized = bool(cfg.get("normalized"))
         return model
-
-
-def load_adapter(folder: str | Path) -> tuple[dict, dict]:
-    """(adapter_config, float32 state dict) from a run folder; safetensors only."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    cfg_path, w_path = folder / ADAPTER_CONFIG, folder / ADAPTER_WEIGHTS
-    if not cfg_path.is_file() or not w_path.is_file():
-        raise UserError(f"{folder} is not an adapter folder: it needs {ADAPTER_CONFIG} and "
-                        f"{ADAPTER_WEIGHTS} (written by musilingo train)")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if not isinstance(cfg, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, RecursionError) as exc:
-        raise UserError(f"{cfg_path} is not a valid adapter config ({type(exc).__name__}: "
-                        f"{str(exc)[:120]}): re-export or re-train the adapter") from None
-    try:
-        state = load_file(str(w_path))
-    except Exception as exc:  # truncated, not safetensors, a bad header
-        raise UserError(f"{w_path} cannot be read as safetensors ({type(exc).__name__}: "
-                        f"{str(exc).strip()[:120]}): the adapter file is damaged; restore it or "
-                        "re-train") from None
-    return cfg, state

@@ -1,8 +1,8 @@
 """Checkpoints: the adapter users keep, and the resume state a killed run continues from.
 
 Run folder:
-    adapter.safetensors     adapter weights (fp32), the only trained parameters
-    adapter_config.json     encoder identity, LLM, layers, stride, t, template, dims, aggregation
+    adapter.safetensors     the adapter (musilingo/models/adapter_file.py writes both files)
+    adapter_config.json
     resume/latest           name of the newest complete resume state, e.g. "step-00000200"
     resume/step-00000200/   DeepSpeed engine state (adapter, optimizer, scheduler, loss scale)
                             + trainer.json (step, data position, RNG, config fingerprint)
@@ -26,32 +26,12 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..models.musilingo import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from ..models.adapter_file import atomic_write_text
 
 RESUME = "resume"
 LATEST = "latest"
 TRAINER_STATE = "trainer.json"
 ENGINE_TAG = "engine"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def save_adapter(folder: str | Path, config: dict, state: dict) -> Path:
-    """Write adapter.safetensors + adapter_config.json (each atomically)."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{ADAPTER_WEIGHTS}.tmp{os.getpid()}"
-    save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(tmp),
-              metadata={"format": "pt"})
-    os.replace(tmp, folder / ADAPTER_WEIGHTS)
-    atomic_write_text(folder / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return folder / ADAPTER_WEIGHTS
 
 
 def full_adapter_state(engine) -> dict:

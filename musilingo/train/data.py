@@ -1,11 +1,11 @@
 """Training examples: annotation rows joined with pooled features, mixed into batches.
 
 An `Example` is one target text (a caption, or an answer with its question) about one clip.
-Features come from a `FeatureSource`: `CachedFeatures` reads a clip's segments from the Zarr cache
-(`musilingo extract`), `OnlineFeatures` runs the frozen encoder on the clip's audio each time
-(the reference code's way). Both return `musilingo.features.PooledSegment`s, and everything after
-that - segment choice, collation, the model - is shared, so the two modes differ only in where a
-segment's window means come from.
+Features come from a `musilingo.features.sources.FeatureSource`, the one protocol inference uses
+too: `CacheSource` reads a clip's segments from the Zarr cache (`musilingo extract`),
+`EncoderSource` runs the frozen encoder on the clip's audio each time (the reference code's way).
+Everything after that - segment choice, the joining rule, collation, the model - is shared, so
+the two modes differ only in where a segment's window means come from.
 
 A clip cut into several segments gives one segment per epoch, chosen at random (the paper's
 random crop of a 30 s clip, recovered from the cache), or its segments in order, concatenated up
@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import UserError
-from ..features import PooledSegment, encode_pooled, join_segments
+from ..features import join_segments
+from ..features.sources import FeatureSource
 from ..models.prompts import CAPTION_QUESTION, PromptTemplate, tokenize_example
 
 
@@ -42,21 +41,6 @@ class Example:
     source: str
 
 
-class FeatureSource(Protocol):
-    """What training reads a clip's pooled segments from (`CachedFeatures`, `OnlineFeatures`)."""
-
-    online: bool
-    layers: int
-    dim: int
-    stride: int
-
-    def has(self, example: Example) -> bool: ...
-
-    def num_segments(self, example: Example) -> int: ...
-
-    def segment(self, example: Example, i: int) -> PooledSegment: ...
-
-
 @dataclass
 class TrainSet:
     name: str
@@ -64,77 +48,6 @@ class TrainSet:
     features: FeatureSource
     skipped: int       # annotation rows with no features
     missing_ids: list[str]
-
-
-class CachedFeatures:
-    """Segments of a clip from a feature cache."""
-
-    online = False
-
-    def __init__(self, path: str | Path):
-        from ..cache import FeatureCache
-
-        self.path = str(path)
-        self.cache = FeatureCache.open(path)
-        m = self.cache.meta
-        self.stride, self.layers, self.dim = int(m["stride"]), int(m["layers"]), int(m["dim"])
-        self.encoder = dict(m.get("encoder") or {})
-
-    def __getstate__(self):  # DataLoader workers re-open the cache themselves
-        return {k: v for k, v in self.__dict__.items() if k != "cache"}
-
-    def __setstate__(self, state):
-        from ..cache import FeatureCache
-
-        self.__dict__.update(state)
-        self.cache = FeatureCache.open(self.path)
-
-    def has(self, example: Example) -> bool:
-        return self.cache.has(example.clip_id)
-
-    def num_segments(self, example: Example) -> int:
-        return len(self.cache.rows(example.clip_id))
-
-    def segment(self, example: Example, i: int) -> PooledSegment:
-        return self.cache.read_row(self.cache.rows(example.clip_id)[i])
-
-
-class OnlineFeatures:
-    """Segments of a clip computed by the frozen encoder from its audio, every time."""
-
-    online = True
-
-    def __init__(self, encoder, *, stride: int, segment_seconds: float, min_tail_seconds: float = 1.0):
-        self.encoder = encoder
-        self.stride, self.segment_seconds, self.min_tail = stride, segment_seconds, min_tail_seconds
-        self.layers, self.dim = encoder.num_hidden_states, encoder.hidden_size
-        self.encoder_meta = dict(encoder.identity(), encoder=encoder.name)
-
-    def has(self, example: Example) -> bool:
-        return Path(example.audio_path).is_file()
-
-    def _plan(self, example: Example):
-        from ..audio import AudioError, probe
-        from ..features import segment_plan
-
-        try:
-            info = probe(example.audio_path)
-        except AudioError as exc:
-            raise UserError(f"{example.source}: {exc}") from None
-        return info, segment_plan(self.encoder, info, self.segment_seconds, self.min_tail)
-
-    def num_segments(self, example: Example) -> int:
-        return len(self._plan(example)[1])
-
-    def segment(self, example: Example, i: int) -> PooledSegment:
-        from ..audio import read_segment
-
-        info, plan = self._plan(example)
-        seg = plan[i]
-        wave = read_segment(example.audio_path, seg.start, seg.seconds, self.encoder.sample_rate, info)
-        means, counts = encode_pooled(self.encoder, [wave], self.stride)
-        feats, counts = means[0].cpu().numpy(), counts.numpy()
-        return PooledSegment(feats, counts, seg.start, len(wave) / self.encoder.sample_rate)
 
 
 def targets_of(record, stage: str, question: str | None) -> tuple[str | None, str]:
@@ -164,7 +77,7 @@ def build_trainset(spec, stage: str, features, max_missing_fraction: float) -> T
     for r in rows:
         q, target = targets_of(r, stage, spec.question)
         ex = Example(r.clip_id, str(r.audio_path), q, target, r.source)
-        (examples if features.has(ex) else missing).append(ex)
+        (examples if features.has(source_key(features, ex)) else missing).append(ex)
     if features.online:
         missing += [Example(r.clip_id, str(r.audio_path), None, "", r.source) for r in dr.missing]
     total = len(examples) + len(missing)
@@ -230,20 +143,24 @@ def segment_choice(seed: int, epoch: int, clip_id: str, n: int) -> int:
     return h % n
 
 
-def example_features(ex: Example, source, *, mode: str, seed: int, epoch: int, factor: int,
-                     max_audio_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+def source_key(source: FeatureSource, ex: Example) -> str:
+    """What a source knows a clip by: its audio file (online) or its clip id (a cache)."""
+    return ex.audio_path if source.online else ex.clip_id
+
+
+def example_features(ex: Example, source: FeatureSource, *, mode: str, seed: int, epoch: int,
+                     factor: int, max_audio_tokens: int) -> tuple[np.ndarray, np.ndarray]:
     """(features [L, W, D], counts [W]) of one example under the segment mode."""
-    n = source.num_segments(ex)
+    if mode not in ("random", "concat"):
+        raise UserError(f"segments {mode!r}: use random or concat")
+    segments = source.segments(source_key(source, ex))  # lazy: only what is used is read
+    n = len(segments)
     if n == 0:
         raise UserError(f"{ex.source}: clip {ex.clip_id} has no usable audio segment")
     if mode == "random":
-        seg = source.segment(ex, segment_choice(seed, epoch, ex.clip_id, n))
+        seg = segments[segment_choice(seed, epoch, ex.clip_id, n)]
         return seg.features, seg.counts
-    if mode != "concat":
-        raise UserError(f"segments {mode!r}: use random or concat")
-    # Segments are read lazily: a long track stops being read once the token budget is full.
-    features, counts, _ = join_segments((source.segment(ex, i) for i in range(n)), factor,
-                                        max_audio_tokens)
+    features, counts, _ = join_segments(segments, factor, max_audio_tokens)
     return features, counts
 
 

@@ -16,9 +16,13 @@ import torch
 from ..cache.layout import encoder_field
 from ..errors import UserError
 from ..models.llm import as_dtype
-from ..models.musilingo import MusiLingo, load_adapter
+from ..cache import FeatureCache
+from ..features.pooling import window_factor
+from ..features.sources import CacheSource, EncoderSource
+from ..models.adapter_file import load_adapter
+from ..models.musilingo import MusiLingo
 from ..models.prompts import STAGE_TEMPLATES, get_template
-from .data import (CachedFeatures, MicroBatches, OnlineFeatures, build_trainset, epoch_plan,
+from .data import (MicroBatches, build_trainset, epoch_plan,
                    example_features, mixing_probs)
 
 
@@ -60,7 +64,7 @@ def _validate(cfg) -> None:
 def feature_sources(cfg, device: str, say) -> list:
     """One FeatureSource per data set (shared where they name the same cache)."""
     if cfg.features == "cache":
-        opened: dict[str, CachedFeatures] = {}
+        opened: dict[str, CacheSource] = {}
         out = []
         for i, spec in enumerate(cfg.datasets):
             path = spec.cache or cfg.cache
@@ -70,14 +74,14 @@ def feature_sources(cfg, device: str, say) -> list:
                                 "with features=online")
             key = str(Path(path).expanduser().absolute())
             if key not in opened:
-                opened[key] = CachedFeatures(key)
+                opened[key] = CacheSource(FeatureCache.open(key))
             out.append(opened[key])
         return out
     from ..models.encoder import FrozenEncoder
 
     meta = {}
     if cfg.cache:  # online features shaped exactly like an existing cache's
-        meta = CachedFeatures(cfg.cache).cache.meta
+        meta = FeatureCache.open(cfg.cache).meta
     name = cfg.encoder or (meta.get("encoder") or {}).get("encoder") or "tiny"
     dtype = as_dtype(cfg.encoder_dtype)
     # Online features shaped like a cache are also preprocessed like it (its recorded
@@ -89,19 +93,17 @@ def feature_sources(cfg, device: str, say) -> list:
     seg = float(meta.get("segment_seconds", cfg.segment_seconds))
     tail = float(meta.get("min_tail_seconds", 1.0))
     say(f"online features: encoder {name} on {device}, stride {stride}, {seg:g} s segments")
-    source = OnlineFeatures(encoder, stride=stride, segment_seconds=seg, min_tail_seconds=tail)
+    source = EncoderSource(encoder, stride=stride, segment_seconds=seg, min_tail_seconds=tail,
+                           keep=0)
+    source.fill_identity()
     return [source] * len(cfg.datasets)
-
-
-def _identity(source) -> dict:
-    return source.encoder_meta if source.online else source.encoder
 
 
 def check_sources(sources: list, t: int) -> tuple[int, int, int, dict]:
     """(layers, dim, stride, encoder identity) shared by all sources, or a UserError."""
     first = sources[0]
     for s in sources[1:]:
-        a, b = _identity(first), _identity(s)
+        a, b = first.identity, s.identity
         if (s.layers, s.dim, s.stride) != (first.layers, first.dim, first.stride) or \
                 a.get("weights_sha256") != b.get("weights_sha256") or \
                 encoder_field(a, "normalize") != encoder_field(b, "normalize"):
@@ -112,11 +114,8 @@ def check_sources(sources: list, t: int) -> tuple[int, int, int, dict]:
                             f"{encoder_field(a, 'normalize')} vs {encoder_field(b, 'normalize')}): "
                             "mixed data sets need caches made by one encoder with one stride and "
                             "one --normalize")
-    if t % first.stride:
-        raise UserError(f"t={t} is not a multiple of the cache stride {first.stride}: choose t among "
-                        f"{', '.join(str(first.stride * k) for k in range(1, 6))}..., or extract "
-                        f"with a stride that divides {t}")
-    return first.layers, first.dim, first.stride, _identity(first)
+    window_factor(t, first.stride)
+    return first.layers, first.dim, first.stride, first.identity
 
 
 def init_from_adapter(model: MusiLingo, folder: str, encoder: dict) -> str | None:

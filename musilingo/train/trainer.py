@@ -26,7 +26,8 @@ import yaml
 
 from ..errors import UserError
 from ..models.prompts import IGNORE
-from .checkpoint import full_adapter_state, latest_resume, load_resume, save_adapter, save_resume
+from ..models.adapter_file import save_adapter
+from .checkpoint import full_adapter_state, latest_resume, load_resume, save_resume
 from .config import TrainConfig
 from .engine import build_engine, init_distributed, lr_at, pick_device, resolve_ds_config, zero_stage
 from .setup import prepare

@@ -106,7 +106,7 @@ def adapter_run(tmp_path):
     if not (folder / "adapter.safetensors").exists():
         from musilingo.models.musilingo import MusiLingo
         from musilingo.models.prompts import get_template
-        from musilingo.train.checkpoint import save_adapter
+        from musilingo.models.adapter_file import save_adapter
 
         model = MusiLingo.build("tiny-llama", encoder_dim=128, num_layers=3, stride=65, t=130,
                                 template=get_template("caption"))

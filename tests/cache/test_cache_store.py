@@ -87,7 +87,7 @@ def test_tokens_repool_the_stride_to_t(synthetic):
     # 65 + 65 + 20 frames all fall in one 325-frame window: count-weighted mean, then layer mean
     want = (feats * counts[None, :, None]).sum(1) / counts.sum()
     assert torch.allclose(tokens, torch.from_numpy(want.mean(0)).float()[None], atol=1e-6)
-    with pytest.raises(UserError, match="multiple of 65"):
+    with pytest.raises(UserError, match="not a multiple of the cache stride 65"):
         cache.tokens("clip3", 100)
 
 

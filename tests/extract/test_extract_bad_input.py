@@ -11,7 +11,7 @@ from musilingo.cache import FeatureCache
 from musilingo.cache.layout import FAILED
 from musilingo.errors import UserError
 from musilingo.extract.plan import ClipSource, clips_from_paths
-from musilingo.features import pooled_features
+from musilingo.features.sources import EncoderSource
 
 from extract_helpers import extract
 
@@ -82,7 +82,7 @@ def test_channels_and_rates_match_online(bad_cache, bad_folder, tiny_encoder, cl
     """6 channels are averaged, 8/22.05/48/96 kHz resampled to 24 kHz, exactly as online."""
     (seg,) = bad_cache.segments(clip_id)
     path = next(bad_folder.glob(clip_id + ".*"))
-    (ref,) = pooled_features(tiny_encoder, path, stride=325, segment_seconds=5.0)
+    (ref,) = EncoderSource(tiny_encoder, stride=325, segment_seconds=5.0).segments(str(path))
     assert seg.seconds == pytest.approx(SR_TONE, abs=1e-3) and seg.counts.tolist() == [149]
     scale = np.abs(ref.features).max()
     np.testing.assert_allclose(seg.features, ref.features, rtol=2e-3, atol=2e-3 * scale)

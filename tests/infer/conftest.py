@@ -1,7 +1,7 @@
 """Fixtures for the inference tests: the tiny encoder, short generated audio, and a run folder.
 
 The run folder is what `musilingo train` writes (adapter.safetensors + adapter_config.json via
-the trainer's `save_adapter`), made directly from `MusiLingo.build` with tiny-llama and the tiny
+`models.adapter_file.save_adapter`), made directly from `MusiLingo.build` with tiny-llama and the tiny
 encoder's dimensions, pooled at stride 65 and re-pooled to t = 325 (so the exact re-pooling path
 runs). Its weights are random, scaled up so that what the model hears visibly changes what it
 writes. Generation is capped at a few tokens: a random LM never writes `###` by itself.

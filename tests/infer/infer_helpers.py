@@ -20,7 +20,7 @@ def save_run(folder, *, encoder_dim: int, num_layers: int, encoder_meta: dict, s
     """A run folder as the trainer writes it, from a freshly built (random) adapter."""
     from musilingo.models.musilingo import MusiLingo
     from musilingo.models.prompts import get_template
-    from musilingo.train.checkpoint import save_adapter
+    from musilingo.models.adapter_file import save_adapter
 
     model = MusiLingo.build("tiny-llama", encoder_dim=encoder_dim, num_layers=num_layers,
                             stride=65, t=325, template=get_template(template),

@@ -62,9 +62,10 @@ def test_cache_features_give_the_same_answers_as_raw_audio(predictor, run_dir, c
 
 
 def _cache_source(run_dir, cache_dir):
-    from musilingo.infer.predictor import open_source, read_adapter_config
+    from musilingo.infer.predictor import open_source
+    from musilingo.models.adapter_file import read_config
 
-    return open_source(read_adapter_config(run_dir), run_dir, cache=cache_dir)
+    return open_source(read_config(run_dir), run_dir, cache=cache_dir)
 
 
 def test_checkpoint_from_another_encoder_width_is_refused(tmp_path, encoder, cache_dir, audio_dir):

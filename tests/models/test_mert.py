@@ -187,16 +187,16 @@ def test_extract_then_adapter_pooling_equals_the_reference_embedding(mert, tmp_p
 
 
 def test_online_features_equal_the_reference_embedding(mert, tmp_path):
-    from musilingo.train.data import Example, OnlineFeatures
+    from musilingo.features.sources import EncoderSource
 
     ids = write_waves(tmp_path / "audio", reference(mert, "waves"))
-    online = OnlineFeatures(FrozenEncoder.load(str(mert)), stride=325, segment_seconds=30.0)
+    online = EncoderSource(FrozenEncoder.load(str(mert)), stride=325, segment_seconds=30.0)
     adapter = AudioAdapter(64, 8, 4, stride=325, t=325)
     expected = reference(mert, "musilingo_audio_embeds")
     for i, clip in enumerate(ids):
-        example = Example(clip, str(tmp_path / "audio" / f"{clip}.wav"), None, "", "test")
-        assert online.num_segments(example) == 1
-        seg = online.segment(example, 0)
+        segments = online.segments(str(tmp_path / "audio" / f"{clip}.wav"))
+        assert len(segments) == 1
+        seg = segments[0]
         x, _ = adapter.pooled(torch.from_numpy(seg.features)[None],
                               torch.from_numpy(seg.counts)[None])
         np.testing.assert_allclose(x[0].numpy(), expected[i], rtol=0, atol=TOL)

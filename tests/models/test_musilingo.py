@@ -105,7 +105,7 @@ def test_generation_batched_equals_one_by_one(model):
 
 
 def test_save_and_rebuild(model, tmp_path):
-    from musilingo.train.checkpoint import save_adapter
+    from musilingo.models.adapter_file import save_adapter
 
     torch.nn.init.normal_(model.adapter.proj.weight)
     save_adapter(tmp_path, model.adapter_config(), model.adapter.state_dict())

@@ -7,7 +7,9 @@ import pytest
 from musilingo.errors import UserError
 from musilingo.models.prompts import CAPTION_QUESTION
 from musilingo.train.config import DataSpec
-from musilingo.train.data import (CachedFeatures, Example, build_trainset, epoch_plan,
+from musilingo.cache import FeatureCache
+from musilingo.features.sources import CacheSource
+from musilingo.train.data import (Example, build_trainset, epoch_plan,
                                   example_features, mixing_probs, segment_choice, targets_of)
 
 
@@ -48,12 +50,12 @@ def test_targets_per_stage():
 
 
 def test_random_segment_per_epoch_and_concat(synth, cache_2seg):
-    src = CachedFeatures(cache_2seg)
+    src = CacheSource(FeatureCache.open(cache_2seg))
     ts = build_trainset(DataSpec(name="synth", annotations=str(synth / "captions.csv")),
                         "pretrain", src, 0.0)
     ex = ts.examples[0]
-    assert src.num_segments(ex) == 2
-    segs = [src.segment(ex, i) for i in range(2)]
+    assert len(src.segments(ex.clip_id)) == 2
+    segs = [src.segments(ex.clip_id)[i] for i in range(2)]
     assert [s.counts.tolist() for s in segs] == [[65, 47], [65, 47]]
     picks = {segment_choice(0, e, ex.clip_id, 2) for e in range(20)}
     assert picks == {0, 1}                         # a different crop across epochs
@@ -69,8 +71,8 @@ def test_random_segment_per_epoch_and_concat(synth, cache_2seg):
 
 
 def test_rows_without_features_are_counted(synth, cache):
-    src = CachedFeatures(cache)
+    src = CacheSource(FeatureCache.open(cache))
     ts = build_trainset(DataSpec(name="synth", annotations=str(synth)), "instruct", src, 0.0)
     assert ts.skipped == 0 and len(ts.examples) == 112
     ex = Example("nope", "/nowhere.wav", None, "x", "f:1")
-    assert not src.has(ex)
+    assert not src.has(ex.clip_id)

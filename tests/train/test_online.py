@@ -10,12 +10,14 @@ from musilingo.models.musilingo import MusiLingo
 from musilingo.models.prompts import get_template
 from musilingo.train import run
 from musilingo.train.config import DataSpec
-from musilingo.train.data import CachedFeatures, MicroBatches, OnlineFeatures, build_trainset, epoch_plan
+from musilingo.cache import FeatureCache
+from musilingo.features.sources import CacheSource, EncoderSource
+from musilingo.train.data import MicroBatches, build_trainset, epoch_plan
 
 
 def test_cached_and_online_batches_give_the_same_loss(synth, cache_2seg):
-    cached = CachedFeatures(cache_2seg)
-    online = OnlineFeatures(FrozenEncoder.load("tiny"), stride=65, segment_seconds=1.5)
+    cached = CacheSource(FeatureCache.open(cache_2seg))
+    online = EncoderSource(FrozenEncoder.load("tiny"), stride=65, segment_seconds=1.5, keep=0)
     spec = DataSpec(name="synth", annotations=str(synth))
     sets = {k: [build_trainset(spec, "instruct", src, 0.0)] for k, src in
             (("cache", cached), ("online", online))}

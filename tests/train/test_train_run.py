@@ -150,7 +150,7 @@ def test_bad_input_is_refused_with_clear_errors(make_cfg, synth, cache, tmp_path
     # A cache of another width than the adapter being continued.
     other = tmp_path / "other"
     other.mkdir()
-    from musilingo.train.checkpoint import save_adapter
+    from musilingo.models.adapter_file import save_adapter
 
     first = run(make_cfg(out_dir=str(tmp_path / "w"), max_steps=1), log=quiet)
     cfg = json.loads((first.run_dir / "adapter_config.json").read_text())
