@@ -1,16 +1,39 @@
-"""Configuration fields whose help text is also the CLI's help: one helper for every verb.
+"""How every verb is configured: a dataclass, a YAML recipe, flags, and `key=value` overrides.
 
     @dataclass
     class ExtractConfig:
-        stride: int = option(325, "base window in encoder frames")
-    help_of(ExtractConfig, "stride")       # -> "base window in encoder frames"
+        stride: int = option(325, "base window in encoder frames")    # help = the CLI's help
 
-Every verb's options are a dataclass (extract, train, score, the decoding options, the demo);
-the click options and YAML recipes read the same fields, so a default or a help text lives once.
+    @click.command()
+    @config_options(ExtractConfig)          # --config RECIPE, one flag per field, KEY=VALUE...
+    def extract(recipe, overrides, **flags):
+        cfg = ExtractConfig.from_dict(resolve(recipe, flags, overrides, ExtractConfig))
+
+Precedence: the recipe (a YAML file, or a shipped name from musilingo/configs/) < flags <
+`key=value` arguments, whose values are read as YAML (`lr=3e-5`, `strict=true`, dotted keys reach
+into lists: `datasets.0.cache=x.zarr`). Each dataclass validates itself with `validate()`, which
+raises a one-line UserError naming the field. One dtype vocabulary (fp32, bf16, fp16; the long
+torch names are accepted too) and one device default (`auto`: cuda when torch sees a GPU, else
+cpu) serve every verb.
+
+Nothing here imports torch: building a verb's --help must stay fast.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import field, fields
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from .errors import UserError
+
+DTYPES = ("fp32", "bf16", "fp16")
+DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+TORCH_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+DEVICE_HELP = "auto (cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N"
 
 
 def option(default, help: str, **metadata):
@@ -24,3 +47,212 @@ def option(default, help: str, **metadata):
 def help_of(cls, name: str) -> str:
     """The help text of field `name` of dataclass `cls`."""
     return {f.name: f.metadata.get("help", "") for f in fields(cls)}[name]
+
+
+# ------------------------------------------------------------------------ shared vocabularies
+def dtype_name(value: str, key: str = "dtype") -> str:
+    """fp32 | bf16 | fp16 from any accepted spelling, or a UserError naming `key`."""
+    name = DTYPE_ALIASES.get(str(value).lower(), str(value).lower())
+    if name not in DTYPES:
+        raise UserError(f"{key}={value!r}: use one of {', '.join(DTYPES)}")
+    return name
+
+
+def torch_dtype(value):
+    """The torch dtype of any accepted spelling (a torch.dtype passes through)."""
+    import torch
+
+    if isinstance(value, torch.dtype):
+        return value
+    return getattr(torch, TORCH_NAMES[dtype_name(value)])
+
+
+def resolve_device(requested: str | None, key: str = "device") -> str:
+    """cpu, cuda or cuda:N for `requested` (auto/None: cuda when torch sees a GPU)."""
+    import torch
+
+    requested = (requested or "auto").strip().lower()
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"{key}={requested}: torch sees no GPU here; use cpu (or auto)")
+        return requested
+    if requested != "cpu":
+        raise UserError(f"{key}={requested!r}: use auto, cpu, cuda or cuda:N")
+    return requested
+
+
+def check_positive(cfg, names, *, allow_zero: bool = False) -> None:
+    """A UserError naming the first field of `names` that is not a positive (finite) number."""
+    for name in names:
+        value = getattr(cfg, name)
+        ok = value is not None and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+        if not ok:  # nan fails every comparison, so it is refused too
+            raise UserError(f"{name}={value} must be {'>= 0' if allow_zero else 'positive'}")
+
+
+# ------------------------------------------------------------------------ dicts -> dataclasses
+def coerce(cls, name: str, value):
+    """Strings to the field's number/bool type (YAML reads `3e-5` as a string: no dot); numbers
+    checked against it: an int field refuses 2.5, a float field refuses nan and inf."""
+    kind = str({f.name: f.type for f in fields(cls)}[name])
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        if kind.startswith("int") and float(value) != int(value):
+            raise UserError(f"{name}={value!r} is not a whole number")
+        if kind.startswith("float") and not math.isfinite(value):
+            raise UserError(f"{name}={value!r} must be a finite number")
+        return int(value) if kind.startswith("int") else value
+    if not isinstance(value, str) or kind.startswith("str"):
+        return value
+    try:
+        if kind.startswith("bool"):
+            if value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+                return value.lower() in ("true", "yes", "on", "1")
+            raise ValueError
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            number = float(value)
+            if not math.isfinite(number):
+                raise UserError(f"{name}={value!r} must be a finite number")
+            return number
+    except ValueError:
+        raise UserError(f"{name}={value!r} is not a {kind.split()[0]}") from None
+    return value
+
+
+def from_dict(cls, data: dict, verb: str):
+    """An instance of dataclass `cls` from a raw dict (unknown keys refused, values coerced)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"unknown config key(s) {', '.join(unknown)}; see `musilingo {verb} "
+                        "--help` for the keys")
+    return cls(**{k: coerce(cls, k, v) for k, v in data.items()})
+
+
+# ------------------------------------------------------------------------ recipes, overrides
+def recipe_path(name: str | Path) -> Path:
+    """A recipe file: a path, or the name of a shipped recipe (`pretrain_msd`, `configs/x.yaml`)."""
+    p = Path(name).expanduser()
+    if p.is_file():
+        return p
+    shipped = resources.files("musilingo") / "configs"
+    stem = Path(str(name)).name
+    for candidate in (stem, stem + ".yaml"):
+        f = shipped / candidate
+        if f.is_file():
+            return Path(str(f))
+    names = sorted(x.name[:-5] for x in shipped.iterdir() if x.name.endswith(".yaml"))
+    raise UserError(f"no recipe {name!r}: give a YAML path or one of {', '.join(names)}")
+
+
+def load_recipe(name: str | Path) -> dict:
+    import yaml
+
+    path = recipe_path(name)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe is a mapping of config keys")
+    return data
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Apply one `key=value` (dotted keys reach into mappings and lists) to a raw config dict."""
+    import yaml
+
+    if "=" not in item:
+        raise UserError(f"override {item!r} is not key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    target = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(target, list):
+            target = _index(target, part, key)
+        else:
+            if part not in target or target[part] is None:
+                target[part] = [] if parts[i + 1].isdigit() else {}
+            target = target[part]
+    last = parts[-1]
+    if isinstance(target, list):
+        idx = int(last) if last.isdigit() else None
+        if idx is None or idx > len(target):
+            raise UserError(f"override {key}: {last!r} is not an index of the list")
+        if idx == len(target):
+            target.append(value)
+        else:
+            target[idx] = value
+    else:
+        target[last] = value
+
+
+def _index(lst: list, part: str, key: str):
+    if not part.isdigit():
+        raise UserError(f"override {key}: {part!r} is not a list index")
+    i = int(part)
+    if i == len(lst):
+        lst.append({})
+    if i >= len(lst):
+        raise UserError(f"override {key}: index {i} is past the end of the list ({len(lst)} items)")
+    return lst[i]
+
+
+def resolve(recipe: str | None, flags: dict, overrides, base: dict | None = None) -> dict:
+    """The raw config: `base` < recipe < flags given (not None) < key=value overrides."""
+    data = dict(base or {})
+    if recipe:
+        data.update(load_recipe(recipe))
+    data.update({k: v for k, v in flags.items() if v is not None})
+    for item in overrides:
+        apply_override(data, item)
+    return data
+
+
+# ------------------------------------------------------------------------ click
+def field_options(cls, skip=(), choices: dict | None = None):
+    """One click option per dataclass field (default None = "not given"; help = field help)."""
+    choices = choices or {}
+
+    def decorate(func):
+        for f in reversed(dataclasses.fields(cls)):
+            if f.name in skip:
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            kind, helptext = str(f.type), f.metadata.get("help", "")
+            default = f.default if f.default is not dataclasses.MISSING else None
+            if default not in (None, "", False):  # flags default to None = "not given"
+                helptext += f"  [default: {default}]"
+            if "bool" in kind:
+                opt = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name,
+                                   default=None, help=helptext)
+            else:
+                typ = (click.Choice(choices[f.name]) if f.name in choices else
+                       int if kind.startswith("int") else float if kind.startswith("float")
+                       else str)
+                opt = click.option(flag, f.name, type=typ, default=None, help=helptext)
+            func = opt(func)
+        return func
+
+    return decorate
+
+
+def config_options(cls, skip=(), choices: dict | None = None, recipes: str = ""):
+    """`--config RECIPE`, a flag per field of `cls`, and trailing KEY=VALUE overrides."""
+    def decorate(func):
+        func = click.argument("overrides", nargs=-1)(func)
+        func = field_options(cls, skip, choices)(func)
+        return click.option("--config", "recipe", default=None,
+                            help="recipe: a YAML file or a shipped name" +
+                                 (f" ({recipes})" if recipes else "") +
+                                 "; flags and KEY=VALUE arguments override it")(func)
+    return decorate

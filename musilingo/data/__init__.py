@@ -32,7 +32,7 @@ from musilingo.data.synth import read_synth
 from musilingo.errors import UserError
 
 __all__ = ["AUDIO_EXTENSIONS", "CAPTION_FIELDS", "DATASETS", "DatasetRecords", "DatasetSpec",
-           "Record", "SPLITS", "read_dataset"]
+           "Record", "SPLITS", "TEST_SETS", "read_dataset"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,18 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec("synth", read_synth, "qa",
                 "a folder written by the synthetic music generator (Q&A; or its captions.csv)"),
 )}
+
+
+# The paper's evaluation sets, by the name `musilingo score --dataset` takes: (reader, kind).
+TEST_SETS: dict[str, tuple[str, str]] = {
+    "musiccaps": ("musiccaps", "caption"),
+    "musicinstruct-short": ("musicinstruct", "qa"),
+    "musicinstruct-long": ("musicinstruct", "qa"),
+    "musicqa": ("musicqa", "qa"),
+    "songdescriber": ("songdescriber", "caption"),
+}
+TRAIN_SETS = tuple(name for name, spec in DATASETS.items() if spec.kind != "audio"
+                   and name != "songdescriber")  # songdescriber is evaluation only
 
 
 def read_dataset(name: str, annotations: str | Path | None, audio_root: str | Path | None, *,

@@ -78,7 +78,8 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
     Stage 1 reads the captions file; stage 2 the Q&A plus captioning as an instruction (the
     paper's "Please give a caption to the music."), mixed in proportion to size (6 questions per
     clip to 1 caption). Both go through the real MusicCaps/MusicInstruct readers."""
-    from ..train.config import TrainConfig, load_recipe
+    from ..options import load_recipe
+    from ..train.config import TrainConfig
 
     if steps is None:
         steps = cfg.pretrain_steps if stage == "pretrain" else cfg.instruct_steps

@@ -9,58 +9,51 @@ mode that first generates predictions (`--run RUN --dataset musiccaps`) calls wi
 """
 from __future__ import annotations
 
+from dataclasses import fields
+from pathlib import Path
+
 import click
 
+from ..errors import UserError
 from ..infer.score_options import run_mode_requested, score_run_options
+from ..options import config_options, from_dict, resolve
 from .scoring import PROTOCOL_CHOICES, ScoreConfig, score_and_report
-
-H = ScoreConfig.help
 
 
 @click.command()
-@click.option("--predictions", "predictions_path", default=None,
-              type=click.Path(exists=True, dir_okay=False),
-              help="JSON (list or object of objects), JSONL or CSV with a prediction and a "
-                   "reference per item (or --run ... to generate them first)")
-@click.option("--prediction-field", default=None,
-              help="field holding the model's text (default: detected, e.g. prediction, "
-                   "response, predictions)")
-@click.option("--reference-field", default=None,
-              help="field holding the reference (default: detected, e.g. ground_truth, "
-                   "correct_answer, true_captions)")
-@click.option("--protocol", type=click.Choice(PROTOCOL_CHOICES), default="both",
-              show_default=True, help=H("protocol"))
-@click.option("--bertscore-model", default="roberta-large", show_default=True,
-              help=H("bertscore_model"))
-@click.option("--bertscore-layer", type=int, default=None, help=H("bertscore_layer"))
-@click.option("--metrics", default=None, help=H("metrics"))
-@click.option("--percent", is_flag=True, help=H("percent"))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="folder to write scores.json and scores.md into")
+@config_options(ScoreConfig, choices={"protocol": PROTOCOL_CHOICES}, recipes="score_musiccaps")
 @score_run_options
-def score(predictions_path, prediction_field, reference_field, protocol, bertscore_model,
-          bertscore_layer, metrics, percent, out_dir, **run_options):
+def score(recipe, overrides, **flags):
     """Score predictions against references under named protocols (BLEU, METEOR, ROUGE-L,
     BERTScore); metrics that cannot run here are shown as missing, with the reason.
 
     With --run RUN --dataset NAME, first generate the test split's answers, optionally with
-    the --control shuffled-audio pass (see musilingo/infer/evaluate_dataset.py)."""
-    if predictions_path is None or run_mode_requested(run_options):
+    the --control shuffled-audio pass (see musilingo/infer/evaluate_dataset.py). OVERRIDES are
+    KEY=VALUE pairs over the recipe and the flags (e.g. limit=20 control=shuffled-audio)."""
+    data = resolve(recipe, flags, overrides)
+    own = {f.name for f in fields(ScoreConfig)}
+    cfg = from_dict(ScoreConfig, {k: data.pop(k) for k in list(data) if k in own}, "score")
+    cfg.validate()
+    unknown = sorted(set(data) - set(flags))
+    if unknown:
+        raise UserError(f"unknown config key(s) {', '.join(unknown)}; see `musilingo score "
+                        "--help` for the keys")
+    scoring = {k: getattr(cfg, k) for k in ScoreConfig.SCORING}
+    if cfg.predictions is None or run_mode_requested(data):
         from ..infer.score_options import score_run
 
-        result = score_run(run_options, predictions_path=predictions_path, out_dir=out_dir,
-                           log=lambda m: click.echo(m, err=True), protocol=protocol,
-                           bertscore_model=bertscore_model, bertscore_layer=bertscore_layer,
-                           metrics=metrics, percent=percent)
+        result = score_run(data, predictions_path=cfg.predictions, out_dir=cfg.out,
+                           log=lambda m: click.echo(m, err=True), **scoring)
         click.echo(result["markdown"])
         return
     from .predictions import load_predictions
 
-    pairs = load_predictions(predictions_path, prediction_field, reference_field)
-    click.echo(f"{len(pairs):,} items from {predictions_path} (prediction field "
+    if not Path(cfg.predictions).is_file():
+        raise UserError(f"--predictions {cfg.predictions}: no such file")
+    pairs = load_predictions(cfg.predictions, cfg.prediction_field, cfg.reference_field)
+    click.echo(f"{len(pairs):,} items from {cfg.predictions} (prediction field "
                f"{pairs.prediction_field!r}, reference field {pairs.reference_field!r})",
                err=True)
-    result = score_and_report(pairs.predictions, pairs.references, protocol, bertscore_model,
-                              out_dir, metrics=metrics, bertscore_layer=bertscore_layer,
-                              percent=percent, source=str(predictions_path))
+    result = score_and_report(pairs.predictions, pairs.references, out_dir=cfg.out,
+                              source=str(cfg.predictions), **scoring)
     click.echo(result["markdown"])

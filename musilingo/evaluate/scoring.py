@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import UserError
 from ..options import help_of, option as _opt
 
 PROTOCOL_CHOICES = ("musilingo", "lp-musiccaps", "both")
@@ -22,6 +23,14 @@ PROTOCOL_CHOICES = ("musilingo", "lp-musiccaps", "both")
 class ScoreConfig:
     """How to score; the field help texts are the CLI's option help."""
 
+    predictions: str | None = _opt(None, "JSON (list or object of objects), JSONL or CSV with a "
+                                         "prediction and a reference per item (or --run ... to "
+                                         "generate them first)")
+    prediction_field: str | None = _opt(None, "field holding the model's text (default: "
+                                              "detected, e.g. prediction, response, predictions)")
+    reference_field: str | None = _opt(None, "field holding the reference (default: detected, "
+                                             "e.g. ground_truth, correct_answer, true_captions)")
+    out: str | None = _opt(None, "folder to write scores.json and scores.md into")
     protocol: str = _opt("both", "musilingo (per-item, MusiLingo/MU-LLaMA scripts), lp-musiccaps "
                                  "(corpus level, HF evaluate) or both")
     bertscore_model: str = _opt("roberta-large", "roberta-large (hub id, needs a network or HF "
@@ -35,6 +44,22 @@ class ScoreConfig:
     @staticmethod
     def help(name: str) -> str:
         return help_of(ScoreConfig, name)
+
+    def validate(self) -> "ScoreConfig":
+        from .protocols import parse_metric_families
+
+        if self.protocol not in PROTOCOL_CHOICES:
+            raise UserError(f"unknown protocol {self.protocol!r}; choose "
+                            f"{', '.join(PROTOCOL_CHOICES)}")
+        try:
+            parse_metric_families(self.metrics)
+        except ValueError as exc:
+            raise UserError(f"--metrics: {exc}") from exc
+        if self.bertscore_layer is not None and self.bertscore_layer < 0:
+            raise UserError("--bertscore-layer must be 0 or more")
+        return self
+
+    SCORING = ("protocol", "bertscore_model", "bertscore_layer", "metrics", "percent")
 
     def protocol_names(self) -> list[str]:
         return ["musilingo", "lp-musiccaps"] if self.protocol == "both" else [self.protocol]
@@ -50,21 +75,12 @@ def score_and_report(predictions: list[str], references: list[str], protocol: st
     Returns {"source", "config", "reports": [ScoreReport.to_dict()...], "markdown"}: everything
     the command prints and writes, so another command (or a test) can reuse it.
     """
-    from ..errors import UserError
-    from .protocols import parse_metric_families, score_protocols
+    from .protocols import score_protocols
     from .report import reports_to_markdown
 
     config = ScoreConfig(protocol=protocol, bertscore_model=bertscore_model,
-                         bertscore_layer=bertscore_layer, metrics=metrics, percent=percent)
-    if config.protocol not in PROTOCOL_CHOICES:
-        raise UserError(f"unknown protocol {config.protocol!r}; choose "
-                        f"{', '.join(PROTOCOL_CHOICES)}")
-    try:
-        parse_metric_families(config.metrics)
-    except ValueError as exc:
-        raise UserError(f"--metrics: {exc}") from exc
-    if config.bertscore_layer is not None and config.bertscore_layer < 0:
-        raise UserError("--bertscore-layer must be 0 or more")
+                         bertscore_layer=bertscore_layer, metrics=metrics,
+                         percent=percent).validate()
     try:
         reports = score_protocols(predictions, references, config.protocol_names(),
                                   bertscore_model=config.bertscore_model,
@@ -76,7 +92,8 @@ def score_and_report(predictions: list[str], references: list[str], protocol: st
     if empty:  # an under-trained model that writes nothing scores 0 without a word otherwise
         markdown += (f"\n- warning: {empty:,} of {len(predictions):,} predictions are empty or "
                      "whitespace only (they score 0)\n")
-    result = {"source": source, "config": asdict(config), "empty_predictions": empty,
+    settings = {k: v for k, v in asdict(config).items() if k in ScoreConfig.SCORING}
+    result = {"source": source, "config": settings, "empty_predictions": empty,
               "reports": [r.to_dict() for r in reports], "markdown": markdown}
     if out_dir is not None:
         out = Path(out_dir)

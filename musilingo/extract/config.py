@@ -1,28 +1,37 @@
 """Options of `musilingo extract` (`ExtractConfig`: its field help is also the CLI help).
 
-    cfg = ExtractConfig(out="cache.zarr", encoder="mert-330m")
+    cfg = ExtractConfig(out="cache.zarr", encoder="mert-330m", dataset="msd",
+                        annotations="lp-musiccaps-msd/", audio_root="msd/audio")
+    musilingo extract --config extract_msd out=msd.zarr audio_root=/data/msd
+
+Configured like every verb (musilingo/options.py): a recipe, flags, then key=value overrides.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import torch
-
 from ..cache.layout import STORE_DTYPES
+from ..data import DATASETS
 from ..errors import UserError
 from ..features.pooling import window_factor
-from ..options import help_of, option as _opt
-from ..models.encoder import NORMALIZE_CHOICES
+from ..options import (DEVICE_HELP, TORCH_NAMES, check_positive, dtype_name, from_dict, help_of,
+                       option as _opt)
 
 TRAINING_T = 325  # the paper's window: a cache's stride must divide it to be re-pooled exactly
-ENCODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# train's vocabulary (fp32/bf16/fp16) is accepted too; the cache records the long name.
-DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 @dataclass
 class ExtractConfig:
+    dataset: str | None = _opt(None, "data-set reader (required by the CLI): " +
+                               ", ".join(DATASETS))
+    annotations: str | None = _opt(None, "the data set's annotation file or folder (not needed "
+                                         "for folder)")
+    audio_root: str | None = _opt(None, "folder holding the audio (for folder: the folder itself)")
+    split: str | None = _opt(None, "train, valid or test (default: all rows)")
+    limit: int | None = _opt(None, "only the first N clips")
+    caption_field: str = _opt("caption_writing", "msd: which LP-MusicCaps caption the records keep")
+    allow_outside_root: bool = _opt(False, "let annotation files name audio outside audio_root "
+                                           "(absolute paths, ..)")
     out: str = _opt("", "cache folder (a Zarr v3 group); re-running the same command resumes")
     encoder: str = _opt("tiny", "tiny | mert-95m | mert-330m | a hub id | a local model folder")
     stride: int = _opt(325, "base window in encoder frames; must divide 325 (the paper's t) so "
@@ -30,15 +39,13 @@ class ExtractConfig:
     segment_seconds: float = _opt(30.0, "long audio is cut into consecutive segments this long")
     min_tail_seconds: float = _opt(1.0, "drop a last segment shorter than this (when others exist)")
     dtype: str = _opt("float16", "storage dtype: float16 (overflow-checked) or float32")
-    encoder_dtype: str = _opt("float32", "encoder compute dtype: float32 (fp32), or bfloat16 "
-                                         "(bf16) / float16 (fp16) "
-                                         "on GPU")
+    encoder_dtype: str = _opt("fp32", "encoder compute dtype: fp32, or bf16 / fp16 on GPU")
     batch_size: int = _opt(8, "segments per encoder batch (equal-length segments only)")
     num_workers: int | None = _opt(None, "decode/resample worker processes (default: the CPUs "
                                          "per process, at most 8)")
     shard_rows: int = _opt(64, "rows per Zarr shard: the unit of writing, ownership and resume")
     strict: bool = _opt(False, "make the first failed clip fatal instead of recording it")
-    device: str = _opt("cpu", "cpu, cuda or cuda:N (with torchrun, cuda means one GPU per process)")
+    device: str = _opt("auto", DEVICE_HELP + " (with torchrun, cuda means one GPU per process)")
     normalize: str = _opt("auto", "zero-mean unit-variance wave normalisation before the encoder: "
                                   "auto (the checkpoint's preprocessor_config.json do_normalize), "
                                   "on or off; recorded in the cache")
@@ -53,23 +60,31 @@ class ExtractConfig:
     def help(name: str) -> str:
         return help_of(ExtractConfig, name)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExtractConfig":
+        return from_dict(cls, data, "extract")
 
-def validate(cfg: ExtractConfig) -> None:
-    if not cfg.out:
-        raise UserError("--out is required: the cache folder to write (or resume)")
-    window_factor(TRAINING_T, cfg.stride, t_name="the paper's t", stride_name="--stride",
-                  fix="the cache could not be re-pooled to it exactly: use 325, 65, 25, 13, 5 "
-                      "or 1")
-    if cfg.dtype not in STORE_DTYPES:
-        raise UserError(f"--dtype {cfg.dtype}: choose float16 or float32")
-    if cfg.normalize not in NORMALIZE_CHOICES:
-        raise UserError(f"--normalize {cfg.normalize}: choose {', '.join(NORMALIZE_CHOICES)}")
-    cfg.encoder_dtype = DTYPE_ALIASES.get(cfg.encoder_dtype, cfg.encoder_dtype)
-    if cfg.encoder_dtype not in ENCODER_DTYPES:
-        raise UserError(f"--encoder-dtype {cfg.encoder_dtype}: choose {', '.join(ENCODER_DTYPES)}")
-    for name in ("segment_seconds", "batch_size", "shard_rows"):
-        value = getattr(cfg, name)
-        if not (value > 0 and math.isfinite(value)):  # `nan > 0` is False: nan is refused too
-            raise UserError(f"--{name.replace('_', '-')} must be positive (got {value})")
-    if not (cfg.min_tail_seconds >= 0 and math.isfinite(cfg.min_tail_seconds)):
-        raise UserError(f"min_tail_seconds {cfg.min_tail_seconds} must be a number >= 0")
+    @property
+    def torch_dtype_name(self) -> str:
+        """The encoder dtype as torch names it (what the cache metadata records)."""
+        return TORCH_NAMES[dtype_name(self.encoder_dtype, "encoder_dtype")]
+
+    def validate(self) -> "ExtractConfig":
+        from ..models.encoder import NORMALIZE_CHOICES
+
+        if not self.out:
+            raise UserError("--out is required: the cache folder to write (or resume)")
+        window_factor(TRAINING_T, self.stride, t_name="the paper's t", stride_name="--stride",
+                      fix="the cache could not be re-pooled to it exactly: use 325, 65, 25, 13, "
+                          "5 or 1")
+        self.dtype = {"fp16": "float16", "fp32": "float32"}.get(self.dtype, self.dtype)
+        if self.dtype not in STORE_DTYPES:
+            raise UserError(f"--dtype {self.dtype}: choose float16 or float32")
+        if self.normalize not in NORMALIZE_CHOICES:
+            raise UserError(f"--normalize {self.normalize}: choose {', '.join(NORMALIZE_CHOICES)}")
+        self.encoder_dtype = dtype_name(self.encoder_dtype, "--encoder-dtype")
+        check_positive(self, ("segment_seconds", "batch_size", "shard_rows"))
+        check_positive(self, ("min_tail_seconds",), allow_zero=True)
+        if self.limit is not None and self.limit <= 0:
+            raise UserError("--limit must be positive")
+        return self

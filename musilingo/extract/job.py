@@ -37,7 +37,8 @@ from ..cache.store import CacheStore
 from ..errors import UserError
 from ..features import encode_pooled
 from ..processes import process_env
-from .config import ENCODER_DTYPES, ExtractConfig, validate
+from ..options import resolve_device
+from .config import ExtractConfig
 from .plan import ClipSource, build_plan, check_unique, fingerprint
 
 def dist_env():
@@ -263,15 +264,17 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
                 encoder=None, log=print) -> dict:
     """Extract (or resume) into `cfg.out`; returns the summary numbers (all ranks summed)."""
     from ..models.encoder import FrozenEncoder
+    from ..models.llm import as_dtype
 
-    validate(cfg)
+    cfg.validate()
     if not clips:
         raise UserError("no clips to extract: the data set (after --split/--limit) is empty")
     rank, world, local_rank, local_world = dist_env()
     if world > 1 and not torch.distributed.is_initialized():
         # gloo only coordinates (a barrier, a sum); planning many headers can take a while
         torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(hours=6))
-    device = f"cuda:{local_rank}" if cfg.device == "cuda" else cfg.device
+    device = resolve_device(cfg.device)
+    device = f"cuda:{local_rank}" if device == "cuda" else device
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -284,11 +287,11 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
             held.enter_context(writer_lock(cfg.out))
         if encoder is None:
             encoder = FrozenEncoder.load(cfg.encoder, trust_remote_code=cfg.trust_remote_code,
-                                         device=device, dtype=ENCODER_DTYPES[cfg.encoder_dtype],
+                                         device=device, dtype=as_dtype(cfg.encoder_dtype),
                                          normalize=cfg.normalize)
         identity = dict(encoder.identity(), encoder=cfg.encoder)
         missing = sum(c.missing for c in clips)
-        wanted = build_meta(encoder_identity=identity, encoder_dtype=cfg.encoder_dtype,
+        wanted = build_meta(encoder_identity=identity, encoder_dtype=cfg.torch_dtype_name,
                             stride=cfg.stride, segment_seconds=float(cfg.segment_seconds),
                             windows=max_windows(encoder, cfg.segment_seconds, cfg.stride),
                             min_tail_seconds=float(cfg.min_tail_seconds), dtype=cfg.dtype,

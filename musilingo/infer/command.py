@@ -22,7 +22,7 @@ import sys
 import click
 
 from ..errors import UserError
-from .config import generation_from_options, runtime_options
+from .config import generation_from_options, runtime_from_options, runtime_options
 
 CAPTION_COLUMNS = ("clip", "start", "end", "scope", "caption")
 ASK_COLUMNS = ("clip", "start", "end", "scope", "question", "answer")
@@ -56,19 +56,12 @@ def load_predictor(kw: dict):
     from .predictor import Predictor
 
     generation = generation_from_options(kw)
-    device = kw.pop("device")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: no CUDA device is available here; use cpu")
-    if kw["batch_size"] < 1:
-        raise UserError("--batch-size must be at least 1")
+    rt = runtime_from_options(kw)
     return Predictor.load(kw.pop("run"), llm=kw.pop("llm"), cache=kw.pop("cache"),
-                          encoder=kw.pop("encoder"), device=device, dtype=kw.pop("dtype"),
-                          segment_seconds=kw.pop("segment_seconds"),
-                          trust_remote_code=kw.pop("trust_remote_code"), generation=generation,
-                          batch_size=kw.pop("batch_size"), log=_log)
+                          encoder=kw.pop("encoder"), device=rt.device, dtype=rt.dtype,
+                          segment_seconds=rt.segment_seconds,
+                          trust_remote_code=rt.trust_remote_code, generation=generation,
+                          batch_size=rt.batch_size, log=_log)
 
 
 class RowWriter:

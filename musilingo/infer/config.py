@@ -10,14 +10,16 @@ here, and a verb's help should not pay for loading a deep-learning stack.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import click
 
 from ..errors import UserError
-from ..options import help_of, option as _opt
+from ..options import (DEVICE_HELP, check_positive, dtype_name, field_options, from_dict, help_of,
+                       option as _opt, resolve_device)
 
 DECODINGS = ("greedy", "beam", "sampling")
+CONTROLS = ("shuffled-audio",)  # grounding controls of `score --run`
 
 
 @dataclass
@@ -67,64 +69,55 @@ class GenerationConfig:
         return asdict(self)
 
 
+@dataclass
+class RuntimeConfig:
+    """Where and how the models run: shared by caption/ask/chat and `score --run`."""
+
+    device: str = _opt("auto", DEVICE_HELP)
+    dtype: str = _opt("fp32", "LLM weights dtype: fp32, bf16 or fp16")
+    batch_size: int = _opt(8, "answers generated together (left-padded batches)")
+    segment_seconds: float = _opt(30.0, "long audio is encoded in segments this long")
+    trust_remote_code: bool = _opt(False, "allow models that ship their own code (MERT on the "
+                                          "hub, only where the native loader refuses)")
+
+    def validate(self) -> "RuntimeConfig":
+        self.device = resolve_device(self.device, "--device")
+        self.dtype = dtype_name(self.dtype, "--dtype")
+        check_positive(self, ("batch_size", "segment_seconds"))
+        return self
+
+
 def generation_options(fn):
     """Click options for every GenerationConfig field, plus `--sampling reference`."""
-    h = GenerationConfig.help
-    defaults = GenerationConfig()
-    opts = [
-        click.option("--decoding", type=click.Choice(DECODINGS), default=defaults.decoding,
-                     show_default=True, help=h("decoding")),
-        click.option("--sampling", "sampling_preset", type=click.Choice(["reference"]),
-                     default=None, help="the reference code's sampling: --decoding sampling "
-                                        "--top-p 0.5 --temperature 0.1 --max-new-tokens 300"),
-        click.option("--num-beams", type=int, default=defaults.num_beams, show_default=True,
-                     help=h("num_beams")),
-        click.option("--top-p", type=float, default=defaults.top_p, show_default=True,
-                     help=h("top_p")),
-        click.option("--temperature", type=float, default=defaults.temperature,
-                     show_default=True, help=h("temperature")),
-        click.option("--max-new-tokens", type=int, default=defaults.max_new_tokens,
-                     show_default=True, help=h("max_new_tokens")),
-        click.option("--seed", type=int, default=defaults.seed, show_default=True,
-                     help=h("seed")),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
-
-
-DTYPES = ("fp32", "bf16", "fp16")
+    fn = field_options(GenerationConfig, choices={"decoding": DECODINGS})(fn)
+    return click.option("--sampling", "sampling_preset", type=click.Choice(["reference"]),
+                        default=None, help="the reference code's sampling: --decoding sampling "
+                                           "--top-p 0.5 --temperature 0.1 --max-new-tokens 300")(fn)
 
 
 def runtime_options(fn):
-    """Where and how the models run, then the decoding options: shared by caption/ask/chat and
-    `score --run`, so both modes take the same flags with the same defaults."""
-    opts = [
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N"),
-        click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True,
-                     help="LLM weights dtype"),
-        click.option("--batch-size", type=int, default=8, show_default=True,
-                     help="answers generated together (left-padded batches)"),
-        click.option("--segment-seconds", type=float, default=30.0, show_default=True,
-                     help="long audio is encoded in segments this long"),
-        click.option("--trust-remote-code", is_flag=True,
-                     help="allow models that ship their own code (MERT on the hub)"),
-    ]
-    fn = generation_options(fn)
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+    """RuntimeConfig's options, then the decoding options (one flag per field, same defaults in
+    every verb that generates)."""
+    return field_options(RuntimeConfig)(generation_options(fn))
 
 
-GENERATION_KEYS = ("decoding", "sampling_preset", "num_beams", "top_p", "temperature",
-                   "max_new_tokens", "seed")
+def _given(kw: dict, cls) -> dict:
+    """Pop `cls`'s fields out of click kwargs; only the ones given (not None)."""
+    values = {f.name: kw.pop(f.name) for f in fields(cls) if f.name in kw}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def runtime_from_options(kw: dict) -> RuntimeConfig:
+    """Pop the runtime options out of a click kwargs dict into a validated config."""
+    return from_dict(RuntimeConfig, _given(kw, RuntimeConfig), "score").validate()
 
 
 def generation_from_options(kw: dict) -> GenerationConfig:
     """Pop the generation options out of a click kwargs dict into a validated config."""
-    values = {k: kw.pop(k) for k in GENERATION_KEYS if k in kw}
-    if values.pop("sampling_preset", None) == "reference":
+    preset = kw.pop("sampling_preset", None)
+    values = _given(kw, GenerationConfig)
+    if preset == "reference":
         ref = GenerationConfig.reference()
         values.update(decoding=ref.decoding, top_p=ref.top_p, temperature=ref.temperature,
                       max_new_tokens=ref.max_new_tokens)
-    return GenerationConfig(**values).validate()
+    return from_dict(GenerationConfig, values, "score").validate()

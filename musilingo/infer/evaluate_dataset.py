@@ -32,19 +32,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ..data import TEST_SETS
 from ..errors import UserError
 from ..models.prompts import CAPTION_QUESTION
+from .config import CONTROLS
 from .generation import GenerationConfig
 from .items import Item, derangement, generate_for_items, shuffled_audio
 
-DATASETS = {  # score-mode name -> (reader name, kind)
-    "musiccaps": ("musiccaps", "caption"),
-    "musicinstruct-short": ("musicinstruct", "qa"),
-    "musicinstruct-long": ("musicinstruct", "qa"),
-    "musicqa": ("musicqa", "qa"),
-    "songdescriber": ("songdescriber", "caption"),
-}
-CONTROLS = ("shuffled-audio",)
+DATASETS = TEST_SETS  # score-mode name -> (reader name, kind)
 PREDICTIONS = "predictions.jsonl"
 SETTINGS = "generation.json"
 

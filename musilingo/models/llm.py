@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..options import torch_dtype
 from .build import publish, save_model, tmp_folder
 from .encoder import models_home
 from .hub import model_file
@@ -43,17 +44,7 @@ TINY_LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
 TINY_LLAMA_VERSION = 2  # part of the folder name: a changed recipe never reuses an old folder
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-          "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
-
-
-def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    try:
-        return DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise UserError(f"unknown dtype {dtype!r}: use one of fp32, bf16, fp16") from None
+as_dtype = torch_dtype  # the one dtype vocabulary (musilingo/options.py)
 
 
 def _smollm2_package() -> Path:

@@ -13,12 +13,13 @@ precedence: recipe < flags < key=value. `--dataset/--annotations/--audio-root/--
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import click
 
-from .config import DataSpec, TrainConfig, apply_override, load_recipe
+from ..data import TRAIN_SETS
+from ..options import field_options, resolve
+from .config import DataSpec, TrainConfig
 
 # Without a recipe, --stage instruct starts from the paper's stage-2 optimisation settings.
 STAGE_DEFAULTS = {"instruct": {"lr": 3e-5, "min_lr": 1e-5, "micro_batch_size": 2, "grad_accum": 16}}
@@ -27,37 +28,20 @@ DATA_FLAGS = {"dataset": "name", "annotations": "annotations", "audio_root": "au
 SKIP = {"datasets", "betas", "stage"}
 
 
-def _field_options(func):
-    for f in reversed(dataclasses.fields(TrainConfig)):
-        if f.name in SKIP:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        helptext = f.metadata.get("help", "")
-        if "bool" in kind:
-            opt = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None,
-                               help=helptext)
-        else:
-            typ = int if kind.startswith("int") else float if kind.startswith("float") else str
-            opt = click.option(flag, f.name, type=typ, default=None, help=helptext)
-        func = opt(func)
-    return func
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "recipe", default=None,
               help="recipe: a YAML file or a shipped name (pretrain_msd, instruct_mi_short, "
                    "instruct_mi_long, instruct_mi_mixed, instruct_musicqa, demo_pretrain, "
-                   "demo_instruct)")
+                   "demo_instruct); flags and KEY=VALUE arguments override it")
 @click.option("--stage", type=click.Choice(["pretrain", "instruct"]), default=None,
               help=TrainConfig.help("stage"))
-@click.option("--dataset", default=None, help="one data set: reader name (msd, musiccaps, "
-              "musicinstruct, musicqa, synth)")
+@click.option("--dataset", default=None, help="one data set: reader name (" +
+              ", ".join(TRAIN_SETS) + ")")
 @click.option("--annotations", default=None, help="one data set: its annotation file or folder")
 @click.option("--audio-root", default=None, help="one data set: its audio folder")
 @click.option("--split", default=None, help="one data set: the split to train on")
 @click.option("--caption-field", default=None, help="one data set: the MSD caption field")
-@_field_options
+@field_options(TrainConfig, skip=SKIP)
 @click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True)
 @click.argument("overrides", nargs=-1)
 def train(recipe, stage, overrides, local_rank, **flags):
@@ -67,7 +51,7 @@ def train(recipe, stage, overrides, local_rank, **flags):
     """
     from .trainer import run
 
-    data = load_recipe(recipe) if recipe else {}
+    data = resolve(recipe, {}, ())
     if stage:
         if not recipe:
             data.update(STAGE_DEFAULTS.get(stage, {}))
@@ -84,10 +68,7 @@ def train(recipe, stage, overrides, local_rank, **flags):
         else:
             raise click.UsageError("the recipe mixes several data sets: change one with "
                                    "datasets.N.KEY=VALUE instead of --annotations/--audio-root/...")
-    data.update({k: v for k, v in flags.items() if v is not None})
-    for item in overrides:
-        apply_override(data, item)
-    cfg = TrainConfig.from_dict(data)
+    cfg = TrainConfig.from_dict(resolve(None, flags, overrides, base=data))
     result = run(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return

@@ -12,24 +12,22 @@ differs in anything that changes the result.
 """
 from __future__ import annotations
 
-import math
-
 import dataclasses
 from dataclasses import dataclass, fields
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from ..data import TRAIN_SETS
 from ..errors import UserError
-from ..options import help_of, option as _opt
+from ..options import DEVICE_HELP, apply_override, dtype_name, coerce as _coerce, from_dict, help_of, load_recipe, option as _opt
 
 
 @dataclass
 class DataSpec:
     """One training data set: annotations joined with cached (or online) features."""
 
-    name: str = _opt("msd", "data-set reader: msd, musiccaps, musicinstruct, musicqa, synth")
+    name: str = _opt("msd", "data-set reader: " + ", ".join(TRAIN_SETS))
     annotations: str | None = _opt(None, "annotation file/folder (or hub id for msd)")
     audio_root: str | None = _opt(None, "audio folder (needed for --features online)")
     split: str | None = _opt("train", "keep only this split (train, valid, test; null = all)")
@@ -95,7 +93,7 @@ class TrainConfig:
     save_every: int = _opt(500, "write the resume state and the adapter every N optimizer steps")
     log_every: int = _opt(1, "log loss and learning rate every N optimizer steps")
     num_workers: int = _opt(2, "DataLoader workers reading the cache (online mode uses 0)")
-    device: str | None = _opt(None, "cpu or cuda (default: cuda when available)")
+    device: str = _opt("auto", DEVICE_HELP)
     progress: bool = _opt(True, "draw a tqdm progress bar")
     stop_after: int | None = _opt(None, "end the process after this many steps as if killed "
                                   "(testing resume); the schedule still spans the whole run")
@@ -111,15 +109,36 @@ class TrainConfig:
     def help(name: str) -> str:
         return help_of(TrainConfig, name)
 
+    def validate(self) -> "TrainConfig":
+        """A one-line UserError naming the first field out of range; returns self."""
+        choices = {"stage": ("pretrain", "instruct"), "features": ("cache", "online"),
+                   "segments": ("random", "concat"), "layer_aggregation": ("mean", "learned"),
+                   "mixing": ("equal", "proportional", "weighted"),
+                   "adapter_init": ("default", "embedding-scale")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise UserError(f"{key}={getattr(self, key)!r}: use one of {', '.join(allowed)}")
+        for key in ("micro_batch_size", "grad_accum", "epochs", "save_every", "log_every", "t",
+                    "max_audio_tokens"):
+            if int(getattr(self, key)) < 1:
+                raise UserError(f"{key}={getattr(self, key)} must be at least 1")
+        for key in ("max_steps", "steps_per_epoch", "warmup_steps", "stop_after"):
+            value = getattr(self, key)
+            if value is not None and int(value) < (1 if key == "steps_per_epoch" else 0):
+                raise UserError(f"{key}={value} is out of range")
+        if not self.datasets:
+            raise UserError("no data sets: a recipe lists them under `datasets:`, or pass "
+                            "--dataset NAME --annotations PATH")
+        if self.lr <= 0 or self.min_lr < 0 or self.warmup_lr < 0:
+            raise UserError("learning rates must be positive")
+        self.precision = dtype_name(self.precision, "precision")
+        self.encoder_dtype = dtype_name(self.encoder_dtype, "encoder_dtype")
+        return self
+
     # ---------------------------------------------------------------- loading
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"unknown config key(s) {', '.join(unknown)}; see "
-                            "`musilingo train --help` for the keys")
-        return cls(**{k: _coerce(cls, k, v) for k, v in d.items()})
+        return from_dict(cls, d, "train")
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: list[str] = ()) -> "TrainConfig":
@@ -147,102 +166,3 @@ def _spec(d) -> DataSpec:
     if unknown:
         raise UserError(f"unknown data-set key(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
     return DataSpec(**{k: _coerce(DataSpec, k, v) for k, v in d.items()})
-
-
-def _coerce(cls, name: str, value):
-    """Strings to the field's number/bool type (YAML reads `3e-5` as a string: no dot); numbers
-    checked against it: an int field refuses 2.5, a float field refuses nan and inf."""
-    kind = str({f.name: f.type for f in fields(cls)}[name])
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, str):
-        if kind.startswith("int") and float(value) != int(value):
-            raise UserError(f"{name}={value!r} is not a whole number")
-        if kind.startswith("float") and not math.isfinite(value):
-            raise UserError(f"{name}={value!r} must be a finite number")
-        return int(value) if kind.startswith("int") else value
-    if not isinstance(value, str) or kind.startswith("str"):
-        return value
-    try:
-        if kind.startswith("bool"):
-            if value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-                return value.lower() in ("true", "yes", "on", "1")
-            raise ValueError
-        if kind.startswith("int"):
-            return int(value)
-        if kind.startswith("float"):
-            number = float(value)
-            if not math.isfinite(number):
-                raise UserError(f"{name}={value!r} must be a finite number")
-            return number
-    except ValueError:
-        raise UserError(f"{name}={value!r} is not a {kind.split()[0]}") from None
-    return value
-
-
-def recipe_path(name: str | Path) -> Path:
-    """A recipe file: a path, or the name of a shipped recipe (`pretrain_msd`, `configs/x.yaml`)."""
-    p = Path(name).expanduser()
-    if p.is_file():
-        return p
-    shipped = resources.files("musilingo") / "configs"
-    stem = Path(str(name)).name
-    for candidate in (stem, stem + ".yaml"):
-        f = shipped / candidate
-        if f.is_file():
-            return Path(str(f))
-    names = sorted(x.name[:-5] for x in shipped.iterdir() if x.name.endswith(".yaml"))
-    raise UserError(f"no recipe {name!r}: give a YAML path or one of {', '.join(names)}")
-
-
-def load_recipe(name: str | Path) -> dict:
-    path = recipe_path(name)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a recipe is a mapping of config keys")
-    return data
-
-
-def apply_override(data: dict, item: str) -> None:
-    """Apply one `key=value` (dotted keys reach into mappings and lists) to a raw config dict."""
-    if "=" not in item:
-        raise UserError(f"override {item!r} is not key=value")
-    key, raw = item.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw != "" else None
-    except yaml.YAMLError:
-        value = raw
-    parts = key.strip().split(".")
-    target = data
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(target, list):
-            target = _index(target, part, key)
-        else:
-            if part not in target or target[part] is None:
-                target[part] = [] if parts[i + 1].isdigit() else {}
-            target = target[part]
-    last = parts[-1]
-    if isinstance(target, list):
-        idx = int(last) if last.isdigit() else None
-        if idx is None or idx > len(target):
-            raise UserError(f"override {key}: {last!r} is not an index of the list")
-        if idx == len(target):
-            target.append(value)
-        else:
-            target[idx] = value
-    else:
-        target[last] = value
-
-
-def _index(lst: list, part: str, key: str):
-    if not part.isdigit():
-        raise UserError(f"override {key}: {part!r} is not a list index")
-    i = int(part)
-    if i == len(lst):
-        lst.append({})
-    if i >= len(lst):
-        raise UserError(f"override {key}: index {i} is past the end of the list ({len(lst)} items)")
-    return lst[i]

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..options import resolve_device
 from ..processes import process_env
 
 SHIPPED = ("zero0", "zero2", "zero3", "zero2_offload", "zero3_offload")
@@ -71,15 +72,11 @@ def init_distributed(device: str) -> tuple[int, int, int]:
 
 
 def pick_device(requested: str | None, local_rank: int) -> str:
-    if requested in (None, "", "auto"):
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    """The device this process trains on: with cuda, the GPU of its local rank."""
+    requested = resolve_device(requested)
     if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError("device cuda asked for, but torch sees no GPU: use device=cpu")
         torch.cuda.set_device(local_rank)
         return f"cuda:{local_rank}"
-    if requested != "cpu":
-        raise UserError(f"device {requested!r}: use cpu or cuda")
     return "cpu"
 
 

@@ -38,29 +38,6 @@ class Job:
     hf_ds_config: object = None
 
 
-def _validate(cfg) -> None:
-    choices = {"stage": ("pretrain", "instruct"), "features": ("cache", "online"),
-               "segments": ("random", "concat"), "layer_aggregation": ("mean", "learned"),
-               "mixing": ("equal", "proportional", "weighted"),
-               "adapter_init": ("default", "embedding-scale")}
-    for key, allowed in choices.items():
-        if getattr(cfg, key) not in allowed:
-            raise UserError(f"{key}={getattr(cfg, key)!r}: use one of {', '.join(allowed)}")
-    for key in ("micro_batch_size", "grad_accum", "epochs", "save_every", "log_every", "t",
-                "max_audio_tokens"):
-        if int(getattr(cfg, key)) < 1:
-            raise UserError(f"{key}={getattr(cfg, key)} must be at least 1")
-    for key in ("max_steps", "steps_per_epoch", "warmup_steps", "stop_after"):
-        value = getattr(cfg, key)
-        if value is not None and int(value) < (1 if key == "steps_per_epoch" else 0):
-            raise UserError(f"{key}={value} is out of range")
-    if not cfg.datasets:
-        raise UserError("no data sets: a recipe lists them under `datasets:`, or pass "
-                        "--dataset NAME --annotations PATH")
-    if cfg.lr <= 0 or cfg.min_lr < 0 or cfg.warmup_lr < 0:
-        raise UserError("learning rates must be positive")
-
-
 def feature_sources(cfg, device: str, say) -> list:
     """One FeatureSource per data set (shared where they name the same cache)."""
     if cfg.features == "cache":
@@ -192,7 +169,7 @@ def init_embedding_scale(model: MusiLingo) -> float:
 
 
 def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
-    _validate(cfg)
+    cfg.validate()
     template = get_template(STAGE_TEMPLATES[cfg.stage], cfg.max_text_tokens)
     sources = feature_sources(cfg, device, say)
     layers, dim, stride, encoder = check_sources(sources, cfg.t)

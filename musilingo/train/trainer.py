@@ -27,6 +27,7 @@ import yaml
 from ..errors import UserError
 from ..models.prompts import IGNORE
 from ..models.adapter_file import save_adapter
+from ..options import resolve_device
 from .checkpoint import full_adapter_state, latest_resume, load_resume, save_resume
 from .config import TrainConfig
 from .engine import build_engine, init_distributed, lr_at, pick_device, resolve_ds_config, zero_stage
@@ -79,7 +80,7 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
     """Train (or resume) the adapter described by `cfg`; returns where everything went."""
     import torch.distributed as dist
 
-    requested = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    requested = resolve_device(cfg.device)
     device_kind = "cpu" if requested == "cpu" else "cuda"
     rank, world, local_rank = init_distributed(device_kind)
     device = pick_device(requested, local_rank)

@@ -287,7 +287,7 @@ def test_annotation_paths_stay_inside_the_audio_root(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, needle", [
     (["extract", "--dataset", "folder", "--audio-root", ".", "--out", "x.zarr",
-      "--segment-seconds", "nan"], "--segment-seconds must be positive"),
+      "--segment-seconds", "nan"], "segment_seconds=nan must be a finite number"),
     (["train", "--config", "pretrain_msd", "lr=nan"], "lr='nan' must be a finite number"),
     (["train", "--config", "pretrain_msd", "max_steps=2.5"], "max_steps=2.5 is not a whole number"),
 ])

@@ -85,7 +85,7 @@ def test_the_demo_trains_from_its_shipped_recipes(stage, tmp_path):
     from pathlib import Path
 
     from musilingo.demo.recipe import DemoConfig, _train_config
-    from musilingo.train.config import load_recipe
+    from musilingo.options import load_recipe
 
     recipe = load_recipe(f"demo_{stage}")
     cfg = _train_config(DemoConfig(), stage, tmp_path / "data", tmp_path / "c.zarr",

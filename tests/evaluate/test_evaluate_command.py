@@ -41,6 +41,23 @@ def test_score_command_prints_table_and_writes_files(predictions_file, tmp_path)
     assert (out / "scores.md").read_text().startswith(f"# Scores of `{predictions_file}`")
 
 
+def test_score_takes_a_recipe_flags_and_overrides(predictions_file, tmp_path):
+    """score is configured like extract and train: recipe < flags < key=value."""
+    recipe = tmp_path / "score.yaml"
+    recipe.write_text(f"predictions: {predictions_file}\nprotocol: both\nmetrics: bleu,rouge\n")
+    out = tmp_path / "scores"
+    result = CliRunner().invoke(score, ["--config", str(recipe), "--protocol", "lp-musiccaps",
+                                        "protocol=musilingo", f"out={out}", "percent=true"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "scores.json").read_text())
+    assert [r["protocol"] for r in saved["reports"]] == ["musilingo"]
+    assert saved["config"] == {"protocol": "musilingo", "bertscore_model": "roberta-large",
+                               "bertscore_layer": None, "metrics": "bleu,rouge", "percent": True}
+    bad = CliRunner().invoke(score, ["--config", str(recipe), "protcol=musilingo"])
+    assert isinstance(bad.exception, UserError) and "unknown config key(s) protcol" in \
+        str(bad.exception)
+
+
 def test_score_command_bad_file_raises_user_error(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('[{"response": "a", "correct_answer": "b"}, {"response": "c"}]')

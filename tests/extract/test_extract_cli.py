@@ -8,6 +8,7 @@ import pytest
 
 from musilingo.cache import FeatureCache
 from musilingo.cli import main
+from musilingo.errors import UserError
 
 from extract_helpers import REAL
 
@@ -85,7 +86,10 @@ def test_bad_options_are_user_errors(musiccaps, capsys):
     args = ["--dataset", "folder", "--audio-root", str(audio), "--out", str(root / "y.zarr")]
     for extra, message in ((["--stride", "100"], "does not divide 325"),
                            (["--limit", "0"], "--limit must be positive"),
-                           (["--shard-rows", "0"], "--shard-rows must be positive")):
+                           (["--shard-rows", "0"], "shard_rows=0 must be positive"),
+                           (["shard_rows=0"], "shard_rows=0 must be positive"),
+                           (["--segment-seconds", "nan"], "segment_seconds=nan must be a finite number"),
+                           (["--encoder-dtype", "fp64"], "--encoder-dtype='fp64': use one of")):
         code, _, err = run(capsys, *args, *extra)
         assert code == 2 and message in err, err
     code, _, err = run(capsys, "--dataset", "folder", "--audio-root", str(root / "empty_dir_x"),
@@ -93,11 +97,32 @@ def test_bad_options_are_user_errors(musiccaps, capsys):
     assert code == 2 and "not a folder" in err
 
 
-def test_encoder_dtype_takes_trains_vocabulary_too():
-    from musilingo.extract.config import ExtractConfig, validate
+def test_one_dtype_vocabulary_for_every_verb():
+    """fp32/bf16/fp16 or torch's long names, in extract as in train; the cache records torch's."""
+    from musilingo.extract.config import ExtractConfig
+    from musilingo.train.config import TrainConfig
 
-    for short, long in (("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16"),
-                        ("bfloat16", "bfloat16")):
-        cfg = ExtractConfig(out="x.zarr", encoder_dtype=short)
-        validate(cfg)
-        assert cfg.encoder_dtype == long   # what the cache metadata records
+    for given, short, long in (("fp32", "fp32", "float32"), ("bf16", "bf16", "bfloat16"),
+                               ("float16", "fp16", "float16"), ("BFloat16", "bf16", "bfloat16")):
+        cfg = ExtractConfig(out="x.zarr", encoder_dtype=given).validate()
+        assert (cfg.encoder_dtype, cfg.torch_dtype_name) == (short, long)
+        train = TrainConfig(datasets=[{"name": "synth"}], precision=given).validate()
+        assert train.precision == short
+    with pytest.raises(UserError, match="--encoder-dtype='fp64': use one of fp32, bf16, fp16"):
+        ExtractConfig(out="x.zarr", encoder_dtype="fp64").validate()
+
+
+def test_extract_takes_a_recipe_flags_and_overrides(tmp_path):
+    """recipe < flags < key=value, as in train: the shipped recipe is read, a flag replaces one
+    of its values, and an override replaces the flag's."""
+    from musilingo.extract.config import ExtractConfig
+    from musilingo.options import resolve
+
+    data = resolve("extract_msd", {"batch_size": 4, "stride": None}, ["batch_size=2", "limit=5"])
+    cfg = ExtractConfig.from_dict(dict(data, out=str(tmp_path / "c.zarr"))).validate()
+    assert (cfg.dataset, cfg.encoder, cfg.stride, cfg.batch_size, cfg.limit) == \
+        ("msd", "mert-330m", 325, 2, 5)
+    with pytest.raises(UserError, match="unknown config key.*batchsize.*musilingo extract --help"):
+        ExtractConfig.from_dict({"batchsize": 3})
+    with pytest.raises(UserError, match="limit='x' is not a int"):
+        ExtractConfig.from_dict({"limit": "x"})

@@ -9,7 +9,8 @@ import torch
 
 from musilingo.errors import UserError
 from musilingo.models.musilingo import AudioAdapter
-from musilingo.train.config import DataSpec, TrainConfig, apply_override
+from musilingo.options import apply_override
+from musilingo.train.config import DataSpec, TrainConfig
 from musilingo.train.engine import SHIPPED, lr_at, param_groups, resolve_ds_config, zero_stage
 
 RECIPES = ["pretrain_msd", "instruct_mi_short", "instruct_mi_long", "instruct_mi_mixed",
