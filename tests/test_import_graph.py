@@ -76,3 +76,28 @@ def test_the_package_has_no_import_circles():
     graph = import_graph()
     assert len(graph) > 50 and "musilingo.features" in graph["musilingo.train.data"]
     assert cycles(graph) == []
+
+
+COMPONENTS = ("audio", "errors", "options", "features", "cache", "models", "data", "evaluate")
+RECIPES = ("extract", "train", "infer", "demo", "cli")
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def recipe_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(component module, recipe module) edges. The `score` command lives in
+    evaluate/command.py and is the one recipe there (it wires the generation mode of infer/)."""
+    return sorted((a, b) for a, targets in graph.items() for b in targets
+                  if layer(a) in COMPONENTS and layer(b) in RECIPES
+                  and a != "musilingo.evaluate.command")
+
+
+def test_components_never_import_recipes():
+    """features, cache, models, data and evaluate are a library; the verbs wire them."""
+    assert recipe_imports({"musilingo.models.x": {"musilingo.train.y"},
+                           "musilingo.train.y": {"musilingo.models.x"}}) == \
+        [("musilingo.models.x", "musilingo.train.y")]
+    assert recipe_imports(import_graph()) == []
