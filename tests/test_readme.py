@@ -120,6 +120,18 @@ def test_the_quick_start_runs_as_written(sandbox, capsys, monkeypatch):
     assert (root / "runs" / "s2" / "adapter.safetensors").is_file()
     assert (root / "scores" / "control.md").is_file()
     assert (root / "runs" / "short" / "adapter_config.json").is_file()
+    # The same steps from the shipped recipes (recipe < flags < key=value), in their own section.
+    commands = readme_blocks("Configuring a run")
+    assert [c.split()[1:3] for c in commands] == [["extract", "--config"], ["train", "--config"],
+                                                  ["score", "--config"]]
+    for command in commands:
+        code, out, err = run_readme_command(command, swap, capsys)
+        assert code == 0, f"README command failed: {command}\n{err[-2000:]}"
+    from musilingo.cache import FeatureCache
+
+    assert FeatureCache.open(root / "mc.zarr").meta["encoder_dtype"] == "float32"
+    assert (root / "runs" / "s2-recipe" / "adapter.safetensors").is_file()
+    assert (root / "eval" / "musiccaps" / "control.md").is_file()   # the recipe's control
 
 
 def test_the_evaluate_module_route_runs_as_shown(tmp_path, monkeypatch):
