@@ -32,6 +32,8 @@ VERBS = {
     "chat": "musilingo.infer.command:chat",
     "import-checkpoint": "musilingo.infer.command:import_checkpoint",
     "score": "musilingo.evaluate.command:score",
+    "serve": "musilingo.serve.command:serve",
+    "export": "musilingo.infer.export:export",
     "demo": "musilingo.demo.command:demo",
 }
 

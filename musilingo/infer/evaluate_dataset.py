@@ -241,6 +241,7 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
     from ..evaluate.scoring import score_and_report
     from ..models.adapter_file import run_folder
     from .predictor import Predictor
+    from .run_card import record_evaluation
 
     if control is not None and control not in CONTROLS:
         raise UserError(f"--control {control!r}: use one of {', '.join(CONTROLS)}")
@@ -289,4 +290,9 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
         (out / "control.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         result.update(shuffled=shuffled, control=rows,
                       markdown=real["markdown"] + "\n" + markdown)
+    record_evaluation(folder, {
+        "dataset": dataset, "kind": "generated test split", "source": str(out),
+        "items": len(items), "decoding": generation.decoding,
+        "protocols": {r["protocol"]: r["values"] for r in real["reports"]},
+        "bertscore_model": bertscore_model, "control": result["control"] or None})
     return result
