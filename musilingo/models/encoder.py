@@ -108,7 +108,8 @@ def build_random_encoder(folder: str | Path, *, layout: str = "95m", seed: int =
 
 def models_home() -> Path:
     """Where built-in models are materialised ($MUSILINGO_HOME, default ~/.cache/musilingo)."""
-    return Path(os.environ.get("MUSILINGO_HOME", Path.home() / ".cache" / "musilingo"))
+    # An empty MUSILINGO_HOME (an unset shell variable expanded) means the default, not the cwd.
+    return Path(os.environ.get("MUSILINGO_HOME") or Path.home() / ".cache" / "musilingo")
 
 
 def tiny_encoder_folder() -> Path:

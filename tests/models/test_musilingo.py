@@ -134,3 +134,16 @@ def test_join_segments_for_long_tracks():
     # Segment 0: 3 windows + 1 padding window = 2 tokens; segment 1: its first token only.
     assert c.tolist() == [65, 65, 20, 0, 65, 65] and pulled == [0, 1] and used == 2
     assert f[:, 4:].min() == 1 and not f[:, 3].any()
+
+
+def test_an_empty_musilingo_home_means_the_default(monkeypatch, tmp_path):
+    """`MUSILINGO_HOME=$UNSET musilingo ...` must not build models into the working directory."""
+    from pathlib import Path
+
+    from musilingo.models.encoder import models_home as home
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MUSILINGO_HOME", "")
+    assert home() == Path(tmp_path) / ".cache" / "musilingo"
+    monkeypatch.setenv("MUSILINGO_HOME", str(tmp_path / "h"))
+    assert home() == tmp_path / "h"
