@@ -112,3 +112,19 @@ def test_torchrun_two_processes_match_one(real_folder, ref_cache, tmp_path):
     assert_same_cache(out, ref_cache)
     status = FeatureCache.open(out).status
     assert np.all(status == 1)
+
+
+@pytest.mark.slow
+def test_two_nodes_extract_one_cache_like_one_process(real_folder, ref_cache, tmp_path):
+    """torchrun --nnodes 2 (c10d rendezvous on loopback): the cache equals the 1-process one."""
+    from multinode import two_nodes
+
+    out = tmp_path / "nodes.zarr"
+    results = two_nodes(["-m", "musilingo", "extract", "--dataset", "folder", "--audio-root",
+                         str(real_folder), "--out", str(out), *REF_FLAGS, "--num-workers", "1",
+                         "--no-progress"])
+    for r in results:
+        assert r.returncode == 0, r.stderr[-3000:]
+    stdout = "".join(r.stdout for r in results)
+    assert "2 processes" in stdout and stdout.count("done: 12 rows") == 1, stdout
+    assert_same_cache(out, ref_cache)

@@ -137,3 +137,25 @@ def test_deepspeed_launcher_with_two_cpu_processes(make_cfg, synth, cache, tmp_p
     one = run(make_cfg(micro_batch_size=4, grad_accum=2, max_steps=2, deepspeed="zero2",
                        out_dir=str(tmp_path / "one")), log=lambda *a: None)
     assert _losses(out) == pytest.approx(one.losses, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_two_nodes_train_like_one_process(make_cfg, synth, cache, tmp_path):
+    """torchrun --nnodes 2 --nproc_per_node 1 (c10d rendezvous on loopback, gloo) under DeepSpeed
+    ZeRO-2: the losses of a 1-process run with the same global batch."""
+    from multinode import two_nodes
+
+    out2 = tmp_path / "nodes"
+    args = ["-m", "musilingo", "train", "--stage", "pretrain", "--dataset", "synth",
+            "--annotations", str(synth / "captions.csv"), "--cache", str(cache), "--llm",
+            "tiny-llama", "--t", "130", "--micro-batch-size", "2", "--grad-accum", "2",
+            "--max-steps", "3", "--lr", "3e-2", "--min-lr", "3e-3", "--warmup-steps", "1",
+            "--precision", "fp32", "--no-progress", "deepspeed=zero2", f"out_dir={out2}",
+            "num_workers=0"]
+    results = two_nodes(args, timeout=240)
+    for r in results:
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert "".join(r.stdout for r in results).count("adapter:") == 1      # rank 0 reports
+    one = run(make_cfg(micro_batch_size=4, grad_accum=2, max_steps=3, deepspeed="zero2",
+                       out_dir=str(tmp_path / "one")), log=lambda *a: None)
+    assert _losses(out2) == pytest.approx(one.losses, rel=1e-5)
