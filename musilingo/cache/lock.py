@@ -31,7 +31,15 @@ def lock_path(cache) -> Path:
 
 @contextmanager
 def writer_lock(cache):
-    """Hold the cache's writer lock for the duration of the block, or refuse in one line."""
+    """Hold the cache's writer lock for the duration of the block, or refuse in one line.
+
+    Local caches only: an object store has no lock a killed process releases, so a remote cache
+    relies on its one job (torchrun ranks of one job share it, each owning its shards)."""
+    from .location import Location
+
+    if Location(cache).remote:
+        yield None
+        return
     path = lock_path(cache)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

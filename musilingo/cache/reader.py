@@ -21,13 +21,13 @@ bad rows out of `segments()` and counts them in `skipped` instead).
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import UserError
 from ..features import PooledSegment
+from .location import Location
 from .layout import DONE, FAILED, PENDING, STATUS_NAMES
 from ..features.pooling import layer_mean, repool, window_factor
 from .store import load_checked_plan, missing_files, open_group, read_rows, stored_checksum
@@ -40,10 +40,10 @@ class BadRowError(UserError):
 class FeatureCache:
     """Read-only view of a cache: clip ids, pooled segments, status counts."""
 
-    def __init__(self, path: Path, group, bad_rows: str = "error"):
+    def __init__(self, path, group, bad_rows: str = "error"):
         if bad_rows not in ("error", "skip"):
             raise ValueError("bad_rows is 'error' or 'skip'")
-        self.path = Path(path)
+        self.path = str(Location(path))
         self.group = group
         self.meta = dict(group.attrs)
         self.bad_rows, self.skipped = bad_rows, []
@@ -76,7 +76,7 @@ class FeatureCache:
 
     @classmethod
     def open(cls, path, *, bad_rows: str = "error") -> "FeatureCache":
-        return cls(Path(path), open_group(path, mode="r"), bad_rows=bad_rows)
+        return cls(path, open_group(path, mode="r"), bad_rows=bad_rows)
 
     # -- metadata -------------------------------------------------------------------------
     @property
@@ -182,7 +182,7 @@ class CacheDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, path, clip_ids=None, t: int | None = None):
-        self.path = Path(path)
+        self.path = str(Location(path))
         self.t = t
         cache = FeatureCache.open(self.path)
         wanted = cache.clip_ids if clip_ids is None else [c for c in clip_ids if cache.has(c)]

@@ -18,15 +18,14 @@ file would read back as zeros (Zarr's fill value): `missing_files` names it inst
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec
 
 from ..errors import UserError
+from .location import Location
 from .layout import (FAILED, FORMAT, PENDING, PLAN_ARRAYS, READABLE_VERSIONS, ROW_ARRAYS,
                      plan_digest, row_checksum)
 
@@ -77,8 +76,9 @@ class CachePlan:
 class CacheStore:
     """A writable handle on one cache (the extraction job's side)."""
 
-    def __init__(self, path: Path, group):
-        self.path = Path(path)
+    def __init__(self, path, group):
+        self.location = Location(path)
+        self.path = str(self.location)
         self.group = group
         self.meta = dict(group.attrs)
         self.shard_rows = int(self.meta["shard_rows"])
@@ -89,10 +89,10 @@ class CacheStore:
     @classmethod
     def create(cls, path, plan: CachePlan, meta: dict) -> "CacheStore":
         """Write an empty cache (plan tables, metadata) atomically: a crash leaves no half store."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.creating")
-        shutil.rmtree(tmp, ignore_errors=True)  # a creation killed earlier: nothing of value
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        final = Location(path)
+        tmp = final.with_suffix_name(".creating")
+        tmp.delete_all()  # a creation killed earlier: nothing of value
+        group = zarr.open_group(store=tmp.zarr_store(), mode="w", zarr_format=3)
         rows, shard = plan.num_rows, int(meta["shard_rows"])
         layers, windows, dim = int(meta["layers"]), int(meta["windows"]), int(meta["dim"])
         crc = [Crc32cCodec()]  # fp16 features compress ~0.88x: not worth the read time
@@ -118,12 +118,17 @@ class CacheStore:
         group.attrs.update(meta)
         # The digest is taken of the attributes as stored (JSON round trip), as readers see them.
         group.attrs["plan_sha256"] = plan_digest(plan.arrays(), dict(group.attrs))
-        tmp.replace(path)
-        return cls.open(path)
+        if final.remote:  # no rename in an object store: copy, the root zarr.json last
+            final.delete_all()
+            tmp.copy_tree_to(final)
+            tmp.delete_all()
+        else:
+            tmp.path.replace(final.path)
+        return cls.open(final)
 
     @classmethod
     def open(cls, path, mode: str = "r+") -> "CacheStore":
-        store = cls(Path(path), open_group(path, mode=mode))
+        store = cls(path, open_group(path, mode=mode))
         store.plan = load_checked_plan(store.group, store.meta, path)
         return store
 
@@ -174,20 +179,21 @@ class CacheStore:
         return read_rows(self.group["status"], self.shard_rows, fill=PENDING)[0]
 
     def disk_bytes(self) -> int:
-        return disk_bytes(self.path)
+        return self.location.total_bytes()
 
 
 def open_group(path, mode: str = "r"):
     """A cache's Zarr group, or one line (a UserError) saying what is wrong with it."""
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
+    path = Location(path)
+    if not path.is_file("zarr.json"):
         raise UserError(f"no feature cache at {path} (expected a Zarr group made by "
                         "`musilingo extract`)")
     try:
-        group = zarr.open_group(str(path), mode=mode, zarr_format=3)
+        group = zarr.open_group(store=path.zarr_store(read_only=mode == "r"), mode=mode,
+                                zarr_format=3)
         attrs = dict(group.attrs)
     except Exception as exc:  # not JSON, not UTF-8, not a Zarr group
-        raise UserError(f"{path / 'zarr.json'} cannot be read ({type(exc).__name__}: "
+        raise UserError(f"{path}/zarr.json cannot be read ({type(exc).__name__}: "
                         f"{_first_line(exc)}): the cache's metadata is damaged; extract into a new "
                         "--out") from None
     if attrs.get("format") != FORMAT:
@@ -236,14 +242,16 @@ def missing_files(path, group, status: np.ndarray, shard_rows: int) -> list[str]
     the fill value, so there only the row checksums can tell."""
     if int(group.attrs.get("format_version", 1)) < 2:
         return []
-    path = Path(path)
+    path = Location(path)
     ndims = {name: len(group[name].shape) for name in ROW_ARRAYS}
+    # One listing instead of a request per file: thousands of shards open in one round trip.
+    present = {k for k, _ in path.keys()} if path.remote else None
     out = []
     for shard, start in enumerate(range(0, len(status), shard_rows)):
         if np.any(status[start:start + shard_rows] == PENDING):
             continue  # not committed: nothing is expected on disk yet
         out += [f for f in (shard_file(n, shard, d) for n, d in ndims.items())
-                if not (path / f).is_file()]
+                if not (f in present if present is not None else path.is_file(f))]
     return out
 
 
@@ -272,11 +280,7 @@ def read_rows(array, shard_rows: int, fill=0) -> tuple[np.ndarray, list[int]]:
 
 
 def disk_bytes(path) -> int:
-    total = 0
-    for p in Path(path).rglob("*"):
-        if p.is_file():
-            total += p.stat().st_size
-    return total
+    return Location(path).total_bytes()
 
 
 __all__ = ["CachePlan", "CacheStore", "open_group", "load_checked_plan", "stored_checksum",

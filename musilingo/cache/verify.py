@@ -21,6 +21,7 @@ import zarr
 
 from ..errors import UserError
 from .layout import DONE, FAILED, PENDING, PLAN_ARRAYS
+from .location import Location
 from .store import disk_bytes, load_checked_plan, missing_files, open_group, read_rows, stored_checksum
 
 REQUIRED_META = ("format", "format_version", "encoder", "layers", "dim", "stride", "windows",
@@ -195,7 +196,7 @@ def _check_layout(group, meta) -> list[Problem]:
 
 def reset_shards(path, problems: list[Problem]) -> list[int]:
     """Mark every shard holding a damaged row pending, so that re-running extract redoes it."""
-    group = zarr.open_group(str(path), mode="r+", zarr_format=3)
+    group = zarr.open_group(store=Location(path).zarr_store(), mode="r+", zarr_format=3)
     shard_rows, rows = int(group.attrs["shard_rows"]), int(group.attrs["rows"])
     shards = sorted({p.row // shard_rows for p in problems if p.row is not None})
     for shard in shards:

@@ -25,7 +25,6 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ import torch
 from ..audio import AudioError, AudioInfo, read_segment
 from ..cache.layout import DONE, FAILED, FP16_MAX, build_meta, check_compatible, max_windows
 from ..cache.lock import writer_lock
+from ..cache.location import Location
 from ..cache.store import CacheStore
 from ..errors import UserError
 from ..features import encode_pooled
@@ -241,12 +241,12 @@ def _default_workers() -> int:
 
 
 def _open_or_create(cfg, clips, encoder, wanted, dataset_info) -> tuple[CacheStore, bool]:
-    out = Path(cfg.out)
-    if (out / "zarr.json").is_file():
+    out = Location(cfg.out)
+    if out.is_file("zarr.json"):
         store = CacheStore.open(out)
         check_compatible(store.meta, wanted, out)
         return store, False
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.holds_anything():
         raise UserError(f"--out {out} exists and is not a feature cache: choose a new folder")
     check_unique(clips)
     plan = build_plan(clips, encoder, cfg.segment_seconds, cfg.min_tail_seconds)
@@ -256,7 +256,8 @@ def _open_or_create(cfg, clips, encoder, wanted, dataset_info) -> tuple[CacheSto
                 raise UserError(f"clip {clips[ci].clip_id!r} ({clips[ci].audio_path}): {error}; "
                                 "stopped by --strict")
     meta = dict(wanted, rows=plan.num_rows, dataset=dataset_info)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.remote:
+        out.path.parent.mkdir(parents=True, exist_ok=True)
     return CacheStore.create(out, plan, meta), True
 
 

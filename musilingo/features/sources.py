@@ -171,6 +171,7 @@ class CacheSource:
 
     def __init__(self, cache):
         self.cache, self.path = cache, str(cache.path)
+        self.remote = "://" in self.path   # an object store: readers in fresh processes only
         self.stride, self.layers, self.dim = cache.stride, cache.layers, cache.dim
         self.identity = dict(cache.meta.get("encoder") or {})
 

@@ -9,7 +9,6 @@ an LLM folder without a tokenizer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -17,6 +16,7 @@ from ..cache.layout import encoder_field
 from ..errors import UserError
 from ..models.llm import as_dtype
 from ..cache import FeatureCache
+from ..cache.location import Location
 from ..features.pooling import window_factor
 from ..features.sources import CacheSource, EncoderSource
 from ..models.adapter_file import load_adapter
@@ -49,7 +49,8 @@ def feature_sources(cfg, device: str, say) -> list:
                 raise UserError(f"data set {i} ({spec.name}) has no feature cache: pass cache=PATH "
                                 f"(made by `musilingo extract`) or datasets.{i}.cache=PATH, or train "
                                 "with features=online")
-            key = str(Path(path).expanduser().absolute())
+            loc = Location(path)
+            key = loc.url if loc.remote else str(loc.path.absolute())
             if key not in opened:
                 opened[key] = CacheSource(FeatureCache.open(key))
             out.append(opened[key])
@@ -222,10 +223,16 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
                             template=template, seed=cfg.seed, epoch=epoch,
                             factor=model.adapter.factor, mode=cfg.segments,
                             max_audio_tokens=cfg.max_audio_tokens)
+        # An object-store client does not survive fork (its I/O runtime's threads stay in the
+        # parent): workers reading a remote cache start fresh and re-open it themselves.
+        context = "spawn" if workers and any(getattr(t.features, "remote", False)
+                                             for t in sets) else None
         return torch.utils.data.DataLoader(data, batch_size=None,
                                            sampler=range(start_micro, len(plan)),
                                            num_workers=workers,
-                                           prefetch_factor=4 if workers else None)
+                                           prefetch_factor=4 if workers else None,
+                                           multiprocessing_context=context,
+                                           persistent_workers=False)
 
     say(f"{n_examples} examples, {steps_per_epoch} steps/epoch, {total_steps} steps "
         f"({cfg.micro_batch_size} x {cfg.grad_accum} accumulation x {world} processes per step), "

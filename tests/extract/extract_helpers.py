@@ -34,7 +34,10 @@ def extract(clips, out, encoder, **kw):
 
 def assert_same_cache(a, b):
     """Every array and every attribute identical (bitwise)."""
-    ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
+    from musilingo.cache.location import Location
+
+    ga, gb = (zarr.open_group(store=Location(x).zarr_store(read_only=True), mode="r")
+              for x in (a, b))
     assert dict(ga.attrs) == dict(gb.attrs)
     names = sorted(ga.array_keys())
     assert names == sorted(gb.array_keys())

@@ -1,0 +1,121 @@
+"""Feature caches over the network: a local folder vs an S3 API (moto's server on 127.0.0.1).
+
+    .venv/bin/python benchmarks/bench_remote_cache.py --clips 256 --reads 400
+
+In one run, on the same synthetic cache layout (MERT-330M shapes: 25 hidden states x 7 windows x
+1024, float16, 64 rows per shard; random numbers, since cost depends on bytes, not values):
+- writes: `CacheStore.write_shard` of every shard, rows/s and MB/s, local vs S3;
+- single-row reads, the training workload (`FeatureCache.read_row`, checksum included), in a
+  random order: rows/s and requests per epoch, local vs S3 through Zarr's ObjectStore over
+  obstore (what musilingo uses) vs Zarr's FsspecStore over s3fs (when s3fs is installed);
+- opening the cache (plan digest, row tables, one listing for the missing-file check).
+A loopback S3 server has no network latency: these ratios are the software's cost, a floor on
+what a real object store costs. Results go to benchmarks/README.md with the date and machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def synthetic_cache(location, clips: int, shard_rows: int = 64):
+    from musilingo.cache.layout import build_meta
+    from musilingo.cache.store import CachePlan, CacheStore
+
+    L, W, D = 25, 7, 1024
+    ident = {"encoder": "bench", "config_sha256": "0", "weights_sha256": "0", "hidden_size": D,
+             "num_hidden_states": L, "sample_rate": 24000, "frame_rate": 75.0, "normalize": True}
+    meta = build_meta(encoder_identity=ident, encoder_dtype="float32", stride=325, windows=W,
+                      segment_seconds=30.0, min_tail_seconds=1.0, dtype="float16", rows=clips,
+                      clips=clips, shard_rows=shard_rows, dataset={"name": "bench"},
+                      clip_list_sha256="0")
+    plan = CachePlan(clip_id=[f"c{i:06d}" for i in range(clips)],
+                     clip_path=[f"/audio/{i}.mp3" for i in range(clips)], clip_error=[""] * clips,
+                     clip_sample_rate=np.full(clips, 44100, np.int32),
+                     clip_frames=np.full(clips, 44100 * 30, np.int64),
+                     clip_channels=np.full(clips, 2, np.int32),
+                     clip_first_row=np.arange(clips, dtype=np.int64),
+                     clip_num_rows=np.ones(clips, np.int32), row_clip=np.arange(clips, dtype=np.int32),
+                     row_segment=np.zeros(clips, np.int32), row_start=np.zeros(clips))
+    store = CacheStore.create(location, plan, meta)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for shard in range(store.num_shards):
+        a, b = store.shard_range(shard)
+        n = b - a
+        store.write_shard(shard, rng.standard_normal((n, L, W, D)).astype(np.float16),
+                          np.full((n, W), 325, np.int32), np.full(n, 30.0), np.ones(n, np.uint8),
+                          [""] * n)
+    seconds = time.perf_counter() - t0
+    mb = clips * L * W * D * 2 / 1e6
+    return {"write_rows_per_s": clips / seconds, "write_MB_per_s": mb / seconds,
+            "write_seconds": seconds, "features_MB": mb}
+
+
+def read_rows(opener, clips: int, reads: int) -> dict:
+    t0 = time.perf_counter()
+    cache = opener()
+    opened = time.perf_counter() - t0
+    order = np.random.default_rng(1).permutation(clips)[:reads]
+    t0 = time.perf_counter()
+    for r in order:
+        cache.read_row(int(r))
+    seconds = time.perf_counter() - t0
+    return {"open_seconds": opened, "read_rows_per_s": reads / seconds,
+            "requests_per_epoch": clips}   # one GET (one inner chunk) per row read
+
+
+def fsspec_reader(url: str):
+    """FeatureCache over Zarr's FsspecStore + s3fs instead of ObjectStore + obstore."""
+    import zarr
+    from zarr.storage import FsspecStore
+
+    from musilingo.cache import FeatureCache
+
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    store = FsspecStore.from_url(url, storage_options={"endpoint_url": endpoint, "anon": False},
+                                 read_only=True)
+    group = zarr.open_group(store=store, mode="r")
+    cache = object.__new__(FeatureCache)
+    FeatureCache.__init__(cache, url, group)
+    return cache
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=256)
+    ap.add_argument("--reads", type=int, default=400)
+    args = ap.parse_args()
+    from s3_server import BUCKET, s3_server
+
+    from musilingo.cache import FeatureCache
+
+    out = {"clips": args.clips, "reads": args.reads, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp, s3_server():
+        local, remote = str(Path(tmp) / "bench.zarr"), f"s3://{BUCKET}/bench.zarr"
+        out["local_write"] = synthetic_cache(local, args.clips)
+        out["s3_write"] = synthetic_cache(remote, args.clips)
+        out["local_read"] = read_rows(lambda: FeatureCache.open(local), args.clips, args.reads)
+        out["s3_obstore_read"] = read_rows(lambda: FeatureCache.open(remote), args.clips,
+                                           args.reads)
+        try:
+            import s3fs  # noqa: F401
+
+            out["s3_fsspec_read"] = read_rows(lambda: fsspec_reader(remote), args.clips,
+                                              args.reads)
+        except ImportError:
+            out["s3_fsspec_read"] = "s3fs not installed"
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
