@@ -45,7 +45,8 @@ def synthetic_cache(location, clips: int, shard_rows: int = 64):
                      clip_channels=np.full(clips, 2, np.int32),
                      clip_first_row=np.arange(clips, dtype=np.int64),
                      clip_num_rows=np.ones(clips, np.int32), row_clip=np.arange(clips, dtype=np.int32),
-                     row_segment=np.zeros(clips, np.int32), row_start=np.zeros(clips))
+                     row_segment=np.zeros(clips, np.int32), row_start=np.zeros(clips),
+                     row_planned_seconds=np.full(clips, 30.0))
     store = CacheStore.create(location, plan, meta)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
@@ -108,7 +109,7 @@ def main() -> None:
         out["s3_obstore_read"] = read_rows(lambda: FeatureCache.open(remote), args.clips,
                                            args.reads)
         try:
-            import s3fs  # noqa: F401
+            import s3fs  # noqa: F401  (FsspecStore needs it)
 
             out["s3_fsspec_read"] = read_rows(lambda: fsspec_reader(remote), args.clips,
                                               args.reads)
