@@ -8,7 +8,10 @@ In one run, on the same synthetic cache layout (MERT-330M shapes: 25 hidden stat
 - single-row reads, the training workload (`FeatureCache.read_row`, checksum included), in a
   random order: rows/s and requests per epoch, local vs S3 through Zarr's ObjectStore over
   obstore (what musilingo uses) vs Zarr's FsspecStore over s3fs (when s3fs is installed);
-- opening the cache (plan digest, row tables, one listing for the missing-file check).
+- opening the cache (plan digest, row tables, one listing for the missing-file check);
+- one training epoch's reads through `CacheSource`: uniform shuffle + row reads vs the
+  shard-aware shuffle + shard reads (`shuffle: auto` on a remote cache), with the bytes fetched
+  over the cache size and the feature requests issued.
 A loopback S3 server has no network latency: these ratios are the software's cost, a floor on
 what a real object store costs. Results go to benchmarks/README.md with the date and machine.
 """
@@ -75,6 +78,35 @@ def read_rows(opener, clips: int, reads: int) -> dict:
             "requests_per_epoch": clips}   # one GET (one inner chunk) per row read
 
 
+def epoch_reads(url: str, clips: int, shards: bool, window: int = 4) -> dict:
+    """One training epoch's feature reads through `CacheSource`: the uniform shuffle with row
+    reads, or the shard-aware shuffle with shard reads (what `shuffle: auto` picks remotely)."""
+    from musilingo.cache import FeatureCache
+    from musilingo.features.sources import CacheSource
+    from musilingo.train.data import shard_aware_order
+
+    cache = FeatureCache.open(url)
+    src = CacheSource(cache, shard_reads=shards, keep_shards=window + 1)
+    requests = {"n": 0}
+    inner = cache.read_shard
+
+    def counted(shard):
+        requests["n"] += 1
+        return inner(shard)
+
+    cache.read_shard = counted
+    rng = np.random.default_rng(2)
+    groups = np.arange(clips) // cache.shard_rows
+    order = shard_aware_order(rng, groups, window) if shards else rng.permutation(clips)
+    t0 = time.perf_counter()
+    for r in order:
+        src.segments(cache.plan.clip_id[int(r)])[0]
+    seconds = time.perf_counter() - t0
+    size = sum(cache._features[r].nbytes for r in range(min(clips, 1))) * clips
+    return {"rows_per_s": clips / seconds, "fetched_over_cache": cache.fetched_bytes / size,
+            "feature_reads": requests["n"] if shards else clips}
+
+
 def fsspec_reader(url: str):
     """FeatureCache over Zarr's FsspecStore + s3fs instead of ObjectStore + obstore."""
     import zarr
@@ -108,12 +140,15 @@ def main() -> None:
         out["local_read"] = read_rows(lambda: FeatureCache.open(local), args.clips, args.reads)
         out["s3_obstore_read"] = read_rows(lambda: FeatureCache.open(remote), args.clips,
                                            args.reads)
-        try:
-            import s3fs  # noqa: F401  (FsspecStore needs it)
+        out["s3_epoch_rows_shuffle"] = epoch_reads(remote, args.clips, shards=False)
+        out["s3_epoch_shard_shuffle"] = epoch_reads(remote, args.clips, shards=True)
+        out["local_epoch_shard_shuffle"] = epoch_reads(local, args.clips, shards=True)
+        import importlib.util
 
+        if importlib.util.find_spec("s3fs"):  # FsspecStore's S3 backend; not a dependency
             out["s3_fsspec_read"] = read_rows(lambda: fsspec_reader(remote), args.clips,
                                               args.reads)
-        except ImportError:
+        else:
             out["s3_fsspec_read"] = "s3fs not installed"
     print(json.dumps(out, indent=2))
 

@@ -47,7 +47,8 @@ class FeatureCache:
         self.group = group
         self.meta = dict(group.attrs)
         self.bad_rows, self.skipped = bad_rows, []
-        shard_rows = int(self.meta["shard_rows"])
+        self.fetched_bytes = 0   # feature bytes read so far (what a remote store was asked for)
+        shard_rows = self.shard_rows = int(self.meta["shard_rows"])
         self.plan = load_checked_plan(group, self.meta, path)
         tables = {}
         for name, fill in (("status", PENDING), ("counts", 0), ("seconds", 0.0),
@@ -138,16 +139,35 @@ class FeatureCache:
     def read_row(self, row: int) -> PooledSegment:
         """One row as float32, padding windows (count 0) dropped; checked against its checksum
         (a `BadRowError` names the row when it does not match)."""
-        counts = self.counts[row]
-        w = int(np.count_nonzero(counts))
         try:
             stored = self._features[row]
         except Exception as exc:  # crc32c mismatch or a truncated shard file
             raise self._bad(row, f"cannot be read ({type(exc).__name__})") from None
+        self.fetched_bytes += stored.nbytes
+        return self._segment(row, stored)
+
+    def _segment(self, row: int, stored: np.ndarray) -> PooledSegment:
         self.check_row(row, stored)
+        counts = self.counts[row]
+        w = int(np.count_nonzero(counts))
         features = np.asarray(stored[:, :w], dtype=np.float32)
         return PooledSegment(features, counts[:w].astype(np.int32), float(self.plan.row_start[row]),
                              float(self.seconds[row]))
+
+    def read_shard(self, shard: int) -> dict[int, PooledSegment]:
+        """{row: segment} of every done row of one shard, from ONE read of its features: the
+        access pattern an object store wants (one request per shard, not one per row)."""
+        a = shard * self.shard_rows
+        b = min(self.num_rows, a + self.shard_rows)
+        done = [r for r in range(a, b) if self.status[r] == DONE]
+        if not done:
+            return {}
+        try:
+            block = self._features[done[0]:done[-1] + 1]
+        except Exception:  # a damaged chunk: row by row, so that the error names the row
+            return {r: self.read_row(r) for r in done}
+        self.fetched_bytes += block.nbytes
+        return {r: self._segment(r, block[r - done[0]]) for r in done}
 
     def segments(self, clip_id: str) -> list[PooledSegment]:
         """A clip's done segments, in order (a failed middle segment is simply absent; with

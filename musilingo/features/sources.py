@@ -165,18 +165,42 @@ class EncoderSource:
 
 
 class CacheSource:
-    """Reads a clip's done segments from an opened feature cache (`musilingo extract`)."""
+    """Reads a clip's done segments from an opened feature cache (`musilingo extract`).
+
+    With `shard_reads` (the default for a remote cache) a row is served from its whole shard,
+    read in one request and kept in a bounded LRU of `keep_shards` shards: with the trainer's
+    shard-aware shuffle each shard is then fetched about once per epoch instead of once per row.
+    `group(key)` is the shard a clip's first row lives in (what that shuffle groups by)."""
 
     online = False
 
-    def __init__(self, cache):
+    def __init__(self, cache, *, shard_reads: bool | None = None, keep_shards: int = 8):
         self.cache, self.path = cache, str(cache.path)
         self.remote = "://" in self.path   # an object store: readers in fresh processes only
+        self.shard_reads = self.remote if shard_reads is None else bool(shard_reads)
+        self.keep_shards = max(1, int(keep_shards))
+        self._shards: OrderedDict = OrderedDict()
         self.stride, self.layers, self.dim = cache.stride, cache.layers, cache.dim
         self.identity = dict(cache.meta.get("encoder") or {})
 
+    def group(self, key) -> int:
+        return self.cache.rows(str(key))[0] // self.cache.shard_rows
+
+    def _row(self, row: int) -> PooledSegment:
+        if not self.shard_reads:
+            return self.cache.read_row(row)
+        shard = row // self.cache.shard_rows
+        if shard in self._shards:
+            self._shards.move_to_end(shard)
+        else:
+            self._shards[shard] = self.cache.read_shard(shard)
+            while len(self._shards) > self.keep_shards:
+                self._shards.popitem(last=False)
+        return self._shards[shard][row]
+
     def __getstate__(self):  # DataLoader workers re-open the cache themselves
         state = {k: v for k, v in self.__dict__.items() if k != "cache"}
+        state["_shards"] = OrderedDict()
         state["_reopen"] = (type(self.cache), self.cache.bad_rows)
         return state
 
@@ -201,7 +225,7 @@ class CacheSource:
         rows = self.cache.rows(str(key))
         if self.cache.bad_rows == "skip":  # damaged rows are left out: read them all now
             return self.cache.segments(str(key))
-        return _Lazy(len(rows), lambda i: self.cache.read_row(rows[i]))
+        return _Lazy(len(rows), lambda i: self._row(rows[i]))
 
 
 class DictSource:

@@ -64,6 +64,11 @@ class TrainConfig:
     segments: str = _opt("random", "clips with several segments: random (one per epoch, the "
                          "paper's random crop) or concat (in order, up to max_audio_tokens)")
     max_audio_tokens: int = _opt(64, "concat mode: most audio tokens per example")
+    shuffle: str = _opt("auto", "example order: rows (a uniform permutation, the paper's), shards "
+                        "(cache shards in random order, shuffle_window at a time, examples "
+                        "shuffled within: each shard read about once per epoch) or auto "
+                        "(shards for a remote cache, rows otherwise)")
+    shuffle_window: int = _opt(4, "shuffle=shards: cache shards whose examples are mixed together")
     mixing: str = _opt("equal", "several data sets: equal (each batch from one set, equal "
                        "probability: paper), proportional (to size) or weighted (DataSpec.weight)")
     max_text_tokens: int | None = _opt(None, "target truncation (default: 32 pretrain, 160 instruct)")
@@ -114,12 +119,13 @@ class TrainConfig:
         choices = {"stage": ("pretrain", "instruct"), "features": ("cache", "online"),
                    "segments": ("random", "concat"), "layer_aggregation": ("mean", "learned"),
                    "mixing": ("equal", "proportional", "weighted"),
-                   "adapter_init": ("default", "embedding-scale")}
+                   "adapter_init": ("default", "embedding-scale"),
+                   "shuffle": ("auto", "rows", "shards")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}={getattr(self, key)!r}: use one of {', '.join(allowed)}")
         for key in ("micro_batch_size", "grad_accum", "epochs", "save_every", "log_every", "t",
-                    "max_audio_tokens"):
+                    "max_audio_tokens", "shuffle_window"):
             if int(getattr(self, key)) < 1:
                 raise UserError(f"{key}={getattr(self, key)} must be at least 1")
         for key in ("max_steps", "steps_per_epoch", "warmup_steps", "stop_after"):

@@ -117,9 +117,23 @@ def mixing_probs(sizes: list[int], mixing: str, weights: list[float] | None = No
     return p / p.sum()
 
 
+def shard_aware_order(rng: np.random.Generator, groups: np.ndarray, window: int) -> np.ndarray:
+    """A permutation of the examples that visits cache shards in a random order, `window` shards
+    at a time, and shuffles the examples within each window: each shard is read about once per
+    epoch (a remote cache's access pattern), while batches still mix `window` shards."""
+    shards = rng.permutation(np.unique(groups))
+    parts = [rng.permutation(np.flatnonzero(np.isin(groups, shards[i:i + window])))
+             for i in range(0, len(shards), window)]
+    return np.concatenate(parts) if parts else np.arange(0)
+
+
 def epoch_plan(sizes: list[int], probs: np.ndarray, micro_batches: int, global_micro: int,
-               seed: int, epoch: int) -> list[tuple[int, np.ndarray]]:
-    """[(data set, example indices of one global micro-batch)] for one epoch."""
+               seed: int, epoch: int, groups: list | None = None,
+               window: int = 4) -> list[tuple[int, np.ndarray]]:
+    """[(data set, example indices of one global micro-batch)] for one epoch.
+
+    `groups[d]` (the cache shard of each example of data set d, or None) switches data set d to
+    the shard-aware order; without it every order is a uniform permutation (the paper's)."""
     choice = _rng(seed, epoch, 1).choice(len(sizes), size=micro_batches, p=probs)
     cursor = [0] * len(sizes)
     orders: list[list[np.ndarray]] = [[] for _ in sizes]
@@ -130,7 +144,10 @@ def epoch_plan(sizes: list[int], probs: np.ndarray, micro_batches: int, global_m
         while len(out) < global_micro:
             k, pos = divmod(cursor[d], n)
             while len(orders[d]) <= k:
-                orders[d].append(_rng(seed, epoch, 2, d, len(orders[d])).permutation(n))
+                rng = _rng(seed, epoch, 2, d, len(orders[d]))
+                g = groups[d] if groups is not None else None
+                orders[d].append(rng.permutation(n) if g is None
+                                 else shard_aware_order(rng, np.asarray(g), window))
             take = min(global_micro - len(out), n - pos)
             out.extend(orders[d][k][pos:pos + take])
             cursor[d] += take

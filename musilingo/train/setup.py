@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..cache.layout import encoder_field
@@ -125,6 +126,26 @@ def init_from_adapter(model: MusiLingo, folder: str, encoder: dict) -> str | Non
     return None
 
 
+def shuffle_groups(cfg, sets: list, say) -> list | None:
+    """Per data set, the cache shard of each example under shuffle=shards (None: rows).
+
+    auto means shards for a remote cache (one request per shard, not per row) and rows, the
+    paper's uniform shuffle, for a local one. Shard reads are switched on to match."""
+    mode = cfg.shuffle
+    if mode == "auto":
+        mode = "shards" if any(getattr(t.features, "remote", False) for t in sets) else "rows"
+    for t in sets:
+        if hasattr(t.features, "shard_reads"):
+            t.features.shard_reads = mode == "shards"
+            t.features.keep_shards = max(t.features.keep_shards, cfg.shuffle_window + 1)
+    if mode == "rows":
+        return None
+    if any(not hasattr(t.features, "group") for t in sets):
+        raise UserError("shuffle=shards groups examples by cache shard: it needs features=cache")
+    say(f"shard-aware shuffle: cache shards in random order, {cfg.shuffle_window} at a time")
+    return [np.array([t.features.group(ex.clip_id) for ex in t.examples]) for t in sets]
+
+
 def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
     """Per-dimension mean/std of the adapter's inputs over up to `normalize_clips` clips."""
     seen, total, sq, n = set(), None, None, 0
@@ -215,10 +236,11 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     probs = mixing_probs(sizes, cfg.mixing, [s.weight for s in cfg.datasets])
     tokenizer = model.tokenizer
     workers = 0 if cfg.features == "online" else cfg.num_workers
+    groups = shuffle_groups(cfg, sets, say)
 
     def loader(epoch: int, start_micro: int):
         plan = epoch_plan(sizes, probs, steps_per_epoch * cfg.grad_accum, global_micro,
-                          cfg.seed, epoch)
+                          cfg.seed, epoch, groups=groups, window=cfg.shuffle_window)
         data = MicroBatches(sets, plan, rank=rank, micro=cfg.micro_batch_size, tokenizer=tokenizer,
                             template=template, seed=cfg.seed, epoch=epoch,
                             factor=model.adapter.factor, mode=cfg.segments,

@@ -96,8 +96,8 @@ def test_verify_finds_a_damaged_and_a_missing_object(real_folder, ref_cache, s3)
 
 @pytest.mark.slow
 def test_train_and_caption_from_an_s3_cache(s3, tmp_path):
-    """The same training run from the S3 cache and from a local copy: the same losses; then
-    captions from the remote cache."""
+    """The same training run (shard-aware shuffle, shard reads) from the S3 cache and from a local
+    copy: the same losses; then captions from the remote cache."""
     from musilingo.data import read_dataset
     from musilingo.data.synth import generate
     from musilingo.extract.job import ExtractConfig, run_extract
@@ -119,8 +119,11 @@ def test_train_and_caption_from_an_s3_cache(s3, tmp_path):
             stage="pretrain", datasets=[{"name": "synth", "annotations": str(synth / "captions.csv")}],
             cache=cache, llm="tiny-llama", t=130, micro_batch_size=4, max_steps=3, lr=3e-2,
             min_lr=3e-3, warmup_steps=1, precision="fp32", deepspeed="zero0",
-            out_dir=str(tmp_path / f"run-{name}"), num_workers=1, progress=False))
-        losses[name] = run(cfg, log=lambda *a: None).losses
+            out_dir=str(tmp_path / f"run-{name}"), num_workers=1, progress=False,
+            shuffle="shards"))   # auto would pick shards for S3 only
+        said = []
+        losses[name] = run(cfg, log=said.append).losses
+        assert any("shard-aware shuffle" in str(m) for m in said)
     assert losses["s3"] == losses["local"] and len(losses["s3"]) == 3
     p = Predictor.load(tmp_path / "run-s3", cache=caches["s3"],
                        generation=GenerationConfig(max_new_tokens=4))

@@ -76,3 +76,46 @@ def test_rows_without_features_are_counted(synth, cache):
     assert ts.skipped == 0 and len(ts.examples) == 112
     ex = Example("nope", "/nowhere.wav", None, "x", "f:1")
     assert not src.has(ex.clip_id)
+
+
+def test_shard_aware_shuffle_fetches_each_shard_once_per_epoch(synth, tmp_path):
+    """shuffle=shards with shard reads: one epoch reads every cache byte once; the uniform shuffle
+    through the same 2-shard LRU reads most shards several times. Shard reads return exactly
+    what row reads return."""
+    from musilingo.data import read_dataset
+    from musilingo.extract.job import ExtractConfig, run_extract
+    from musilingo.extract.plan import clip_list
+    from musilingo.train.data import shard_aware_order
+
+    out = tmp_path / "sharded.zarr"
+    run_extract(clip_list(read_dataset("synth", synth, None)),
+                ExtractConfig(out=str(out), stride=65, segment_seconds=3.0, shard_rows=2,
+                              num_workers=0, progress=False), {"name": "synth"},
+                log=lambda *_: None)
+    spec = DataSpec(name="synth", annotations=str(synth / "captions.csv"))
+
+    def epoch(groups):
+        src = CacheSource(FeatureCache.open(out), shard_reads=True, keep_shards=2)
+        ts = build_trainset(spec, "pretrain", src, 0.0)
+        g = [np.array([src.group(e.clip_id) for e in ts.examples])] if groups else None
+        n = len(ts.examples)
+        plan = epoch_plan([n], np.array([1.0]), n // 4, 4, seed=0, epoch=0, groups=g, window=2)
+        order = np.concatenate([idx for _, idx in plan])
+        assert sorted(order.tolist()) == list(range(n))            # every example once
+        feats = {ts.examples[j].clip_id: example_features(ts.examples[j], src, mode="random",
+                                                          seed=0, epoch=0, factor=2,
+                                                          max_audio_tokens=8)[0] for j in order}
+        return src.cache.fetched_bytes, feats, order, g
+
+    cache = FeatureCache.open(out)
+    total = sum(cache._features[r].nbytes for r in range(cache.num_rows))
+    fetched, feats, order, groups = epoch(True)
+    assert fetched == total                                         # each shard exactly once
+    shards = groups[0][order]
+    assert all(len(set(shards[i:i + 4])) <= 2 for i in range(0, len(shards), 4))
+    uniform, feats_u, _, _ = epoch(False)
+    assert uniform >= 1.5 * total
+    for clip, f in feats.items():                                   # shard reads = row reads
+        assert np.array_equal(f, cache.segments(clip)[0].features) and np.array_equal(f, feats_u[clip])
+    rng = np.random.default_rng(0)
+    assert sorted(shard_aware_order(rng, np.array([3, 3, 1, 1, 2]), 2).tolist()) == [0, 1, 2, 3, 4]
