@@ -1,21 +1,24 @@
-"""`musilingo demo [--quick] [--out DIR] [--seed N]`: the whole pipeline on generated music."""
+"""`musilingo demo [--quick] [--out DIR] [--seed N] [KEY=VALUE ...]`: the whole pipeline on
+generated music.
+
+    musilingo demo                          # SmolLM2, both stages (make demo)
+    musilingo demo --quick                  # the CI-sized run with tiny-lm
+    musilingo demo instruct_steps=300 n_train=160
+
+Configured like every verb (musilingo/options.py): each DemoConfig field is a flag and a
+key=value argument; --quick starts from the quick preset instead of the full defaults.
+"""
 from __future__ import annotations
 
 import click
 
+from ..options import config_options, from_dict, resolve
 from .recipe import DemoConfig
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help=DemoConfig.__dataclass_fields__["quick"].metadata["help"])
-@click.option("--out", default=None, help="folder for data, cache, runs and report "
-              "(default demo_out, or demo_out_quick with --quick)")
-@click.option("--seed", default=0, show_default=True, type=int, help="seed of data, adapter and order")
-@click.option("--llm", default=None, help="frozen LLM (default smollm2; tiny-lm with --quick)")
-@click.option("--instruct-steps", default=None, type=int, help="stage-2 optimizer steps")
-@click.option("--pretrain-steps", default=None, type=int, help="stage-1 optimizer steps")
-@click.option("--no-progress", is_flag=True, help="no progress bars (logs only)")
-def demo(quick, out, seed, llm, instruct_steps, pretrain_steps, no_progress):
+@config_options(DemoConfig)
+def demo(recipe, overrides, **flags):
     """Generate music with known attributes, extract, pre-train, instruction-tune, score.
 
     Prints attribute accuracy for the untrained adapter, the trained adapter and the trained
@@ -24,8 +27,8 @@ def demo(quick, out, seed, llm, instruct_steps, pretrain_steps, no_progress):
     """
     from .recipe import run_demo
 
-    overrides = {k: v for k, v in dict(out=out, seed=seed, llm=llm, instruct_steps=instruct_steps,
-                                       pretrain_steps=pretrain_steps).items() if v is not None}
-    overrides["progress"] = not no_progress
-    cfg = DemoConfig.quick_preset(**overrides) if quick else DemoConfig(**overrides)
+    data = resolve(recipe, flags, overrides)
+    checked = from_dict(DemoConfig, data, "demo")     # unknown keys and bad values refused
+    given = {k: getattr(checked, k) for k in data}
+    cfg = DemoConfig.quick_preset(**given) if checked.quick else DemoConfig(**given)
     run_demo(cfg)

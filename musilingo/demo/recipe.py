@@ -31,14 +31,17 @@ from ..options import option as _opt
 
 @dataclass
 class DemoConfig:
-    out: str = _opt("demo_out", "folder for the data, cache, runs and report")
-    quick: bool = _opt(False, "CI-sized run: tiny LLM, fewer clips and steps")
+    out: str = _opt("demo_out", "folder for the data, cache, runs and report (demo_out_quick "
+                                "with --quick)")
+    quick: bool = _opt(False, "CI-sized run from the quick preset: tiny-lm, 160 + 24 clips, one "
+                              "stage of 400 steps (the defaults below are the full demo's)")
     seed: int = _opt(0, "seed of the data, the adapter and the data order")
     n_train: int = _opt(320, "training clips")
     n_test: int = _opt(40, "test clips")
     seconds: float = _opt(10.0, "clip length in seconds")
     encoder: str = _opt("tiny", "encoder preset (the demo needs one available offline)")
-    llm: str = _opt("smollm2", "frozen LLM: smollm2 (real, offline) or tiny-lm (models/tiny_lm.py)")
+    llm: str = _opt("smollm2", "frozen LLM: smollm2 (real, offline; tiny-lm with --quick) or "
+                               "tiny-lm (models/tiny_lm.py)")
     pretrain_steps: int = _opt(50, "stage-1 optimizer steps (captions)")
     instruct_steps: int = _opt(550, "stage-2 optimizer steps (attribute Q&A)")
     batch_size: int = _opt(8, "examples per step")
