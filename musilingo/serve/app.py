@@ -6,7 +6,7 @@
 One page (Gradio Blocks, fully offline: no CDN fonts, no analytics, no share link):
 - the run's identity and recorded scores (`infer/run_card.py`) at the top;
 - a clip from an uploaded file (any format the reader decodes) or the microphone, shown as a
-  spectrogram with its length;
+  spectrogram with its length; with `--cache`, a clip of the cache chosen by its id instead;
 - Caption: one caption per segment with its time span (a timeline table), or one over the whole
   track when it fits the LLM's context;
 - Ask: a multi-turn chat about the clip, kept per browser session (`gr.State`);
@@ -105,6 +105,8 @@ def build_app(predictor, card, *, max_seconds: float = 600.0, title: str = "musi
 
     pictures = tempfile.mkdtemp(prefix="musilingo-serve-")
     has_question = predictor.model.template.has_question
+    cache = getattr(predictor.source, "cache", None)   # features from a cache: clips by id
+    cache_clips = list(cache.clip_ids[:1000]) if cache is not None else []
 
     def predictor_for(decoding: str):
         p = copy.copy(predictor)  # shares the model and feature source; own decoding settings
@@ -163,6 +165,16 @@ def build_app(predictor, card, *, max_seconds: float = 600.0, title: str = "musi
                     {"role": "assistant", "content": answer or "(empty answer)"}]
         return "answered", history, ""
 
+    def pick_cached(clip_id: str | None, session: Session):
+        session = session or Session()
+        session.path, session.chat = (clip_id or None), None
+        if not clip_id:
+            return session, None, "Choose a clip of the cache.", "", []
+        segs = cache.segments(clip_id)
+        end = segs[-1].start + segs[-1].seconds if segs else 0.0
+        return (session, None, f"cache clip {clip_id}: {len(segs)} segment(s), {end:.1f} s",
+                "", [])
+
     def new_chat(session: Session):
         if session is not None:
             session.chat = None
@@ -176,9 +188,13 @@ def build_app(predictor, card, *, max_seconds: float = 600.0, title: str = "musi
                     elem_id="run-card")
         with gr.Row():
             with gr.Column(scale=1):
-                upload = gr.File(label="audio file", type="filepath", elem_id="upload")
+                upload = gr.File(label="audio file", type="filepath", elem_id="upload",
+                                 visible=cache is None)
                 mic = gr.Audio(sources=["microphone"], type="filepath", format=None,
-                               label="or record", elem_id="mic")
+                               label="or record", elem_id="mic", visible=cache is None)
+                cached = gr.Dropdown(cache_clips, label=f"clip of the cache (first "
+                                     f"{len(cache_clips)})", elem_id="cached",
+                                     visible=cache is not None)
                 decoding = gr.Radio(list(DECODING_CHOICES), value="greedy", label="decoding",
                                     elem_id="decoding")
             with gr.Column(scale=2):
@@ -199,6 +215,7 @@ def build_app(predictor, card, *, max_seconds: float = 600.0, title: str = "musi
         outputs = [session, picture, status, timeline, chatbot]
         upload.change(load_clip, [upload, mic, session], outputs)
         mic.change(load_clip, [upload, mic, session], outputs)
+        cached.change(pick_cached, [cached, session], outputs)
         caption_button.click(caption, [session, whole, decoding], [status, timeline])
         ask_button.click(ask, [question, chatbot, session, decoding], [status, chatbot, question])
         question.submit(ask, [question, chatbot, session, decoding], [status, chatbot, question])

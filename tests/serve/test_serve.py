@@ -162,6 +162,52 @@ def run_cli(capsys, *argv) -> tuple[int, str]:
     return code, out.out + out.err
 
 
+@pytest.mark.slow
+def test_the_app_on_a_cache_picks_clips_by_id(tiny_run, browser, tmp_path):
+    """serve --cache: no upload, a clip of the cache chosen by id, captioned from its rows."""
+    import soundfile as sf
+
+    from infer_helpers import tone
+    from musilingo.data import read_dataset
+    from musilingo.extract.job import ExtractConfig, run_extract
+    from musilingo.extract.plan import clip_list
+    from musilingo.infer import GenerationConfig, Predictor
+    from musilingo.infer.run_card import RunCard
+    from musilingo.serve.app import build_app
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i in range(3):
+        sf.write(audio / f"clip{i}.wav", tone(3.0, 24000, 200.0 + 90 * i, i), 24000)
+    cache = tmp_path / "clips.zarr"
+    run_extract(clip_list(read_dataset("folder", None, audio)),
+                ExtractConfig(out=str(cache), stride=65, num_workers=0, progress=False),
+                {"name": "folder"}, log=lambda *_: None)
+    predictor = Predictor.load(tiny_run, cache=cache,
+                               generation=GenerationConfig(max_new_tokens=MAX_NEW))
+    app = build_app(predictor, RunCard.read(tiny_run))
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+               share=False, ssr_mode=False, quiet=True, theme=app.musilingo_theme)
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#cached")
+        assert page.locator("#upload").count() == 0 or not page.locator("#upload").is_visible()
+        page.locator("#cached input").click()
+        page.get_by_role("option", name="clip1").click()
+        page.wait_for_function("document.querySelector('#status').innerText.includes('clip1')")
+        assert "cache clip clip1: 1 segment(s), 3.0 s" in page.inner_text("#status")
+        page.click("#caption")
+        page.wait_for_selector("#timeline tr.segment")
+        got = page.locator("#timeline td.caption").all_inner_texts()
+        want = [r["caption"].strip() or "(empty caption)" for r in predictor.caption(["clip1"])]
+        assert [g.strip() for g in got] == want
+        page.close()
+    finally:
+        app.close()
+
+
 def test_export_round_trips_and_its_card_names_the_protocol(tiny_run, tmp_path, audio_clip,
                                                             capsys, monkeypatch):
     from musilingo.infer import GenerationConfig, Predictor
