@@ -131,3 +131,16 @@ def test_train_and_caption_from_an_s3_cache(s3, tmp_path):
     assert len(rows) == 1 and rows[0]["clip"] == clips[0].clip_id and "caption" in rows[0]
     with pytest.raises(Exception, match="no feature cache at s3://"):
         FeatureCache.open(f"{s3}/nothing-here.zarr")
+
+
+@pytest.mark.slow
+def test_two_nodes_extract_into_one_s3_cache(real_folder, ref_cache, s3):
+    """torchrun --nnodes 2 (c10d on loopback) into s3://: what two hosts sharing a bucket run."""
+    from multinode import two_nodes
+
+    url = f"{s3}/nodes.zarr"
+    results = two_nodes(cli(real_folder, url, "--no-progress")[1:])
+    for r in results:
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert "".join(r.stdout for r in results).count("done: 12 rows") == 1
+    assert_same_cache(url, ref_cache)
