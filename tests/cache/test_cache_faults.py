@@ -19,20 +19,14 @@ import zarr
 
 from musilingo.cache import FeatureCache
 from musilingo.cache.verify import verify_cache
+from cli_runner import run_cli
 from musilingo.cli import main
 
 EXTRACT = ["--encoder", "tiny", "--segment-seconds", "2", "--shard-rows", "2", "--dtype",
            "float32", "--stride", "65", "--num-workers", "0", "--threads", "1", "--no-progress"]
 
 
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+cli = run_cli
 
 
 def one_line_error(err: str, *needles: str) -> str:

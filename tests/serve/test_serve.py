@@ -151,15 +151,10 @@ def test_the_app_captions_answers_and_refuses_in_a_browser(app_url, browser, sha
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:
-    from musilingo.cli import main
+    from cli_runner import run_cli as run
 
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    code, out, err = run(capsys, *argv)
+    return code, out + err
 
 
 @pytest.mark.slow
