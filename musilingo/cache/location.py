@@ -149,8 +149,7 @@ class Location:
         """Copy every object to `dest`, `last` written last (it makes the copy visible)."""
         import obstore
 
-        keys = sorted(k for k, _ in self.keys())
-        for key in sorted(keys, key=lambda k: k == last):
+        for key in sorted((k for k, _ in self.keys()), key=lambda k: (k == last, k)):
             data = obstore.get(self.objects, key).bytes()
             obstore.put(dest.objects, key, bytes(data))
 

@@ -43,7 +43,8 @@ class FeatureCache:
     def __init__(self, path, group, bad_rows: str = "error"):
         if bad_rows not in ("error", "skip"):
             raise ValueError("bad_rows is 'error' or 'skip'")
-        self.path = str(Location(path))
+        location = Location(path)
+        self.path, self.remote = str(location), location.remote
         self.group = group
         self.meta = dict(group.attrs)
         self.bad_rows, self.skipped = bad_rows, []

@@ -27,7 +27,8 @@ def extract(recipe, overrides, **flags):
     OVERRIDES are KEY=VALUE pairs over the recipe and the flags (e.g. batch_size=32)."""
     from ..data import DATASETS, read_dataset
     from ..errors import UserError
-    from .job import dist_env, run_extract
+    from ..processes import process_env
+    from .job import run_extract
     from .plan import clip_list
 
     cfg = ExtractConfig.from_dict(resolve(recipe, flags, overrides)).validate()
@@ -38,7 +39,7 @@ def extract(recipe, overrides, **flags):
                            caption_field=cfg.caption_field,
                            allow_outside_root=cfg.allow_outside_root)
     clips = clip_list(records, cfg.limit)
-    if dist_env()[0] == 0 and (records.missing or records.refused):
+    if process_env().rank == 0 and (records.missing or records.refused):
         click.echo(f"note: {records.summary()}; those clips are recorded as failed", err=True)
     info = {"name": cfg.dataset, "split": cfg.split, "limit": cfg.limit,
             "annotations": str(cfg.annotations) if cfg.annotations else None,

@@ -37,14 +37,9 @@ from ..cache.store import CacheStore
 from ..errors import UserError
 from ..features import encode_pooled
 from ..processes import process_env
-from ..options import resolve_device
+from ..options import resolve_device, torch_dtype
 from .config import ExtractConfig
 from .plan import ClipSource, build_plan, check_unique, fingerprint
-
-def dist_env():
-    """(rank, world, local_rank, local_world) of this process (see `musilingo.processes`)."""
-    return process_env()
-
 
 class _Segments(torch.utils.data.Dataset):
     """Decode + resample one row's segment (runs in DataLoader workers)."""
@@ -236,7 +231,7 @@ class _Job:
 
 
 def _default_workers() -> int:
-    local_world = dist_env()[3]
+    local_world = process_env().local_world
     return min(8, max(1, (os.cpu_count() or 2) // local_world))
 
 
@@ -265,12 +260,11 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
                 encoder=None, log=print) -> dict:
     """Extract (or resume) into `cfg.out`; returns the summary numbers (all ranks summed)."""
     from ..models.encoder import FrozenEncoder
-    from ..models.llm import as_dtype
 
     cfg.validate()
     if not clips:
         raise UserError("no clips to extract: the data set (after --split/--limit) is empty")
-    rank, world, local_rank, local_world = dist_env()
+    rank, world, local_rank, local_world = process_env()
     if world > 1 and not torch.distributed.is_initialized():
         # gloo only coordinates (a barrier, a sum); planning many headers can take a while
         torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(hours=6))
@@ -288,7 +282,7 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
             held.enter_context(writer_lock(cfg.out))
         if encoder is None:
             encoder = FrozenEncoder.load(cfg.encoder, trust_remote_code=cfg.trust_remote_code,
-                                         device=device, dtype=as_dtype(cfg.encoder_dtype),
+                                         device=device, dtype=torch_dtype(cfg.encoder_dtype),
                                          normalize=cfg.normalize)
         identity = dict(encoder.identity(), encoder=cfg.encoder)
         missing = sum(c.missing for c in clips)
@@ -343,7 +337,7 @@ def _barrier(world):
         try:
             torch.distributed.barrier()
         except Exception:  # a peer died (rank 0 refused the run, or was killed): say so briefly
-            raise UserError(f"rank {dist_env()[0]}: stopping because another process stopped "
+            raise UserError(f"rank {process_env().rank}: stopping because another process stopped "
                             "first (its error is above)") from None
 
 

@@ -176,7 +176,7 @@ class CacheSource:
 
     def __init__(self, cache, *, shard_reads: bool | None = None, keep_shards: int = 8):
         self.cache, self.path = cache, str(cache.path)
-        self.remote = "://" in self.path   # an object store: readers in fresh processes only
+        self.remote = bool(getattr(cache, "remote", False))  # readers in fresh processes only
         self.shard_reads = self.remote if shard_reads is None else bool(shard_reads)
         self.keep_shards = max(1, int(keep_shards))
         self._shards: OrderedDict = OrderedDict()

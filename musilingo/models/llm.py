@@ -44,7 +44,6 @@ TINY_LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
 TINY_LLAMA_VERSION = 2  # part of the folder name: a changed recipe never reuses an old folder
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
-as_dtype = torch_dtype  # the one dtype vocabulary (musilingo/options.py)
 
 
 def _smollm2_package() -> Path:
@@ -200,7 +199,7 @@ def load_llm(name_or_path: str, *, dtype: str | torch.dtype = torch.float32,
     source = resolve_llm(name_or_path)
     tok = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=as_dtype(dtype),
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype),
                                                      trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise UserError(f"cannot load LLM {name_or_path!r} (not a local model folder, and the hub "

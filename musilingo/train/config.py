@@ -20,7 +20,8 @@ import yaml
 
 from ..data import TRAIN_SETS
 from ..errors import UserError
-from ..options import DEVICE_HELP, apply_override, dtype_name, coerce as _coerce, from_dict, help_of, load_recipe, option as _opt
+from ..options import DEVICE_HELP, coerce as _coerce, dtype_name, from_dict, help_of, resolve
+from ..options import option as _opt
 
 
 @dataclass
@@ -148,10 +149,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: list[str] = ()) -> "TrainConfig":
-        data = {} if path is None else load_recipe(path)
-        for item in overrides:
-            apply_override(data, item)
-        return cls.from_dict(data)
+        return cls.from_dict(resolve(path, {}, overrides))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -28,12 +28,6 @@ from ..processes import process_env
 SHIPPED = ("zero0", "zero2", "zero3", "zero2_offload", "zero3_offload")
 
 
-def dist_env() -> tuple[int, int, int]:
-    """(rank, world size, local rank) of this process (see `musilingo.processes`)."""
-    env = process_env()
-    return env.rank, env.world, env.local_rank
-
-
 def _disable_cpu_shm_op() -> None:
     if os.environ.get("MUSILINGO_DS_SHM") == "1":
         return
@@ -54,7 +48,7 @@ def init_distributed(device: str) -> tuple[int, int, int]:
     A single process gets a one-member group on an in-memory store: no TCP port, and nothing
     written to the environment but LOCAL_RANK (which DeepSpeed reads), so processes this one
     starts later are not mistaken for members of its group."""
-    rank, world, local_rank = dist_env()
+    rank, world, local_rank, _ = process_env()
     backend = "gloo" if device == "cpu" else "nccl"
     if device == "cpu":
         _disable_cpu_shm_op()

@@ -15,13 +15,13 @@ import torch
 
 from ..cache.layout import encoder_field
 from ..errors import UserError
-from ..models.llm import as_dtype
 from ..cache import FeatureCache
 from ..cache.location import Location
 from ..features.pooling import window_factor
 from ..features.sources import CacheSource, EncoderSource
 from ..models.adapter_file import load_adapter
 from ..models.musilingo import MusiLingo
+from ..options import torch_dtype
 from ..models.prompts import STAGE_TEMPLATES, get_template
 from .data import (MicroBatches, build_trainset, epoch_plan,
                    example_features, mixing_probs)
@@ -62,7 +62,7 @@ def feature_sources(cfg, device: str, say) -> list:
     if cfg.cache:  # online features shaped exactly like an existing cache's
         meta = FeatureCache.open(cfg.cache).meta
     name = cfg.encoder or (meta.get("encoder") or {}).get("encoder") or "tiny"
-    dtype = as_dtype(cfg.encoder_dtype)
+    dtype = torch_dtype(cfg.encoder_dtype)
     # Online features shaped like a cache are also preprocessed like it (its recorded
     # normalisation); otherwise as the checkpoint's preprocessor_config.json says.
     normalize = encoder_field(meta["encoder"], "normalize") if meta.get("encoder") else "auto"
@@ -211,7 +211,7 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
         hf_ds = HfDeepSpeedConfig(ds)
     model = MusiLingo.build(cfg.llm, encoder_dim=dim, num_layers=layers, stride=stride, t=cfg.t,
                             aggregation=cfg.layer_aggregation, template=template, encoder=encoder,
-                            dtype=as_dtype(cfg.precision), device=device,
+                            dtype=torch_dtype(cfg.precision), device=device,
                             trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
     if cfg.init_adapter:
         note = init_from_adapter(model, cfg.init_adapter, encoder)
