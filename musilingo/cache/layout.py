@@ -63,11 +63,11 @@ PLAN_ARRAYS = {
 }
 PREPROCESSING = ("decode with libsndfile; average channels; resample to the encoder's rate with "
                  "soxr HQ; cut into consecutive segments of segment_seconds (a tail under "
-                 "min_tail_seconds is dropped); per-segment zero-mean unit-variance normalisation "
-                 "(the encoder's Wav2Vec2FeatureExtractor) when encoder.normalize is true; "
-                 "encoder in eval mode (no SpecAugment), equal-length segments batched without "
-                 "padding; every hidden state averaged over "
-                 "windows of stride frames (float32 sums), the last window short")
+                 "min_tail_seconds is dropped); then the encoder's own input processing "
+                 "(encoder.preprocessing; for MERT, zero-mean unit-variance normalisation per "
+                 "segment when encoder.normalize is true); encoder frozen in eval mode, "
+                 "equal-length segments batched without padding; every hidden state averaged "
+                 "over windows of stride frames (float32 sums), the last window short")
 
 
 def max_windows(encoder, segment_seconds: float, stride: int) -> int:

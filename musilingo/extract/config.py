@@ -33,7 +33,8 @@ class ExtractConfig:
     allow_outside_root: bool = _opt(False, "let annotation files name audio outside audio_root "
                                            "(absolute paths, ..)")
     out: str = _opt("", "cache folder (a Zarr v3 group); re-running the same command resumes")
-    encoder: str = _opt("tiny", "tiny | mert-95m | mert-330m | a hub id | a local model folder")
+    encoder: str = _opt("tiny", "tiny | mert-95m | mert-330m | musicnn-mtt | musicnn-msd | a hub "
+                                "id | a local model folder")
     stride: int = _opt(325, "base window in encoder frames; must divide 325 (the paper's t) so "
                             "that re-pooling to t is exact")
     segment_seconds: float = _opt(30.0, "long audio is cut into consecutive segments this long")

@@ -259,7 +259,7 @@ def _open_or_create(cfg, clips, encoder, wanted, dataset_info) -> tuple[CacheSto
 def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict | None = None,
                 encoder=None, log=print) -> dict:
     """Extract (or resume) into `cfg.out`; returns the summary numbers (all ranks summed)."""
-    from ..models.encoder import FrozenEncoder
+    from ..models.encoder import load_encoder
 
     cfg.validate()
     if not clips:
@@ -281,9 +281,9 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
         if rank == 0:  # one extraction per cache; torchrun's other ranks are part of this one
             held.enter_context(writer_lock(cfg.out))
         if encoder is None:
-            encoder = FrozenEncoder.load(cfg.encoder, trust_remote_code=cfg.trust_remote_code,
-                                         device=device, dtype=torch_dtype(cfg.encoder_dtype),
-                                         normalize=cfg.normalize)
+            encoder = load_encoder(cfg.encoder, trust_remote_code=cfg.trust_remote_code,
+                                   device=device, dtype=torch_dtype(cfg.encoder_dtype),
+                                   normalize=cfg.normalize)
         identity = dict(encoder.identity(), encoder=cfg.encoder)
         missing = sum(c.missing for c in clips)
         wanted = build_meta(encoder_identity=identity, encoder_dtype=cfg.torch_dtype_name,

@@ -210,7 +210,7 @@ def open_source(cfg: dict, folder: Path, *, cache=None, encoder: str | None = No
         check_fits(cfg, layers=source.layers, dim=source.dim, stride=source.stride,
                    where=source.describe(), run=run, encoder=source.identity)
         return source
-    from ..models.encoder import FrozenEncoder
+    from ..models.encoder import load_encoder
 
     trained = cfg.get("encoder") or {}
     name = encoder or trained.get("encoder")
@@ -219,8 +219,8 @@ def open_source(cfg: dict, folder: Path, *, cache=None, encoder: str | None = No
                         "(e.g. mert-330m) or --cache")
     # Raw audio is preprocessed as the adapter's training features were (recorded normalisation).
     normalize = trained.get("normalize", "auto")
-    enc = FrozenEncoder.load(name, trust_remote_code=trust_remote_code, device=device,
-                             normalize=normalize)
+    enc = load_encoder(name, trust_remote_code=trust_remote_code, device=device,
+                       normalize=normalize)
     source = EncoderSource(enc, stride=int(cfg["stride"]), segment_seconds=segment_seconds,
                            min_tail_seconds=min_tail_seconds)
     identity = source.fill_identity() if trained.get("weights_sha256") else source.identity

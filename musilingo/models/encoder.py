@@ -1,16 +1,20 @@
-"""The frozen music encoder: MERT-v1 (loaded natively) or any transformers audio model.
+"""The frozen music encoder: MERT-v1 (loaded natively), musicnn, or any transformers audio model.
 
-    enc = FrozenEncoder.load("tiny")                       # built-in random MERT-layout model
-    enc = FrozenEncoder.load("mert-330m")                  # m-a-p/MERT-v1-330M, no remote code
-    enc = FrozenEncoder.load("/models/MERT-v1-95M", normalize="off")
+    enc = load_encoder("tiny")                             # built-in random MERT-layout model
+    enc = load_encoder("mert-330m")                        # m-a-p/MERT-v1-330M, no remote code
+    enc = load_encoder("musicnn-mtt")                      # pretrained musicnn (models/musicnn.py)
+    enc = load_encoder("/models/MERT-v1-95M", normalize="off")
     hidden = enc.encode(np.stack(waves))                   # [batch, L+1, frames, dim]
+
+Every encoder is an `Encoder` (models/encoder_base.py, the contract the rest of the package
+knows); `load_encoder` picks the implementation from the name or the folder's config.
 
 MERT is a HuBERT-style model (conv feature extractor, 320x downsampling to 75 frames/s at
 24 kHz, then L transformer layers). MERT-v1 checkpoints are read by `models.mert` into
 transformers' own `HubertModel`, without executing the checkpoint's code; other models load with
 `AutoModel` (their own code only with `trust_remote_code`).
 
-The L+1 hidden states are collected by hooks on the encoder's layers, not from
+`FrozenEncoder` wraps the transformers (HuBERT-family) models. Its L+1 hidden states are collected by hooks on the encoder's layers, not from
 `output_hidden_states`, so they mean what they meant under transformers 4.x, where MusiLingo was
 trained, whatever this transformers version returns: state 0 is the input of the first layer,
 state i the output of layer i, and the last one is the model's `last_hidden_state`, which for a
@@ -31,8 +35,6 @@ the same `from_pretrained` path as the real checkpoints.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .encoder_base import NORMALIZE_CHOICES, Encoder, models_home  # noqa: F401 (re-exported)
 
 # Hub ids of the real encoders (MERT-v1: loaded natively, see models/mert.py).
 PRESETS = {
@@ -106,12 +109,6 @@ def build_random_encoder(folder: str | Path, *, layout: str = "95m", seed: int =
     return folder
 
 
-def models_home() -> Path:
-    """Where built-in models are materialised ($MUSILINGO_HOME, default ~/.cache/musilingo)."""
-    # An empty MUSILINGO_HOME (an unset shell variable expanded) means the default, not the cwd.
-    return Path(os.environ.get("MUSILINGO_HOME") or Path.home() / ".cache" / "musilingo")
-
-
 def tiny_encoder_folder() -> Path:
     folder = models_home() / "encoders" / "tiny-mert-v1"
     if not (folder / "config.json").is_file():
@@ -125,9 +122,6 @@ def resolve_encoder(name: str) -> str:
     if name == "tiny":
         return str(tiny_encoder_folder())
     return PRESETS.get(name, name)
-
-
-NORMALIZE_CHOICES = ("auto", "on", "off")
 
 
 def _normalize_flag(normalize: str | bool, feature_extractor) -> bool:
@@ -147,8 +141,24 @@ def _encoder_layers(model):
     return layers if isinstance(layers, torch.nn.ModuleList) and len(layers) else None
 
 
-class FrozenEncoder(torch.nn.Module):
-    """A frozen audio model returning all hidden states of equal-length wave batches."""
+def load_encoder(name: str = "tiny", *, trust_remote_code: bool = False,
+                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                 normalize: str | bool = "auto") -> Encoder:
+    """Any encoder by preset name, hub id or local folder (the one entry point callers use)."""
+    from . import musicnn
+
+    if name in musicnn.PRESETS or musicnn.is_musicnn_folder(name):
+        return musicnn.MusicnnEncoder.load(name, device=device, dtype=dtype, normalize=normalize)
+    return FrozenEncoder.load(name, trust_remote_code=trust_remote_code, device=device,
+                              dtype=dtype, normalize=normalize)
+
+
+class FrozenEncoder(Encoder):
+    """A frozen transformers audio model returning all hidden states of equal-length batches."""
+
+    architecture = "hubert"
+    preprocessing = ("per-segment zero-mean unit-variance normalisation (the model's "
+                     "Wav2Vec2FeatureExtractor) when `normalize` is true; eval mode (no SpecAugment)")
 
     def __init__(self, model, feature_extractor, name: str, *, normalize: str | bool = "auto",
                  loader: str = "native"):
@@ -201,14 +211,6 @@ class FrozenEncoder(torch.nn.Module):
         return enc
 
     @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    @property
     def min_samples(self) -> int:
         """The shortest input that yields one frame (the conv stack's receptive field)."""
         n = 1
@@ -224,36 +226,9 @@ class FrozenEncoder(torch.nn.Module):
         return max(n, 0)
 
     def _inputs(self, waves) -> torch.Tensor:
-        waves = [np.asarray(w, dtype=np.float32) for w in waves]
-        if len({len(w) for w in waves}) != 1:
-            raise ValueError("encode() needs equal-length waves; batch segments by length")
-        if len(waves[0]) < self.min_samples:
-            raise ValueError(f"audio shorter than one encoder frame ({self.min_samples} samples)")
+        waves = self._check_waves(waves)
         inputs = self.feature_extractor(waves, sampling_rate=self.sample_rate, return_tensors="pt")
         return inputs["input_values"].to(self.device, self.dtype)
-
-    @torch.inference_mode()
-    def encode(self, waves: np.ndarray | list[np.ndarray]) -> torch.Tensor:
-        """Equal-length float32 waves at `sample_rate` -> float32 [batch, L+1, frames, dim]."""
-        return torch.stack(self.hidden_states(self._inputs(waves)), dim=1).float()
-
-    @torch.inference_mode()
-    def encode_pooled(self, waves, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Equal-length waves -> (float32 window means [batch, L+1, W, dim] on the encoder's
-        device, int32 frame counts [W]): what the cache stores. Each hidden state is pooled the
-        moment its layer produces it, so memory holds L+1 pooled states, never L+1 full ones
-        (a 30 s MERT-330M batch of 8 would otherwise stack 1.8 GB of float32)."""
-        from ..features.pooling import window_pool
-
-        counts = []
-
-        def pool(hidden):
-            means, c = window_pool(hidden.float(), stride)
-            counts.append(c)
-            return means
-
-        means = self.hidden_states(self._inputs(waves), transform=pool)
-        return torch.stack(means, dim=1), counts[0]
 
     def hidden_states(self, x: torch.Tensor, transform=None) -> list[torch.Tensor]:
         """The L+1 hidden states of input values `x`, with transformers 4.x semantics; each
@@ -289,28 +264,12 @@ class FrozenEncoder(torch.nn.Module):
         states[-1] = keep(out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state)
         return states
 
-    def identity(self) -> dict:
-        """What makes two caches comparable: the encoder's name, config hash and weights hash
-        (computed once: hashing MERT-330M's weights takes seconds)."""
-        if getattr(self, "_identity", None) is None:
-            self._identity = self._compute_identity()
-        return dict(self._identity)
-
-    def _compute_identity(self) -> dict:
+    def config_dict(self) -> dict:
         cfg = self.model.config.to_dict()
         for k in ("_name_or_path", "transformers_version", "output_hidden_states", "dtype",
                   "torch_dtype", "_attn_implementation_autoset"):
             cfg.pop(k, None)
-        config_hash = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
-        h = hashlib.sha256()
-        for key, tensor in sorted(self.model.state_dict().items()):
-            h.update(key.encode())
-            h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-        return {"encoder": self.name, "config_sha256": config_hash[:16],
-                "weights_sha256": h.hexdigest()[:16], "sample_rate": self.sample_rate,
-                "frame_rate": self.frame_rate, "hidden_size": self.hidden_size,
-                "num_hidden_states": self.num_hidden_states, "normalize": self.normalize,
-                "loader": self.loader}
+        return cfg
 
 
 def _auto_model(name: str, source: str, trust_remote_code: bool, dtype: torch.dtype):

@@ -56,7 +56,7 @@ def feature_sources(cfg, device: str, say) -> list:
                 opened[key] = CacheSource(FeatureCache.open(key))
             out.append(opened[key])
         return out
-    from ..models.encoder import FrozenEncoder
+    from ..models.encoder import load_encoder
 
     meta = {}
     if cfg.cache:  # online features shaped exactly like an existing cache's
@@ -66,8 +66,8 @@ def feature_sources(cfg, device: str, say) -> list:
     # Online features shaped like a cache are also preprocessed like it (its recorded
     # normalisation); otherwise as the checkpoint's preprocessor_config.json says.
     normalize = encoder_field(meta["encoder"], "normalize") if meta.get("encoder") else "auto"
-    encoder = FrozenEncoder.load(name, trust_remote_code=cfg.trust_remote_code, device=device,
-                                 dtype=dtype, normalize=normalize)
+    encoder = load_encoder(name, trust_remote_code=cfg.trust_remote_code, device=device,
+                           dtype=dtype, normalize=normalize)
     stride = cfg.online_stride or int(meta.get("stride", cfg.t))
     seg = float(meta.get("segment_seconds", cfg.segment_seconds))
     tail = float(meta.get("min_tail_seconds", 1.0))
