@@ -8,7 +8,8 @@ Three conditions answer the same test questions and caption the same test clips:
   clips, musilingo.infer.items.shuffled_audio).
 
 Attribute accuracy (the answer names the right value and no other, `synth.answer_is_correct`)
-is the direct measure; the text metrics (musilingo protocol, BERTScore with an offline model)
+is the direct measure, for answers and for captions alike (every reference caption names all
+seven attributes, so a caption is scored on each: it names the clip's value and no other); the text metrics (musilingo protocol, BERTScore with an offline model)
 show how little they move when the audio is wrong, the known weakness docs/REFERENCE.md section 4
 describes. A model that listens beats `shuffled` by a wide margin on accuracy.
 """
@@ -32,9 +33,13 @@ def evaluation_items(data: Path):
                       reference=r.texts["answer"],
                       meta={"attribute": r.meta["attribute"], "value": r.meta["value"]})
                  for i, r in enumerate(qa)]
+    from ..data.synth import load_attributes
+
     caps = read_dataset("synth", data / "captions.csv", None, split="test").records
+    attributes = load_attributes(data)
     captions = [Item(id=f"{r.clip_id}:caption", clip_id=r.clip_id, question=CAPTION_QUESTION,
-                     reference=r.texts["caption"]) for r in caps]
+                     reference=r.texts["caption"], meta={"attributes": attributes[r.clip_id]})
+                for r in caps]
     return questions, captions
 
 
@@ -46,6 +51,19 @@ def attribute_accuracy(items, answers) -> dict:
         attribute = item.meta["attribute"]
         total[attribute] += 1
         right[attribute] += bool(answer_is_correct(answer, attribute, item.meta["value"]))
+    per = {a: right[a] / total[a] for a in sorted(total)}
+    return {"per_attribute": per, "mean": sum(per.values()) / max(len(per), 1)}
+
+
+def caption_accuracy(items, captions) -> dict:
+    """Per attribute: the share of captions that name the clip's value and no other one."""
+    from ..data.synth import answer_is_correct
+
+    right, total = defaultdict(int), defaultdict(int)
+    for item, text in zip(items, captions):
+        for attribute, value in item.meta["attributes"].items():
+            total[attribute] += 1
+            right[attribute] += bool(answer_is_correct(text, attribute, value))
     per = {a: right[a] / total[a] for a in sorted(total)}
     return {"per_attribute": per, "mean": sum(per.values()) / max(len(per), 1)}
 
@@ -91,6 +109,7 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
         answers_of[condition] = (answers, caps)
         out["conditions"][condition] = {
             "accuracy": attribute_accuracy(questions, answers),
+            "caption_accuracy": caption_accuracy(captions, caps),
             "qa_metrics": _scores(answers, [i.reference for i in questions], cfg.bertscore_model),
             "caption_metrics": _scores(caps, [i.reference for i in captions], cfg.bertscore_model),
         }

@@ -1,17 +1,21 @@
 """`musilingo demo`: the whole pipeline on one machine, no downloads, and proof that it listens.
 
-    musilingo demo                      # full: SmolLM2-135M, 320 + 40 clips (~15 min on 2 cores)
-    musilingo demo --quick              # CI-sized: a tiny LLM, fewer clips and steps
+    musilingo demo                      # full: musicnn + tiny-lm, 320 + 40 clips, both stages
+    musilingo demo --quick              # CI-sized: fewer clips and steps, one stage
+    musilingo demo --config demo_smollm2   # the real SmolLM2-135M as the LLM (configs/)
     python -c "from musilingo.demo.recipe import DemoConfig, run_demo; run_demo(DemoConfig())"
 
 Steps, each the same code a user's real data goes through:
 1. generate the synthetic music set (musilingo.data.synth): audio files + MusicCaps/MusicInstruct
    format annotations, with known attributes per clip;
-2. extract the tiny MERT-layout encoder's pooled hidden states into a Zarr cache;
-3. stage 1: pre-train the adapter on captions; 4. stage 2: instruction-tune on attribute Q&A;
+2. extract the encoder's pooled hidden states into a Zarr cache (by default musicnn-mtt, the
+   pretrained music tagger from the pip package musicnn: models/musicnn.py);
+3. stage 1: pre-train the adapter on captions; 4. stage 2: instruction-tune on attribute Q&A
+   with captioning mixed in, into a frozen LLM (by default tiny-lm, models/tiny_lm.py);
 5. generate answers and captions for the test split with (a) the untrained adapter, (b) the
    trained adapter and (c) the trained adapter hearing another clip's audio (shuffled-audio
-   control), score them, and measure attribute accuracy (the answer names the right value);
+   control), score them, and measure attribute accuracy (the answer, or the caption, names the
+   right value);
 6. write the report folder (demo/report.py).
 
 Every step is resumable through its own machinery: the generator reuses a complete folder, the
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,25 +38,27 @@ from ..options import option as _opt
 class DemoConfig:
     out: str = _opt("demo_out", "folder for the data, cache, runs and report (demo_out_quick "
                                 "with --quick)")
-    quick: bool = _opt(False, "CI-sized run from the quick preset: tiny-lm, 160 + 24 clips, one "
-                              "stage of 400 steps (the defaults below are the full demo's)")
+    quick: bool = _opt(False, "CI-sized run from the quick preset: 160 + 24 clips, one stage of "
+                              "400 steps (the defaults below are the full demo's)")
     seed: int = _opt(0, "seed of the data, the adapter and the data order")
     n_train: int = _opt(320, "training clips")
     n_test: int = _opt(40, "test clips")
     seconds: float = _opt(10.0, "clip length in seconds")
-    encoder: str = _opt("tiny", "encoder preset (the demo needs one available offline)")
-    llm: str = _opt("smollm2", "frozen LLM: smollm2 (real, offline; tiny-lm with --quick) or "
-                               "tiny-lm (models/tiny_lm.py)")
-    pretrain_steps: int = _opt(50, "stage-1 optimizer steps (captions)")
-    instruct_steps: int = _opt(550, "stage-2 optimizer steps (attribute Q&A)")
-    batch_size: int = _opt(8, "examples per step")
-    pretrain_lr: float = _opt(3e-2, "stage-1 peak learning rate")
-    instruct_lr: float = _opt(1e-1, "stage-2 peak learning rate (higher was better in every "
-                              "SmolLM2 comparison from 1e-3 up: benchmarks/README.md, Demo)")
+    encoder: str = _opt("musicnn-mtt", "encoder preset available offline: musicnn-mtt (pretrained, "
+                                       "from the pip package musicnn), musicnn-msd or tiny (random)")
+    t: int = _opt(325, "encoder frames per audio token (the cache's stride divides it and the "
+                       "paper's 325, so the cache stays re-poolable to both)")
+    llm: str = _opt("tiny-lm", "frozen LLM: tiny-lm (models/tiny_lm.py) or smollm2 (the real "
+                               "SmolLM2-135M-Instruct; its recipe: --config demo_smollm2)")
+    pretrain_steps: int = _opt(300, "stage-1 optimizer steps (captions)")
+    instruct_steps: int = _opt(2000, "stage-2 optimizer steps (attribute Q&A and captions)")
+    batch_size: int = _opt(16, "examples per step")
+    pretrain_lr: float = _opt(1e-2, "stage-1 peak learning rate")
+    instruct_lr: float = _opt(1e-2, "stage-2 peak learning rate")
     adapter_init: str = _opt("embedding-scale", "adapter init: embedding-scale (audio tokens start "
                              "at the LLM's word-embedding size) or default (nn.Linear's)")
     eval_batch_size: int = _opt(40, "answers generated per batch")
-    caption_tokens: int = _opt(40, "most new tokens of a generated caption")
+    caption_tokens: int = _opt(64, "most new tokens of a generated caption")
     answer_tokens: int = _opt(16, "most new tokens of a generated answer")
     bertscore_model: str = _opt("minilm", "BERTScore model (the offline MiniLM by default)")
     progress: bool = _opt(True, "draw progress bars")
@@ -59,9 +66,8 @@ class DemoConfig:
     @classmethod
     def quick_preset(cls, **overrides) -> "DemoConfig":
         values = dict(quick=True, out="demo_out_quick", n_train=160, n_test=24, llm="tiny-lm",
-                      pretrain_steps=0, instruct_steps=400, batch_size=16, instruct_lr=3e-3,
-                      adapter_init="embedding-scale",
-                      caption_tokens=24, answer_tokens=12)
+                      pretrain_steps=0, instruct_steps=400, batch_size=16, instruct_lr=1e-2,
+                      adapter_init="embedding-scale", caption_tokens=48, answer_tokens=12)
         values.update(overrides)
         return cls(**values)
 
@@ -96,7 +102,7 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
     recipe.update(
         cache=str(cache), llm=cfg.llm, adapter_init=cfg.adapter_init,
         micro_batch_size=cfg.batch_size, max_steps=steps, warmup_steps=max(1, steps // 20),
-        lr=lr, min_lr=lr / 10, warmup_lr=lr / 100, seed=cfg.seed,
+        lr=lr, min_lr=lr / 10, warmup_lr=lr / 100, seed=cfg.seed, t=cfg.t,
         init_adapter=str(init_adapter) if init_adapter else None, out_dir=str(run_dir),
         save_every=max(50, steps), progress=cfg.progress)
     return TrainConfig.from_dict(recipe)
@@ -144,7 +150,7 @@ def _record(run_dir: Path, metrics: dict, report: Path) -> None:
 def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     from ..data import read_dataset
     from ..data.synth import generate
-    from ..extract.config import ExtractConfig
+    from ..extract.config import TRAINING_T, ExtractConfig
     from ..extract.job import run_extract
     from ..extract.plan import clip_list
     from .evaluation import evaluate_demo
@@ -165,8 +171,10 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     t = time.time()
     log(f"demo: 2/5 extracting {cfg.encoder} encoder features into {out / 'cache.zarr'}")
     clips = clip_list(read_dataset("synth", data / "captions.csv", None))
+    stride = math.gcd(cfg.t, TRAINING_T)
     run_extract(clips, ExtractConfig(out=str(out / "cache.zarr"), encoder=cfg.encoder,
-                                     segment_seconds=cfg.seconds, progress=cfg.progress),
+                                     stride=stride, segment_seconds=cfg.seconds,
+                                     progress=cfg.progress),
                 dataset_info={"name": "synth", "annotations": str(data)}, log=log)
     times["extract"] = time.time() - t
 

@@ -80,6 +80,17 @@ def _fmt(v) -> str:
     return "missing" if v is None else f"{v:.3f}"
 
 
+def _accuracy_rows(metrics: dict, kind: str) -> list[str]:
+    c = metrics["conditions"]
+    rows = []
+    for a, ch in metrics["chance"].items():
+        row = [c[k].get(kind, {}).get("per_attribute", {}).get(a) for k in CONDITIONS]
+        rows.append(f"| {a} | {ch:.3f} | " + " | ".join(_fmt(v) for v in row) + " |")
+    rows.append(f"| **mean** | {metrics['mean_chance']:.3f} | "
+                + " | ".join(_fmt(c[k].get(kind, {}).get("mean")) for k in CONDITIONS) + " |")
+    return rows
+
+
 def summary_markdown(metrics: dict) -> str:
     c = metrics["conditions"]
     lines = ["# musilingo demo", "",
@@ -87,13 +98,14 @@ def summary_markdown(metrics: dict) -> str:
              f"LLM `{metrics['config']['llm']}`, encoder `{metrics['config']['encoder']}`.", "",
              "## Attribute accuracy (the answer names the right value)", "",
              "| attribute | chance | untrained | trained | shuffled audio |", "|---|---|---|---|---|"]
-    for a, ch in metrics["chance"].items():
-        row = [c[k]["accuracy"]["per_attribute"].get(a) for k in CONDITIONS]
-        lines.append(f"| {a} | {ch:.3f} | " + " | ".join(_fmt(v) for v in row) + " |")
-    lines.append(f"| **mean** | {metrics['mean_chance']:.3f} | "
-                 + " | ".join(_fmt(c[k]["accuracy"]["mean"]) for k in CONDITIONS) + " |")
+    lines += _accuracy_rows(metrics, "accuracy")
     lines += ["", f"Listening margin (trained - shuffled audio, mean accuracy): "
-              f"**{metrics['listening_margin']:+.3f}**", ""]
+              f"**{metrics['listening_margin']:+.3f}**", "",
+              "## Caption attribute accuracy (the caption names the clip's value, and no other)",
+              "", "| attribute | chance | untrained | trained | shuffled audio |",
+              "|---|---|---|---|---|"]
+    lines += _accuracy_rows(metrics, "caption_accuracy")
+    lines.append("")
     for kind, title in (("qa_metrics", "Q&A answers"), ("caption_metrics", "Captions")):
         bert = c["trained"][kind].get("_bertscore_model")
         lines += [f"## {title}: text metrics (musilingo protocol; BERTScore model `{bert}`)", "",
