@@ -109,10 +109,23 @@ def read_segment(path: str | Path, start: float, seconds: float, sample_rate: in
         raise AudioError(f"cannot decode {Path(path).name} at {start:.1f}s: {_one_line(exc)}") from None
     if data.shape[0] == 0:
         raise AudioError(f"no audio decoded from {Path(path).name} at {start:.1f}s")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    mono = mix_to_mono(data)
     if not np.all(np.isfinite(mono)):
         raise AudioError(f"decoded audio has NaN/Inf samples: {Path(path).name}")
-    return resample(np.ascontiguousarray(mono), info.sample_rate, sample_rate)
+    return resample(mono, info.sample_rate, sample_rate)
+
+
+def mix_to_mono(data: np.ndarray) -> np.ndarray:
+    """[frames, channels] float32 -> [frames] channel mean, bitwise equal to
+    `data.mean(axis=1)` (the same sequential float32 sum, then one division) but ~8x faster:
+    numpy reduces a 2-wide inner axis slowly (24 ms of a 30 s stereo clip's 62 ms here)."""
+    if data.shape[1] == 1:
+        return np.ascontiguousarray(data[:, 0])
+    mono = data[:, 0].copy()
+    for c in range(1, data.shape[1]):
+        mono += data[:, c]
+    mono /= data.shape[1]
+    return mono
 
 
 def resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
