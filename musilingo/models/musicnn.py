@@ -118,9 +118,10 @@ class Musicnn(nn.Module):
 
     def log_mel(self, waves: torch.Tensor) -> torch.Tensor:
         """[batch, samples] 16 kHz -> [batch, frames, 96] musicnn's input representation."""
-        spec = torch.stft(waves.float(), N_FFT, HOP, window=self.window, center=True,
+        # Always float32 (the buffers too, whatever dtype the network was cast to).
+        spec = torch.stft(waves.float(), N_FFT, HOP, window=self.window.float(), center=True,
                           pad_mode="reflect", return_complex=True).abs().pow(2)
-        mel = torch.matmul(self.mel, spec).transpose(1, 2)
+        mel = torch.matmul(self.mel.float(), spec).transpose(1, 2)
         return torch.log10(10000 * mel.half().float() + 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -310,7 +311,9 @@ class MusicnnEncoder(Encoder):
     def _inputs(self, waves) -> torch.Tensor:
         x = torch.from_numpy(np.stack(self._check_waves(waves))).to(self.device)
         if self.normalize:
-            x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(x.var(dim=1, keepdim=True) + 1e-7)
+            # as Wav2Vec2FeatureExtractor: population variance, 1e-7 under the root
+            var = x.var(dim=1, keepdim=True, correction=0)
+            x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(var + 1e-7)
         return self.model.log_mel(x).to(self.dtype)
 
     def hidden_states(self, x: torch.Tensor, transform=None) -> list[torch.Tensor]:

@@ -118,3 +118,22 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path):
         read_checkpoint(tmp_path / "x")
     with pytest.raises(UserError, match="no such file"):
         read_checkpoint(tmp_path / "y")
+
+
+def test_bf16_and_normalised_variants(encoders, reference):
+    """bf16 weights keep the spectrogram in float32; --normalize on changes the features."""
+    enc = encoders["musicnn-mtt"]
+    wave = reference["wave"]
+    bf16 = load_encoder(enc.source, dtype=torch.bfloat16)
+    assert bf16.dtype == torch.bfloat16
+    fp32 = enc.encode([wave])[0, 0]
+    low = bf16.encode([wave])[0, 0]
+    assert low.dtype == torch.float32 and low.shape == fp32.shape
+    assert (low - fp32).abs().max() < 0.05 * fp32.abs().max()       # bf16 rounding only
+    normed = load_encoder(enc.source, normalize="on")
+    assert normed.identity()["normalize"] is True
+    assert normed.identity()["weights_sha256"] == enc.identity()["weights_sha256"]
+    scaled, full = normed.encode([wave * 0.1])[0, 0], normed.encode([wave])[0, 0]
+    # level-invariant up to the float16 rounding of the spectrogram
+    assert (scaled - full).abs().max() < 2e-3 * full.abs().max()
+    assert not torch.allclose(enc.encode([wave * 0.1])[0, 0], fp32, atol=1e-3)
