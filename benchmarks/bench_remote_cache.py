@@ -78,15 +78,19 @@ def read_rows(opener, clips: int, reads: int) -> dict:
             "requests_per_epoch": clips}   # one GET (one inner chunk) per row read
 
 
-def epoch_reads(url: str, clips: int, shards: bool, window: int = 4) -> dict:
+def epoch_reads(url: str, clips: int, shards: bool, window: int = 4, readahead: int = 0,
+                work_ms: float = 0.0) -> dict:
     """One training epoch's feature reads through `CacheSource`: the uniform shuffle with row
-    reads, or the shard-aware shuffle with shard reads (what `shuffle: auto` picks remotely)."""
+    reads, or the shard-aware shuffle with shard reads (what `shuffle: auto` picks remotely),
+    optionally with `readahead` shards read in the background (`CacheSource.expect`, as the
+    trainer's MicroBatches calls it) while each row's `work_ms` of other work (a sleep: the
+    GPU's step, during which the CPU would wait) goes on."""
     from musilingo.cache import FeatureCache
     from musilingo.features.sources import CacheSource
     from musilingo.train.data import shard_aware_order
 
     cache = FeatureCache.open(url)
-    src = CacheSource(cache, shard_reads=shards, keep_shards=window + 1)
+    src = CacheSource(cache, shard_reads=shards, keep_shards=window + 1, readahead=readahead)
     requests = {"n": 0}
     inner = cache.read_shard
 
@@ -98,9 +102,13 @@ def epoch_reads(url: str, clips: int, shards: bool, window: int = 4) -> dict:
     rng = np.random.default_rng(2)
     groups = np.arange(clips) // cache.shard_rows
     order = shard_aware_order(rng, groups, window) if shards else rng.permutation(clips)
+    keys = [cache.plan.clip_id[int(r)] for r in order]
     t0 = time.perf_counter()
-    for r in order:
-        src.segments(cache.plan.clip_id[int(r)])[0]
+    for i, key in enumerate(keys):
+        src.expect(keys[i + 1:i + 33])
+        src.segments(key)[0]
+        if work_ms:
+            time.sleep(work_ms / 1000)
     seconds = time.perf_counter() - t0
     size = sum(cache._features[r].nbytes for r in range(min(clips, 1))) * clips
     return {"rows_per_s": clips / seconds, "fetched_over_cache": cache.fetched_bytes / size,
@@ -127,6 +135,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=256)
     ap.add_argument("--reads", type=int, default=400)
+    ap.add_argument("--work-ms", type=float, default=5.0,
+                    help="other work per row in the readahead comparison (a sleep)")
     args = ap.parse_args()
     from s3_server import BUCKET, s3_server
 
@@ -143,6 +153,10 @@ def main() -> None:
         out["s3_epoch_rows_shuffle"] = epoch_reads(remote, args.clips, shards=False)
         out["s3_epoch_shard_shuffle"] = epoch_reads(remote, args.clips, shards=True)
         out["local_epoch_shard_shuffle"] = epoch_reads(local, args.clips, shards=True)
+        for work in (0.0, args.work_ms):  # background readahead, without and with other work
+            for ahead in (0, 2):
+                out[f"s3_epoch_shard_shuffle_readahead{ahead}_work{work:g}ms"] = epoch_reads(
+                    remote, args.clips, shards=True, readahead=ahead, work_ms=work)
         import importlib.util
 
         if importlib.util.find_spec("s3fs"):  # FsspecStore's S3 backend; not a dependency

@@ -170,16 +170,26 @@ class CacheSource:
     With `shard_reads` (the default for a remote cache) a row is served from its whole shard,
     read in one request and kept in a bounded LRU of `keep_shards` shards: with the trainer's
     shard-aware shuffle each shard is then fetched about once per epoch instead of once per row.
-    `group(key)` is the shard a clip's first row lives in (what that shuffle groups by)."""
+    `group(key)` is the shard a clip's first row lives in (what that shuffle groups by).
+
+    `expect(keys)` says which clips this process reads next, in order; with `readahead` shards
+    (2 by default for a remote cache) the first shards they need that are neither kept nor on
+    their way are read by one background thread, so the next shard's request overlaps the
+    work on the current one. A read error surfaces when the row is used, as without it."""
 
     online = False
 
-    def __init__(self, cache, *, shard_reads: bool | None = None, keep_shards: int = 8):
+    def __init__(self, cache, *, shard_reads: bool | None = None, keep_shards: int = 8,
+                 readahead: int | None = None):
         self.cache, self.path = cache, str(cache.path)
         self.remote = bool(getattr(cache, "remote", False))  # readers in fresh processes only
         self.shard_reads = self.remote if shard_reads is None else bool(shard_reads)
         self.keep_shards = max(1, int(keep_shards))
+        default = 2 if self.remote and self.shard_reads else 0
+        self.readahead = default if readahead is None else max(0, int(readahead))
         self._shards: OrderedDict = OrderedDict()
+        self._pending: dict = {}   # shard -> Future of cache.read_shard, from `expect`
+        self._pool = None
         self.stride, self.layers, self.dim = cache.stride, cache.layers, cache.dim
         self.identity = dict(cache.meta.get("encoder") or {})
 
@@ -193,14 +203,34 @@ class CacheSource:
         if shard in self._shards:
             self._shards.move_to_end(shard)
         else:
-            self._shards[shard] = self.cache.read_shard(shard)
+            ahead = self._pending.pop(shard, None)
+            self._shards[shard] = ahead.result() if ahead else self.cache.read_shard(shard)
             while len(self._shards) > self.keep_shards:
                 self._shards.popitem(last=False)
         return self._shards[shard][row]
 
+    def expect(self, keys) -> None:
+        """Start background reads of the next shards that `keys` (in reading order) need."""
+        if not (self.shard_reads and self.readahead):
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        for key in keys:
+            if len(self._pending) >= self.readahead:
+                return
+            for row in (self.cache.rows(str(key)) if self.cache.has(str(key)) else ()):
+                shard = row // self.cache.shard_rows
+                if shard in self._shards or shard in self._pending:
+                    continue
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="shard-readahead")
+                self._pending[shard] = self._pool.submit(self.cache.read_shard, shard)
+                if len(self._pending) >= self.readahead:
+                    return
+
     def __getstate__(self):  # DataLoader workers re-open the cache themselves
-        state = {k: v for k, v in self.__dict__.items() if k != "cache"}
-        state["_shards"] = OrderedDict()
+        state = {k: v for k, v in self.__dict__.items() if k not in ("cache", "_pool")}
+        state["_shards"], state["_pending"], state["_pool"] = OrderedDict(), {}, None
         state["_reopen"] = (type(self.cache), self.cache.bad_rows)
         return state
 

@@ -196,13 +196,32 @@ class MicroBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.plan)
 
+    def _mine(self, idx):
+        return idx[self.rank * self.micro:(self.rank + 1) * self.micro]
+
+    def _expect(self, i: int, ahead: int = 4) -> None:
+        """Tell each source which clips this process reads next: the DataLoader hands worker
+        k of n the items k, k + n, k + 2n, ..., so this worker's next ones are i + n, ..."""
+        info = torch.utils.data.get_worker_info()
+        step = info.num_workers if info is not None else 1
+        upcoming: dict[int, list] = {}
+        for j in range(i + step, min(len(self.plan), i + step * (ahead + 1)), step):
+            d, idx = self.plan[j]
+            ts = self.sets[d]
+            upcoming.setdefault(d, []).extend(source_key(ts.features, ts.examples[k])
+                                              for k in self._mine(idx))
+        for d, keys in upcoming.items():
+            expect = getattr(self.sets[d].features, "expect", None)
+            if expect is not None:
+                expect(keys)
+
     def __getitem__(self, i: int) -> dict:
         from ..models.musilingo import make_batch
 
         d, idx = self.plan[i]
         ts = self.sets[d]
-        mine = idx[self.rank * self.micro:(self.rank + 1) * self.micro]
-        exs = [ts.examples[j] for j in mine]
+        exs = [ts.examples[j] for j in self._mine(idx)]
+        self._expect(i)
         toks = [tokenize_example(self.tokenizer, self.template, e.question, e.target) for e in exs]
         feats = [example_features(e, ts.features, mode=self.mode, seed=self.seed, epoch=self.epoch,
                                   factor=self.factor, max_audio_tokens=self.max_audio_tokens)

@@ -78,20 +78,28 @@ def test_rows_without_features_are_counted(synth, cache):
     assert not src.has(ex.clip_id)
 
 
-def test_shard_aware_shuffle_fetches_each_shard_once_per_epoch(synth, tmp_path):
-    """shuffle=shards with shard reads: one epoch reads every cache byte once; the uniform shuffle
-    through the same 2-shard LRU reads most shards several times. Shard reads return exactly
-    what row reads return."""
+@pytest.fixture(scope="module")
+def sharded(synth, tmp_path_factory):
+    """The synthetic set extracted into 2-row shards."""
     from musilingo.data import read_dataset
     from musilingo.extract.job import ExtractConfig, run_extract
     from musilingo.extract.plan import clip_list
-    from musilingo.train.data import shard_aware_order
 
-    out = tmp_path / "sharded.zarr"
+    out = tmp_path_factory.mktemp("sharded") / "sharded.zarr"
     run_extract(clip_list(read_dataset("synth", synth, None)),
                 ExtractConfig(out=str(out), stride=65, segment_seconds=3.0, shard_rows=2,
                               num_workers=0, progress=False), {"name": "synth"},
                 log=lambda *_: None)
+    return out
+
+
+def test_shard_aware_shuffle_fetches_each_shard_once_per_epoch(synth, sharded):
+    """shuffle=shards with shard reads: one epoch reads every cache byte once; the uniform shuffle
+    through the same 2-shard LRU reads most shards several times. Shard reads return exactly
+    what row reads return."""
+    from musilingo.train.data import shard_aware_order
+
+    out = sharded
     spec = DataSpec(name="synth", annotations=str(synth / "captions.csv"))
 
     def epoch(groups):
@@ -119,3 +127,35 @@ def test_shard_aware_shuffle_fetches_each_shard_once_per_epoch(synth, tmp_path):
         assert np.array_equal(f, cache.segments(clip)[0].features) and np.array_equal(f, feats_u[clip])
     rng = np.random.default_rng(0)
     assert sorted(shard_aware_order(rng, np.array([3, 3, 1, 1, 2]), 2).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_readahead_reads_the_next_shards_in_the_background_once(synth, sharded):
+    """`expect` starts reads of upcoming shards on another thread; every shard is still fetched
+    once per epoch, and the features are exactly those of plain shard reads."""
+    import threading
+
+    cache = FeatureCache.open(sharded)
+    ids = [c for c in cache.group["clip_id"][:] if cache.has(c)]
+    order = sorted(ids, key=lambda c: cache.rows(c)[0])     # shard by shard, as after a shuffle
+
+    def epoch(readahead):
+        src = CacheSource(FeatureCache.open(sharded), shard_reads=True, keep_shards=2,
+                          readahead=readahead)
+        threads = []
+        read = src.cache.read_shard
+        src.cache.read_shard = lambda s: (threads.append(threading.current_thread().name),
+                                          read(s))[1]
+        feats = {}
+        for i, clip in enumerate(order):
+            src.expect(order[i + 1:i + 5])
+            feats[clip] = src.segments(clip)[0].features
+        return src.cache.fetched_bytes, feats, threads
+
+    plain_bytes, plain, plain_threads = epoch(0)
+    ahead_bytes, ahead, ahead_threads = epoch(2)
+    total = sum(cache._features[r].nbytes for r in range(cache.num_rows))
+    assert plain_bytes == ahead_bytes == total                      # no shard read twice
+    assert all(np.array_equal(plain[c], ahead[c]) for c in order)
+    assert not any(t.startswith("shard-readahead") for t in plain_threads)
+    background = sum(t.startswith("shard-readahead") for t in ahead_threads)
+    assert background >= len(ahead_threads) - 1                     # all but the very first
