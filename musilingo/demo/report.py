@@ -4,7 +4,8 @@
                             chance levels, timings, the configuration)
     report/summary.md       the headline tables in markdown
     report/loss.png         training loss per step, both stages
-    report/accuracy.png     attribute accuracy per attribute: untrained, trained, shuffled, chance
+    report/accuracy.png     attribute accuracy per attribute, answers and captions: untrained,
+                            trained, shuffled, chance
     report/samples.md       sample questions with the answers of each condition
 """
 from __future__ import annotations
@@ -51,6 +52,7 @@ def _plot_loss(runs: Path, path: Path) -> None:
 
 
 def _plot_accuracy(metrics: dict, path: Path) -> None:
+    """Per attribute, for answers (left) and captions (right): each condition against chance."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -58,21 +60,26 @@ def _plot_accuracy(metrics: dict, path: Path) -> None:
 
     attributes = list(metrics["chance"])
     x = np.arange(len(attributes))
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4), sharey=True)
     width = 0.2
-    for k, condition in enumerate(CONDITIONS):
-        per = metrics["conditions"][condition]["accuracy"]["per_attribute"]
-        ax.bar(x + (k - 1.5) * width, [per.get(a, 0.0) for a in attributes], width, label=condition)
-    ax.bar(x + 1.5 * width, [metrics["chance"][a] for a in attributes], width, label="chance",
-           color="lightgrey")
-    ax.set_xticks(x)
-    ax.set_xticklabels(attributes)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (answer names the right value)")
-    ax.set_title("attribute accuracy on the test clips")
-    ax.legend(ncol=4, fontsize=8)
+    for ax, kind, title in zip(axes, ("accuracy", "caption_accuracy"),
+                               ("answers: the answer names the right value",
+                                "captions: the caption names the clip's value")):
+        for k, condition in enumerate(CONDITIONS):
+            per = metrics["conditions"][condition].get(kind, {}).get("per_attribute", {})
+            ax.bar(x + (k - 1.5) * width, [per.get(a, 0.0) for a in attributes], width,
+                   label=condition)
+        ax.bar(x + 1.5 * width, [metrics["chance"][a] for a in attributes], width,
+               label="chance", color="lightgrey")
+        ax.set_xticks(x)
+        ax.set_xticklabels(attributes)
+        ax.set_ylim(0, 1.15)  # room for the legend above the bars
+        ax.set_yticks(np.linspace(0, 1, 6))
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("attribute accuracy on the test clips")
+    axes[0].legend(ncol=4, fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
