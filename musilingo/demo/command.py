@@ -1,8 +1,9 @@
 """`musilingo demo [--quick] [--out DIR] [--seed N] [KEY=VALUE ...]`: the whole pipeline on
 generated music.
 
-    musilingo demo                          # SmolLM2, both stages (make demo)
-    musilingo demo --quick                  # the CI-sized run with tiny-lm
+    musilingo demo                          # musicnn + tiny-lm, both stages (make demo)
+    musilingo demo --quick                  # the CI-sized run: fewer clips, one stage
+    musilingo demo --config demo_smollm2    # the real SmolLM2-135M as the frozen LLM
     musilingo demo instruct_steps=300 n_train=160
 
 Configured like every verb (musilingo/options.py): each DemoConfig field is a flag and a

@@ -9,9 +9,9 @@ Three conditions answer the same test questions and caption the same test clips:
 
 Attribute accuracy (the answer names the right value and no other, `synth.answer_is_correct`)
 is the direct measure, for answers and for captions alike (every reference caption names all
-seven attributes, so a caption is scored on each: it names the clip's value and no other); the text metrics (musilingo protocol, BERTScore with an offline model)
-show how little they move when the audio is wrong, the known weakness docs/REFERENCE.md section 4
-describes. A model that listens beats `shuffled` by a wide margin on accuracy.
+seven attributes, so a caption is scored on each: it names the clip's value and no other); the
+text metrics (musilingo protocol, BERTScore with an offline model) show how little they move
+when the audio is wrong, the known weakness docs/REFERENCE.md section 4 describes. A model that listens beats `shuffled` by a wide margin on accuracy.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ CONDITIONS = ("untrained", "trained", "shuffled")
 def evaluation_items(data: Path):
     """The test split's questions (with attribute and value) and captioning items."""
     from ..data import read_dataset
+    from ..data.synth import load_attributes
     from ..infer.items import Item
 
     qa = read_dataset("synth", data, None, split="test").records
@@ -33,8 +34,6 @@ def evaluation_items(data: Path):
                       reference=r.texts["answer"],
                       meta={"attribute": r.meta["attribute"], "value": r.meta["value"]})
                  for i, r in enumerate(qa)]
-    from ..data.synth import load_attributes
-
     caps = read_dataset("synth", data / "captions.csv", None, split="test").records
     attributes = load_attributes(data)
     captions = [Item(id=f"{r.clip_id}:caption", clip_id=r.clip_id, question=CAPTION_QUESTION,
@@ -43,29 +42,28 @@ def evaluation_items(data: Path):
     return questions, captions
 
 
-def attribute_accuracy(items, answers) -> dict:
+def _accuracy(judged) -> dict:
+    """(attribute, value, text) triples -> per-attribute share where the text names the value
+    and no other one, and their mean."""
     from ..data.synth import answer_is_correct
 
     right, total = defaultdict(int), defaultdict(int)
-    for item, answer in zip(items, answers):
-        attribute = item.meta["attribute"]
+    for attribute, value, text in judged:
         total[attribute] += 1
-        right[attribute] += bool(answer_is_correct(answer, attribute, item.meta["value"]))
+        right[attribute] += bool(answer_is_correct(text, attribute, value))
     per = {a: right[a] / total[a] for a in sorted(total)}
     return {"per_attribute": per, "mean": sum(per.values()) / max(len(per), 1)}
+
+
+def attribute_accuracy(items, answers) -> dict:
+    """Per attribute: the share of answers that name the asked value and no other one."""
+    return _accuracy((i.meta["attribute"], i.meta["value"], a) for i, a in zip(items, answers))
 
 
 def caption_accuracy(items, captions) -> dict:
     """Per attribute: the share of captions that name the clip's value and no other one."""
-    from ..data.synth import answer_is_correct
-
-    right, total = defaultdict(int), defaultdict(int)
-    for item, text in zip(items, captions):
-        for attribute, value in item.meta["attributes"].items():
-            total[attribute] += 1
-            right[attribute] += bool(answer_is_correct(text, attribute, value))
-    per = {a: right[a] / total[a] for a in sorted(total)}
-    return {"per_attribute": per, "mean": sum(per.values()) / max(len(per), 1)}
+    return _accuracy((attribute, value, text) for item, text in zip(items, captions)
+                     for attribute, value in item.meta["attributes"].items())
 
 
 def _scores(preds, refs, bertscore_model):

@@ -14,12 +14,13 @@ MERT is a HuBERT-style model (conv feature extractor, 320x downsampling to 75 fr
 transformers' own `HubertModel`, without executing the checkpoint's code; other models load with
 `AutoModel` (their own code only with `trust_remote_code`).
 
-`FrozenEncoder` wraps the transformers (HuBERT-family) models. Its L+1 hidden states are collected by hooks on the encoder's layers, not from
-`output_hidden_states`, so they mean what they meant under transformers 4.x, where MusiLingo was
-trained, whatever this transformers version returns: state 0 is the input of the first layer,
-state i the output of layer i, and the last one is the model's `last_hidden_state`, which for a
-pre-LN ("stable layer norm") encoder such as MERT-v1-330M comes after the final LayerNorm
-(docs/REFERENCE.md, "MERT-v1 checkpoints").
+`FrozenEncoder` wraps the transformers (HuBERT-family) models. Its L+1 hidden states are
+collected by hooks on the encoder's layers, not from `output_hidden_states`, so they mean what
+they meant under transformers 4.x, where MusiLingo was trained, whatever this transformers
+version returns: state 0 is the input of the first layer, state i the output of layer i, and
+the last one is the model's `last_hidden_state`, which for a pre-LN ("stable layer norm")
+encoder such as MERT-v1-330M comes after the final LayerNorm (docs/REFERENCE.md, "MERT-v1
+checkpoints").
 
 The encoder is frozen: eval mode (so SpecAugment masking is off, unlike the reference code,
 which left MERT in train mode) and `torch.inference_mode`. Waves are normalised (zero mean, unit

@@ -82,10 +82,10 @@ def num_frames(num_samples: int) -> int:
 class _ConvBN(nn.Module):
     """Conv (ReLU) then batch norm: the order of musicnn's blocks (normalisation after ReLU)."""
 
-    def __init__(self, conv: nn.Module, channels: int):
+    def __init__(self, conv: nn.Conv1d | nn.Conv2d):
         super().__init__()
-        self.conv, self.bn = conv, nn.BatchNorm1d(channels, eps=BN_EPS) if isinstance(
-            conv, nn.Conv1d) else nn.BatchNorm2d(channels, eps=BN_EPS)
+        norm = nn.BatchNorm1d if isinstance(conv, nn.Conv1d) else nn.BatchNorm2d
+        self.conv, self.bn = conv, norm(conv.out_channels, eps=BN_EPS)
 
     def forward(self, x):
         return self.bn(F.relu(self.conv(x)))
@@ -102,11 +102,11 @@ class Musicnn(nn.Module):
         super().__init__()
         self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
         self.frontend = nn.ModuleList(
-            _ConvBN(nn.Conv2d(1, c, (kt, kf)), c) for kt, kf, c in self.TIMBRAL + self.TEMPORAL)
+            _ConvBN(nn.Conv2d(1, c, (kt, kf))) for kt, kf, c in self.TIMBRAL + self.TEMPORAL)
         self.frontend_dim = sum(c for *_, c in self.TIMBRAL + self.TEMPORAL)
-        self.midend = nn.ModuleList([_ConvBN(nn.Conv1d(self.frontend_dim, midend, 7), midend),
-                                     _ConvBN(nn.Conv1d(midend, midend, 7), midend),
-                                     _ConvBN(nn.Conv1d(midend, midend, 7), midend)])
+        self.midend = nn.ModuleList([_ConvBN(nn.Conv1d(self.frontend_dim, midend, 7)),
+                                     _ConvBN(nn.Conv1d(midend, midend, 7)),
+                                     _ConvBN(nn.Conv1d(midend, midend, 7))])
         self.feature_dim = self.frontend_dim + 3 * midend
         self.pool_bn = nn.BatchNorm1d(2 * self.feature_dim, eps=BN_EPS)
         self.dense = nn.Linear(2 * self.feature_dim, backend)

@@ -202,18 +202,20 @@ class MicroBatches(torch.utils.data.Dataset):
     def _expect(self, i: int, ahead: int = 4) -> None:
         """Tell each source which clips this process reads next: the DataLoader hands worker
         k of n the items k, k + n, k + 2n, ..., so this worker's next ones are i + n, ..."""
+        reading_ahead = [getattr(ts.features, "readahead", 0) for ts in self.sets]
+        if not any(reading_ahead):  # local caches, online features: nothing to tell
+            return
         info = torch.utils.data.get_worker_info()
         step = info.num_workers if info is not None else 1
         upcoming: dict[int, list] = {}
         for j in range(i + step, min(len(self.plan), i + step * (ahead + 1)), step):
             d, idx = self.plan[j]
             ts = self.sets[d]
-            upcoming.setdefault(d, []).extend(source_key(ts.features, ts.examples[k])
-                                              for k in self._mine(idx))
+            if reading_ahead[d]:
+                upcoming.setdefault(d, []).extend(source_key(ts.features, ts.examples[k])
+                                                  for k in self._mine(idx))
         for d, keys in upcoming.items():
-            expect = getattr(self.sets[d].features, "expect", None)
-            if expect is not None:
-                expect(keys)
+            self.sets[d].features.expect(keys)
 
     def __getitem__(self, i: int) -> dict:
         from ..models.musilingo import make_batch
