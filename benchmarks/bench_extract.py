@@ -65,7 +65,7 @@ def overhead(name: str, encoder, clips, batch_size: int, workers: int, work: Pat
     (bare_before, cpu_before) = bare()
     out = work / f"{name}.zarr"
     shutil.rmtree(out, ignore_errors=True)
-    cfg = ExtractConfig(out=str(out), batch_size=batch_size, num_workers=workers, progress=False)
+    cfg = ExtractConfig(out=str(out), batch_size=batch_size, decode_workers=workers, progress=False)
     t, c = time.perf_counter(), cpu_seconds()
     run_extract(clips, cfg, {"name": "bench"}, encoder=encoder, log=lambda *_: None)
     pipeline, pipeline_cpu = time.perf_counter() - t, cpu_seconds() - c
@@ -126,7 +126,7 @@ def pipeline_floor(clips, batch_size: int, workers: int, work: Path) -> dict:
     from musilingo.extract.job import ExtractConfig, run_extract
 
     out = work / "zero.zarr"
-    cfg = ExtractConfig(out=str(out), batch_size=batch_size, num_workers=workers, progress=False)
+    cfg = ExtractConfig(out=str(out), batch_size=batch_size, decode_workers=workers, progress=False)
     t = time.perf_counter()
     stats = run_extract(clips, cfg, {"name": "bench"}, encoder=ZeroCostEncoder(),
                         log=lambda *_: None)
@@ -226,7 +226,7 @@ def main():
     try:
         if "overhead" in parts:
             from musilingo.extract.plan import clips_from_paths
-            from musilingo.models.encoder import FrozenEncoder, build_random_encoder
+            from musilingo.models.encoders.hubert import FrozenEncoder, build_random_encoder
 
             clips = clips_from_paths([SHARED / "audio" / c for c in CLIPS])
             results["overhead"] = [pipeline_floor(clips, args.batch_size, args.workers, work)]

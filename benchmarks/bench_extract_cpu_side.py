@@ -39,7 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from musilingo.models.encoder_base import Encoder  # noqa: E402
+from musilingo.models.encoders.base import Encoder  # noqa: E402
 
 
 class FreeEncoder(Encoder):
@@ -131,7 +131,7 @@ def main() -> None:
         shutil.rmtree(work / f"cache_{tag}_w{workers}.zarr", ignore_errors=True)  # a fresh job
         cfg = ExtractConfig(out=str(work / f"cache_{tag}_w{workers}.zarr"), encoder="free-330m",
                             device="cpu", segment_seconds=args.seconds, batch_size=args.batch_size,
-                            num_workers=workers, progress=False, threads=1)
+                            decode_workers=workers, progress=False, threads=1)
         (me0, kids0), t = cpu_now(), time.perf_counter()
         stats = run_extract(clips_from_paths(subset, root=work / "clips"), cfg, {"name": "bench"},
                             encoder=enc, log=lambda *_: None)

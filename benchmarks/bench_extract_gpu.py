@@ -137,7 +137,7 @@ def main() -> None:
     from musilingo.audio import probe, read_segment
     from musilingo.extract.job import ExtractConfig, run_extract
     from musilingo.extract.plan import clips_from_paths
-    from musilingo.models.encoder import TINY_SIZES, FrozenEncoder, build_random_encoder
+    from musilingo.models.encoders.hubert import TINY_SIZES, FrozenEncoder, build_random_encoder
 
     device = "cpu" if args.dry_run or not torch.cuda.is_available() else "cuda"
     if args.dry_run:
@@ -178,7 +178,7 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats()
     cfg = ExtractConfig(out=str(work / "cache.zarr"), encoder=str(folder), device=device,
                         encoder_dtype=args.dtype, segment_seconds=args.seconds,
-                        batch_size=args.batch_size, num_workers=args.workers, progress=False)
+                        batch_size=args.batch_size, decode_workers=args.workers, progress=False)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with GpuMonitor() as monitor:
         t = time.perf_counter()

@@ -46,7 +46,7 @@ def random_encoder(layout: str, *, device="cpu", dtype=torch.float32, seed: int 
     """A FrozenEncoder around a random HubertModel with MERT's layout (kept in memory)."""
     from transformers import HubertModel, Wav2Vec2FeatureExtractor
 
-    from musilingo.models.encoder import MERT_SAMPLE_RATE, FrozenEncoder, mert_config
+    from musilingo.models.encoders.hubert import MERT_SAMPLE_RATE, FrozenEncoder, mert_config
 
     torch.manual_seed(seed)
     model = HubertModel(mert_config(layout, **sizes)).to(device=device, dtype=dtype)
@@ -59,7 +59,7 @@ def prepare(work: Path, encoder, *, clips: int, seconds: float, stride: int = 32
             store_dtype: str = "float16", batch_size: int = 4) -> dict:
     """Synthetic clips + their cache made by the extraction job; returns paths and the build time."""
     from musilingo.data import read_dataset
-    from musilingo.data.synth import generate
+    from musilingo.synth import generate
     from musilingo.extract.job import ExtractConfig, run_extract
     from musilingo.extract.plan import clip_list
 
@@ -67,8 +67,9 @@ def prepare(work: Path, encoder, *, clips: int, seconds: float, stride: int = 32
     cache = work / "cache.zarr"
     enc_dtype = {torch.float32: "float32", torch.bfloat16: "bfloat16",
                  torch.float16: "float16"}[encoder.dtype]
-    cfg = ExtractConfig(out=str(cache), stride=stride, segment_seconds=seconds, dtype=store_dtype,
-                        encoder_dtype=enc_dtype, batch_size=batch_size, num_workers=1,
+    cfg = ExtractConfig(out=str(cache), stride=stride, segment_seconds=seconds,
+                        storage_dtype=store_dtype,
+                        encoder_dtype=enc_dtype, batch_size=batch_size, decode_workers=1,
                         progress=False, shard_rows=16, device=str(encoder.device).split(":")[0])
     t = time.perf_counter()
     run_extract(clip_list(read_dataset("synth", synth, None)), cfg, {"name": "synth"},
@@ -84,7 +85,7 @@ def trainer_parts(model, *, precision: str, micro: int, steps: int, stage: str =
 
     device = "cpu" if model.adapter.proj.weight.device.type == "cpu" else "cuda"
     init_distributed(device)
-    cfg = TrainConfig(stage=stage, precision=precision, deepspeed="zero0", micro_batch_size=micro,
+    cfg = TrainConfig(stage=stage, dtype=precision, deepspeed="zero0", batch_size=micro,
                       grad_accum=1, lr=1e-4, min_lr=8e-5, warmup_lr=1e-6)
     ds = resolve_ds_config(cfg, device)
     engine, _ = build_engine(model, cfg, ds, warmup_steps=1, total_steps=max(steps, 2))

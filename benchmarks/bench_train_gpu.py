@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-    from musilingo.models.encoder import TINY_SIZES
+    from musilingo.models.encoders.hubert import TINY_SIZES
     from musilingo.models.llm import load_tokenizer
     from musilingo.models.musilingo import AudioAdapter, MusiLingo
     from musilingo.models.prompts import get_template

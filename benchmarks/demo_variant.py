@@ -79,7 +79,7 @@ def main(argv: list[str]) -> dict:
            "caption_acc": round(cacc["mean"], 3),
            "per": {k: round(v, 2) for k, v in acc["per_attribute"].items()},
            "caption_per": {k: round(v, 2) for k, v in cacc["per_attribute"].items()},
-           "caption0": caps[0], "reference0": captions[0].reference}
+           "caption0": caps[0], "reference0": captions[0].answer}
     print(json.dumps(row))
     with jsonl.open("a") as f:
         f.write(json.dumps(row) + "\n")

@@ -29,7 +29,7 @@ def clip_means(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def probe(data: Path, cache: Path) -> dict:
-    from musilingo.data.synth import ATTRIBUTES
+    from musilingo.synth import ATTRIBUTES
 
     attributes = json.loads((data / "attributes.json").read_text())
     with (data / "captions.csv").open() as f:

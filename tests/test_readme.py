@@ -23,12 +23,12 @@ from musilingo.cli import main
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Appended per verb: tiny and quick, never changing what the command means.
 EXTRA = {
-    "train": ["llm=tiny-llama", "max_steps=2", "micro_batch_size=2", "grad_accum=1",
-              "precision=fp32", "deepspeed=zero0", "num_workers=0", "progress=false"],
+    "train": ["llm=tiny-llama", "max_steps=2", "batch_size=2", "grad_accum=1",
+              "dtype=fp32", "deepspeed=zero0", "num_workers=0", "progress=false"],
     "caption": ["--max-new-tokens", "4"],
     "ask": ["--max-new-tokens", "4"],
     "score": ["--max-new-tokens", "4", "--batch-size", "4"],
-    "extract": ["--no-progress", "--num-workers", "0"],
+    "extract": ["--no-progress", "--decode-workers", "0"],
 }
 
 
@@ -54,9 +54,9 @@ def sandbox(shared_data, tmp_path_factory):
     """The files the quick start names, made small: an LP-MusicCaps-MSD folder and its audio,
     a MusicCaps CSV + clips and MusicInstruct JSON (the synthetic set writes those formats),
     a song, a predictions file, a published MusiLingo folder, and the swap table."""
-    from musilingo.data.synth import generate
+    from musilingo.synth import generate
     from musilingo.models.llm import tiny_llama_folder
-    from published_layout import published_folder
+    from tests.helpers.published import published_folder
 
     root = tmp_path_factory.mktemp("readme")
     synth = generate(root / "synth", n_train=8, n_test=4, seconds=3.0, workers=1)

@@ -8,8 +8,50 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 
 import click
+
+from ..options import config_options, load_config, option as _opt, split_overrides
+
+# `cache verify` found damage (listed above the exit): not a bug (1), not a usage error (2).
+EXIT_DAMAGED = 4
+
+
+@dataclass
+class InfoConfig:
+    json: bool = _opt(False, "print the numbers as one JSON object")
+    failures: bool = _opt(False, "also list every failed row with its reason")
+
+
+@dataclass
+class VerifyConfig:
+    reset_damaged: bool = _opt(False, "mark shards with damaged rows pending, so re-running "
+                                      "extract redoes them")
+    progress: bool = _opt(True, "draw a tqdm progress bar")
+
+
+@dataclass
+class ExportConfig:
+    format: str = _opt("hdf5", "output format: hdf5 (via h5py)")
+    out: str | None = _opt(None, "the file to write (required)")
+
+    CHOICES = {"format": ("hdf5",)}
+
+    def validate(self) -> "ExportConfig":
+        from ..errors import UserError
+
+        if not self.out:
+            raise UserError("--out is required: the file to write")
+        return self
+
+
+def _config(cls, verb: str, recipe, args, flags):
+    """(PATH, validated config) of a cache subcommand's command line."""
+    positional, overrides = split_overrides(args, cls)
+    if len(positional) != 1:
+        raise click.UsageError("give one cache PATH")
+    return positional[0], load_config(cls, verb, recipe, flags, overrides)
 
 
 @click.group()
@@ -18,18 +60,19 @@ def cache():
 
 
 @cache.command()
-@click.argument("path", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="print the numbers as one JSON object")
-@click.option("--failures", is_flag=True, help="also list every failed row with its reason")
-def info(path, as_json, failures):
-    """Shape, layers, stride, row counts and size on disk of a cache."""
+@config_options(InfoConfig, "cache-info", args="args")
+def info(recipe, args, **flags):
+    """Shape, layers, stride, row counts and size on disk of a cache.
+
+    ARGS: the cache PATH, then any KEY=VALUE overrides."""
     from .reader import FeatureCache
     from .verify import cache_info
 
+    path, cfg = _config(InfoConfig, "cache-info", recipe, args, flags)
     data = cache_info(path)
-    fails = FeatureCache.open(path).failures() if failures else []
-    if as_json:
-        if failures:
+    fails = FeatureCache.open(path).failures() if cfg.failures else []
+    if cfg.json:
+        if cfg.failures:
             data["failures"] = [{"clip_id": c, "segment": s, "reason": r} for c, s, r in fails]
         click.echo(json.dumps(data, indent=1))
         return
@@ -49,15 +92,16 @@ def info(path, as_json, failures):
 
 
 @cache.command()
-@click.argument("path", type=click.Path())
-@click.option("--reset-damaged", is_flag=True,
-              help="mark shards with damaged rows pending, so re-running extract redoes them")
-@click.option("--no-progress", is_flag=True)
-def verify(path, reset_damaged, no_progress):
-    """Re-read every row: completeness, checksums, NaN/Inf, shapes, metadata (exit 1 if bad)."""
+@config_options(VerifyConfig, "cache-verify", args="args")
+def verify(recipe, args, **flags):
+    """Re-read every row: completeness, checksums, NaN/Inf, shapes, metadata. Exits 0 when the
+    cache is whole, 4 when it found damage (listed), 2 when PATH is not a cache.
+
+    ARGS: the cache PATH, then any KEY=VALUE overrides."""
     from .verify import reset_shards, verify_cache
 
-    problems = verify_cache(path, progress=not no_progress)
+    path, cfg = _config(VerifyConfig, "cache-verify", recipe, args, flags)
+    problems = verify_cache(path, progress=cfg.progress)
     if not problems:
         click.echo(f"ok: {path} is complete and every row matches its checksum")
         return
@@ -68,27 +112,28 @@ def verify(path, reset_damaged, no_progress):
     rows = sorted({p.row for p in problems if p.row is not None})
     click.echo(f"verify failed: {len(problems)} problems in {len(rows)} rows"
                + (f" (rows {_ranges(rows)})" if rows else ""), err=True)
-    if reset_damaged:
+    if cfg.reset_damaged:
         damaged = [p for p in problems if p.row is not None and not p.what.startswith("pending")]
         shards = reset_shards(path, damaged)
         click.echo(f"reset {len(shards)} shards to pending: re-run the extract command to redo "
                    "them", err=True)
-    sys.exit(1)
+    sys.exit(EXIT_DAMAGED)
 
 
 @cache.command()
-@click.argument("path", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["hdf5"]), default="hdf5", show_default=True)
-@click.option("--out", required=True, type=click.Path(), help="the file to write")
-def export(path, fmt, out):
-    """Write the same arrays and metadata in another format (hdf5, via h5py)."""
+@config_options(ExportConfig, "cache-export", args="args")
+def export(recipe, args, **flags):
+    """Write the same arrays and metadata in another format (hdf5, via h5py).
+
+    ARGS: the cache PATH, then any KEY=VALUE overrides."""
     from .export import export_hdf5
 
-    _, pending = export_hdf5(path, out, progress=True)
+    path, cfg = _config(ExportConfig, "cache-export", recipe, args, flags)
+    _, pending = export_hdf5(path, cfg.out, progress=True)
     if pending:
         click.echo(f"warning: {pending} rows of {path} are still pending (extraction did not "
                    "finish); they are exported as zeros with status 0", err=True)
-    click.echo(f"wrote {out}")
+    click.echo(f"wrote {cfg.out}")
 
 
 def _ranges(rows: list[int]) -> str:

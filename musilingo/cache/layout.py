@@ -119,7 +119,7 @@ def check_compatible(stored: dict, wanted: dict, path) -> None:
                             f"({what} {encoder_field(we, key)}); refusing to mix two encoders' features in one "
                             "cache: use another --out")
     for key, flag in (("stride", "--stride"), ("segment_seconds", "--segment-seconds"),
-                      ("dtype", "--dtype"), ("encoder_dtype", "--encoder-dtype"),
+                      ("dtype", "--storage-dtype"), ("encoder_dtype", "--encoder-dtype"),
                       ("min_tail_seconds", "min_tail_seconds"), ("windows", "row width")):
         if stored.get(key) != wanted.get(key):
             raise UserError(f"{path} was made with {flag} {stored.get(key)} but this run asks for "

@@ -1,17 +1,15 @@
-"""Reading the feature cache: per-clip pooled segments, and a torch Dataset over them.
+"""Reading the feature cache: per-clip pooled segments, every row checked.
 
     cache = FeatureCache.open("cache.zarr")
     cache.meta["stride"], cache.clip_ids[:3], cache.status_counts()
     for seg in cache.segments("some_clip"):        # list[musilingo.features.PooledSegment]
         seg.features                              # float32 [L+1, w, D], padding windows dropped
-    ds = CacheDataset("cache.zarr")               # items: (clip_id, segment) of done rows
-    loader = DataLoader(ds, batch_size=8, collate_fn=CacheDataset.collate, num_workers=2)
 
 Random access is the training workload, so the small per-row tables (status, counts, seconds,
 checksums, the plan) are read once into memory at open, and a row's features are one
 `features[row]` call (one inner chunk of a shard; docs/REFERENCE.md section 5: `oindex` on sharded
-arrays is ~13x slower than a loop of single-row reads). A `CacheDataset` opens its cache lazily in
-each DataLoader worker.
+arrays is ~13x slower than a loop of single-row reads). Training, inference and scoring read a
+cache through `features.sources.CacheSource`, which opens one reader per DataLoader worker.
 
 Nothing is trusted: opening checks the plan digest (which clip and segment every row is, and the
 metadata that gives rows their meaning), that every row table is readable and that no committed
@@ -23,13 +21,11 @@ from __future__ import annotations
 
 
 import numpy as np
-import torch
 
 from ..errors import UserError
 from ..features import PooledSegment
 from .location import Location
 from .layout import DONE, FAILED, PENDING, STATUS_NAMES
-from ..features.pooling import layer_mean, repool, window_factor
 from .store import load_checked_plan, missing_files, open_group, read_rows, stored_checksum
 
 
@@ -181,77 +177,4 @@ class FeatureCache:
                 if self.bad_rows != "skip":
                     raise
                 self.skipped.append((r, str(exc)))
-        return out
-
-    def tokens(self, clip_id: str, t: int = 325) -> list[torch.Tensor]:
-        """The adapter input per segment: layer mean, windows re-pooled to `t` frames."""
-        return [segment_tokens(seg, self.stride, t) for seg in self.segments(clip_id)]
-
-
-def segment_tokens(seg: PooledSegment, stride: int, t: int = 325) -> torch.Tensor:
-    """[L+1, w, D] window means at `stride` -> [ceil(w*stride/t), D] adapter input at `t`."""
-    factor = window_factor(t, stride)
-    means, _ = repool(torch.from_numpy(seg.features), torch.from_numpy(seg.counts), factor)
-    return layer_mean(means)
-
-
-class CacheDataset(torch.utils.data.Dataset):
-    """(clip_id, segment) items of done rows; each a dict of tensors (see `__getitem__`).
-
-    `clip_ids` restricts it to some clips (e.g. a split); `t` adds the adapter input re-pooled
-    to `t` frames as "tokens". Safe to use with DataLoader workers: each opens its own reader.
-    """
-
-    def __init__(self, path, clip_ids=None, t: int | None = None):
-        self.path = str(Location(path))
-        self.t = t
-        cache = FeatureCache.open(self.path)
-        wanted = cache.clip_ids if clip_ids is None else [c for c in clip_ids if cache.has(c)]
-        self.items: list[tuple[str, int, int]] = []  # (clip_id, segment, row)
-        for cid in wanted:
-            for r in cache.rows(cid):
-                self.items.append((cid, int(cache.plan.row_segment[r]), r))
-        self._cache = cache
-
-    def __getstate__(self):  # DataLoader workers re-open the cache themselves
-        state = dict(self.__dict__)
-        state["_cache"] = None
-        return state
-
-    @property
-    def cache(self) -> FeatureCache:
-        if self._cache is None:
-            self._cache = FeatureCache.open(self.path)
-        return self._cache
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict:
-        clip_id, segment, row = self.items[i]
-        seg = self.cache.read_row(row)
-        item = {"clip_id": clip_id, "segment": segment, "start": seg.start, "seconds": seg.seconds,
-                "features": torch.from_numpy(seg.features), "counts": torch.from_numpy(seg.counts)}
-        if self.t is not None:
-            item["tokens"] = segment_tokens(seg, self.cache.stride, self.t)
-        return item
-
-    @staticmethod
-    def collate(items: list[dict]) -> dict:
-        """Pad windows to the longest item: features [B, L+1, W, D], counts [B, W] (0 = pad)."""
-        width = max(it["counts"].shape[0] for it in items)
-        first = items[0]["features"]
-        feats = first.new_zeros((len(items), first.shape[0], width, first.shape[2]))
-        counts = torch.zeros((len(items), width), dtype=torch.int32)
-        for b, it in enumerate(items):
-            w = it["counts"].shape[0]
-            feats[b, :, :w] = it["features"]
-            counts[b, :w] = it["counts"]
-        out = {"clip_id": [it["clip_id"] for it in items],
-               "segment": torch.tensor([it["segment"] for it in items]),
-               "start": torch.tensor([it["start"] for it in items], dtype=torch.float64),
-               "seconds": torch.tensor([it["seconds"] for it in items], dtype=torch.float64),
-               "features": feats, "counts": counts}
-        if "tokens" in items[0]:
-            out["tokens"] = [it["tokens"] for it in items]
         return out

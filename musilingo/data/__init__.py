@@ -13,6 +13,7 @@ line and field.
 | musicinstruct | music_instruct*.json | the JSON's folder | Q&A |
 | musicqa | *MusicQA.json | the JSON's folder | Q&A |
 | songdescriber | song_describer.csv | the CSV's folder | captions |
+| muchomusic | muchomusic.csv | the CSV's folder | four-option questions |
 | folder | unused (or the folder) | required | no texts |
 | synth | generated folder (or its captions.csv / qa.json) | <folder>/audio | Q&A (captions) |
 """
@@ -24,22 +25,23 @@ from pathlib import Path
 
 from musilingo.data.folder import read_folder
 from musilingo.data.msd import CAPTION_FIELDS, read_msd
+from musilingo.data.muchomusic import read_muchomusic
 from musilingo.data.musiccaps import read_musiccaps, read_musicinstruct
 from musilingo.data.musicqa import read_musicqa
-from musilingo.data.records import AUDIO_EXTENSIONS, SPLITS, DatasetRecords, Record
+from musilingo.data.records import AUDIO_EXTENSIONS, SPLITS, DatasetRecords, Item, Record
 from musilingo.data.songdescriber import read_songdescriber
 from musilingo.data.synth import read_synth
 from musilingo.errors import UserError
 
 __all__ = ["AUDIO_EXTENSIONS", "CAPTION_FIELDS", "DATASETS", "DatasetRecords", "DatasetSpec",
-           "Record", "SPLITS", "TEST_SETS", "read_dataset"]
+           "Item", "Record", "SPLITS", "TEST_SETS", "read_dataset"]
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
     reader: Callable[..., DatasetRecords]
-    kind: str          # "caption", "qa" or "audio": which texts its records carry
+    kind: str          # "caption", "qa", "mcq" or "audio": which texts its records carry
     description: str   # one line, for CLI help
 
 
@@ -54,6 +56,8 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                 "MusicQA JSON list of conversations; audio_root holds the audio_name files"),
     DatasetSpec("songdescriber", read_songdescriber, "caption",
                 "Song Describer CSV; audio_root holds the path column's files (evaluation only)"),
+    DatasetSpec("muchomusic", read_muchomusic, "mcq",
+                "MuChoMusic CSV of four-option questions (evaluation only)"),
     DatasetSpec("folder", read_folder, "audio",
                 "every audio file under audio_root, without annotations"),
     DatasetSpec("synth", read_synth, "qa",
@@ -61,15 +65,16 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
 )}
 
 
-# The paper's evaluation sets, by the name `musilingo score --dataset` takes: (reader, kind).
+# The data sets `musilingo score --dataset` generates on (their test split), by reader name, with
+# the texts they score: captions or answers.
 TEST_SETS: dict[str, tuple[str, str]] = {
     "musiccaps": ("musiccaps", "caption"),
-    "musicinstruct-short": ("musicinstruct", "qa"),
-    "musicinstruct-long": ("musicinstruct", "qa"),
+    "musicinstruct": ("musicinstruct", "qa"),
     "musicqa": ("musicqa", "qa"),
     "songdescriber": ("songdescriber", "caption"),
+    "muchomusic": ("muchomusic", "mcq"),
 }
-TRAIN_SETS = tuple(name for name, spec in DATASETS.items() if spec.kind != "audio"
+TRAIN_SETS = tuple(name for name, spec in DATASETS.items() if spec.kind in ("caption", "qa")
                    and name != "songdescriber")  # songdescriber is evaluation only
 
 

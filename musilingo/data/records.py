@@ -1,6 +1,7 @@
 """The record types every data-set reader returns, and where their audio files are looked up.
 
-A `Record` is one annotation (a caption, or one question/answer pair) tied to one audio clip.
+An `Item` is one question about one clip with its answer, the unit training and generation
+share (see its docstring). A `Record` is one annotation (a caption, or one question/answer pair) tied to one audio clip.
 Several records may share a clip (Q&A data sets ask many questions about one track), so the
 feature cache is keyed by `clip_id`, and `DatasetRecords.clips()` gives the one-per-clip list that
 extraction runs over. Records whose audio file is absent are kept apart in `missing`: users
@@ -40,6 +41,29 @@ class Record:
     """"<annotation file>:<line or row>", for messages that point a user at the row."""
     meta: dict = field(default_factory=dict)
     """Anything else a reader knows (tags, ytid, start_s, synth attribute/value...)."""
+
+
+@dataclass
+class Item:
+    """One question about one clip, and its answer: what training learns from (the answer is the
+    target text) and what generation asks (the answer is the reference it is scored against,
+    when one is known). Built from `Record`s by training and scoring, or by hand."""
+
+    id: str
+    """Unique within its list: "<clip>:<k>", or the annotation row's "<file>:<row>"."""
+    clip_id: str
+    question: str | None = None
+    """None for a stage-1 caption prompt, which asks no question."""
+    answer: str | None = None
+    audio_path: str | None = None
+    """The clip's audio file (features computed online); None when only a cache is read."""
+    audio_clip: str | None = None
+    """The clip whose audio is heard (the shuffled-audio control's swap); None: `clip_id`."""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def heard(self) -> str:
+        return self.audio_clip or self.clip_id
 
 
 @dataclass

@@ -3,7 +3,7 @@ generated music.
 
     musilingo demo                          # musicnn + tiny-lm, both stages (make demo)
     musilingo demo --quick                  # the CI-sized run: fewer clips, one stage
-    musilingo demo --config demo_smollm2    # the real SmolLM2-135M as the frozen LLM
+    musilingo demo --config smollm2         # the real SmolLM2-135M as the frozen LLM
     musilingo demo instruct_steps=300 n_train=160
 
 Configured like every verb (musilingo/options.py): each DemoConfig field is a flag and a
@@ -18,7 +18,7 @@ from .recipe import DemoConfig
 
 
 @click.command()
-@config_options(DemoConfig)
+@config_options(DemoConfig, "demo")
 def demo(recipe, overrides, **flags):
     """Generate music with known attributes, extract, pre-train, instruction-tune, score.
 
@@ -28,7 +28,7 @@ def demo(recipe, overrides, **flags):
     """
     from .recipe import run_demo
 
-    data = resolve(recipe, flags, overrides)
+    data = resolve(recipe, flags, overrides, verb="demo")
     checked = from_dict(DemoConfig, data, "demo")     # unknown keys and bad values refused
     given = {k: getattr(checked, k) for k in data}
     cfg = DemoConfig.quick_preset(**given) if checked.quick else DemoConfig(**given)

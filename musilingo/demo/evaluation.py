@@ -31,13 +31,13 @@ def evaluation_items(data: Path):
 
     qa = read_dataset("synth", data, None, split="test").records
     questions = [Item(id=f"{r.clip_id}:q{i}", clip_id=r.clip_id, question=r.texts["question"],
-                      reference=r.texts["answer"],
+                      answer=r.texts["answer"],
                       meta={"attribute": r.meta["attribute"], "value": r.meta["value"]})
                  for i, r in enumerate(qa)]
     caps = read_dataset("synth", data / "captions.csv", None, split="test").records
     attributes = load_attributes(data)
     captions = [Item(id=f"{r.clip_id}:caption", clip_id=r.clip_id, question=CAPTION_QUESTION,
-                     reference=r.texts["caption"], meta={"attributes": attributes[r.clip_id]})
+                     answer=r.texts["caption"], meta={"attributes": attributes[r.clip_id]})
                 for r in caps]
     return questions, captions
 
@@ -45,7 +45,7 @@ def evaluation_items(data: Path):
 def _accuracy(judged) -> dict:
     """(attribute, value, text) triples -> per-attribute share where the text names the value
     and no other one, and their mean."""
-    from ..data.synth import answer_is_correct
+    from ..synth import answer_is_correct
 
     right, total = defaultdict(int), defaultdict(int)
     for attribute, value, text in judged:
@@ -77,14 +77,13 @@ def _scores(preds, refs, bertscore_model):
 def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Path,
                   log=print) -> dict:
     from ..cache import FeatureCache
-    from ..data.synth import ATTRIBUTES, chance
+    from ..synth import ATTRIBUTES, chance
     from ..infer.config import GenerationConfig
     from ..infer.items import generate_for_items, shuffled_audio
     from ..features.sources import CacheSource
-    from ..models.adapter_file import load_adapter
-    from ..models.musilingo import MusiLingo
+    from ..runs.adapter_file import load_adapter, load_model
 
-    model = MusiLingo.from_pretrained(run_dir).eval()
+    model = load_model(run_dir).eval()
     features = CacheSource(FeatureCache.open(cache))
     questions, captions = evaluation_items(data)
     answer_cfg = GenerationConfig(max_new_tokens=cfg.answer_tokens)
@@ -108,8 +107,8 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
         out["conditions"][condition] = {
             "accuracy": attribute_accuracy(questions, answers),
             "caption_accuracy": caption_accuracy(captions, caps),
-            "qa_metrics": _scores(answers, [i.reference for i in questions], cfg.bertscore_model),
-            "caption_metrics": _scores(caps, [i.reference for i in captions], cfg.bertscore_model),
+            "qa_metrics": _scores(answers, [i.answer for i in questions], cfg.bertscore_model),
+            "caption_metrics": _scores(caps, [i.answer for i in captions], cfg.bertscore_model),
         }
     model.adapter.load_state_dict(trained_state)
     # A few examples of each kind, for the report: one question per attribute, two captions.
@@ -119,11 +118,11 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
             shown[item.meta["attribute"]] = i
     for i in shown.values():
         out["samples"].append({"clip": questions[i].clip_id, "question": questions[i].question,
-                               "reference": questions[i].reference,
+                               "reference": questions[i].answer,
                                **{c: answers_of[c][0][i] for c in CONDITIONS}})
     for j in range(min(2, len(captions))):
         out["samples"].append({"clip": captions[j].clip_id, "question": captions[j].question,
-                               "reference": captions[j].reference,
+                               "reference": captions[j].answer,
                                **{c: answers_of[c][1][j] for c in CONDITIONS}})
     trained = out["conditions"]["trained"]["accuracy"]["mean"]
     shuffled = out["conditions"]["shuffled"]["accuracy"]["mean"]

@@ -2,14 +2,14 @@
 
     musilingo demo                      # full: musicnn + tiny-lm, 320 + 40 clips, both stages
     musilingo demo --quick              # CI-sized: fewer clips and steps, one stage
-    musilingo demo --config demo_smollm2   # the real SmolLM2-135M as the LLM (configs/)
+    musilingo demo --config smollm2   # the real SmolLM2-135M as the LLM (configs/)
     python -c "from musilingo.demo.recipe import DemoConfig, run_demo; run_demo(DemoConfig())"
 
 Steps, each the same code a user's real data goes through:
-1. generate the synthetic music set (musilingo.data.synth): audio files + MusicCaps/MusicInstruct
+1. generate the synthetic music set (musilingo.synth.generate): audio files + MusicCaps/MusicInstruct
    format annotations, with known attributes per clip;
 2. extract the encoder's pooled hidden states into a Zarr cache (by default musicnn-mtt, the
-   pretrained music tagger from the pip package musicnn: models/musicnn.py);
+   pretrained music tagger from the pip package musicnn: models/encoders/musicnn.py);
 3. stage 1: pre-train the adapter on captions; 4. stage 2: instruction-tune on attribute Q&A
    with captioning mixed in, into a frozen LLM (by default tiny-lm, models/tiny_lm.py);
 5. generate answers and captions for the test split with (a) the untrained adapter, (b) the
@@ -49,7 +49,7 @@ class DemoConfig:
     t: int = _opt(325, "encoder frames per audio token (the cache's stride divides it and the "
                        "paper's 325, so the cache stays re-poolable to both)")
     llm: str = _opt("tiny-lm", "frozen LLM: tiny-lm (models/tiny_lm.py) or smollm2 (the real "
-                               "SmolLM2-135M-Instruct; its recipe: --config demo_smollm2)")
+                               "SmolLM2-135M-Instruct; its recipe: --config smollm2)")
     pretrain_steps: int = _opt(300, "stage-1 optimizer steps (captions)")
     instruct_steps: int = _opt(2000, "stage-2 optimizer steps (attribute Q&A and captions)")
     batch_size: int = _opt(16, "examples per step")
@@ -82,7 +82,7 @@ class DemoResult:
 
 def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir: Path,
                   init_adapter: Path | None, steps: int | None = None):
-    """The shipped recipe `configs/demo_<stage>.yaml`, with this demo's paths and options.
+    """The shipped train recipe `configs/train/demo_<stage>.yaml`, with this demo's paths and options.
 
     Stage 1 reads the captions file; stage 2 the Q&A plus captioning as an instruction (the
     paper's "Please give a caption to the music."), mixed in proportion to size (6 questions per
@@ -93,7 +93,7 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
     if steps is None:
         steps = cfg.pretrain_steps if stage == "pretrain" else cfg.instruct_steps
     lr = cfg.pretrain_lr if stage == "pretrain" else cfg.instruct_lr
-    recipe = load_recipe(f"demo_{stage}")
+    recipe = load_recipe(f"demo_{stage}", "train")
     datasets = recipe["datasets"]
     if stage == "pretrain":
         datasets[0]["annotations"] = str(data / "captions.csv")
@@ -101,9 +101,9 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
         datasets[0]["annotations"], datasets[1]["annotations"] = str(data), str(data / "captions.csv")
     recipe.update(
         cache=str(cache), llm=cfg.llm, adapter_init=cfg.adapter_init,
-        micro_batch_size=cfg.batch_size, max_steps=steps, warmup_steps=max(1, steps // 20),
+        batch_size=cfg.batch_size, max_steps=steps, warmup_steps=max(1, steps // 20),
         lr=lr, min_lr=lr / 10, warmup_lr=lr / 100, seed=cfg.seed, t=cfg.t,
-        init_adapter=str(init_adapter) if init_adapter else None, out_dir=str(run_dir),
+        init_adapter=str(init_adapter) if init_adapter else None, out=str(run_dir),
         save_every=max(50, steps), progress=cfg.progress)
     return TrainConfig.from_dict(recipe)
 
@@ -133,7 +133,7 @@ def _train(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir: Path,
 
 def _record(run_dir: Path, metrics: dict, report: Path) -> None:
     """The demo's scores in the run folder, where `serve` and `export` find them."""
-    from ..infer.run_card import record_evaluation
+    from ..runs.card import record_evaluation
 
     cond = metrics["conditions"]
     trained, shuffled = cond["trained"]["accuracy"], cond["shuffled"]["accuracy"]
@@ -149,7 +149,7 @@ def _record(run_dir: Path, metrics: dict, report: Path) -> None:
 
 def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     from ..data import read_dataset
-    from ..data.synth import generate
+    from ..synth import generate
     from ..extract.config import TRAINING_T, ExtractConfig
     from ..extract.job import run_extract
     from ..extract.plan import clip_list

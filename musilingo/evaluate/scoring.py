@@ -4,7 +4,7 @@
     result["markdown"], result["reports"], result["empty_predictions"]
 
 The text-only component every scoring path calls: `musilingo score --predictions` and the
-score-a-run recipe (`musilingo.infer.evaluate_dataset`, which generates first). It knows nothing
+score-a-run recipe (`musilingo.score.run`, which generates first). It knows nothing
 of models or audio.
 """
 from __future__ import annotations
@@ -20,17 +20,9 @@ PROTOCOL_CHOICES = ("musilingo", "lp-musiccaps", "both")
 
 
 @dataclass
-class ScoreConfig:
+class MetricsConfig:
     """How to score; the field help texts are the CLI's option help."""
 
-    predictions: str | None = _opt(None, "JSON (list or object of objects), JSONL or CSV with a "
-                                         "prediction and a reference per item (or --run ... to "
-                                         "generate them first)")
-    prediction_field: str | None = _opt(None, "field holding the model's text (default: "
-                                              "detected, e.g. prediction, response, predictions)")
-    reference_field: str | None = _opt(None, "field holding the reference (default: detected, "
-                                             "e.g. ground_truth, correct_answer, true_captions)")
-    out: str | None = _opt(None, "folder to write scores.json and scores.md into")
     protocol: str = _opt("both", "musilingo (per-item, MusiLingo/MU-LLaMA scripts), lp-musiccaps "
                                  "(corpus level, HF evaluate) or both")
     bertscore_model: str = _opt("roberta-large", "roberta-large (hub id, needs a network or HF "
@@ -43,9 +35,9 @@ class ScoreConfig:
 
     @staticmethod
     def help(name: str) -> str:
-        return help_of(ScoreConfig, name)
+        return help_of(MetricsConfig, name)
 
-    def validate(self) -> "ScoreConfig":
+    def validate(self) -> "MetricsConfig":
         from .protocols import parse_metric_families
 
         if self.protocol not in PROTOCOL_CHOICES:
@@ -59,7 +51,7 @@ class ScoreConfig:
             raise UserError("--bertscore-layer must be 0 or more")
         return self
 
-    SCORING = ("protocol", "bertscore_model", "bertscore_layer", "metrics", "percent")
+    CHOICES = {"protocol": PROTOCOL_CHOICES}
 
     def protocol_names(self) -> list[str]:
         return ["musilingo", "lp-musiccaps"] if self.protocol == "both" else [self.protocol]
@@ -78,7 +70,7 @@ def score_and_report(predictions: list[str], references: list[str], protocol: st
     from .protocols import score_protocols
     from .report import reports_to_markdown
 
-    config = ScoreConfig(protocol=protocol, bertscore_model=bertscore_model,
+    config = MetricsConfig(protocol=protocol, bertscore_model=bertscore_model,
                          bertscore_layer=bertscore_layer, metrics=metrics,
                          percent=percent).validate()
     try:
@@ -92,7 +84,7 @@ def score_and_report(predictions: list[str], references: list[str], protocol: st
     if empty:  # an under-trained model that writes nothing scores 0 without a word otherwise
         markdown += (f"\n- warning: {empty:,} of {len(predictions):,} predictions are empty or "
                      "whitespace only (they score 0)\n")
-    settings = {k: v for k, v in asdict(config).items() if k in ScoreConfig.SCORING}
+    settings = asdict(config)
     result = {"source": source, "config": settings, "empty_predictions": empty,
               "reports": [r.to_dict() for r in reports], "markdown": markdown}
     if out_dir is not None:

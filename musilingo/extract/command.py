@@ -3,7 +3,7 @@
     musilingo extract --dataset folder --audio-root music/ --out cache.zarr --encoder tiny
     musilingo extract --dataset musiccaps --annotations musiccaps-public.csv \\
         --audio-root wav/ --split test --out mc.zarr --encoder mert-330m
-    musilingo extract --config extract_msd annotations=lp-musiccaps-msd/ audio_root=msd/ out=msd.zarr
+    musilingo extract --config msd annotations=lp-musiccaps-msd/ audio_root=msd/ out=msd.zarr
     torchrun --nproc_per_node 2 -m musilingo extract ...   # same cache, two processes
 
 Every ExtractConfig field is a flag and a key=value argument (recipe < flags < key=value), as
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import click
 
-from ..options import config_options, resolve
+from ..options import config_options, load_config
 from .config import ExtractConfig
 
 
 @click.command()
-@config_options(ExtractConfig, choices={"normalize": ("auto", "on", "off")},
-                recipes="extract_msd, extract_musiccaps")
+@config_options(ExtractConfig, "extract")
 def extract(recipe, overrides, **flags):
     """Extract window-pooled hidden states of every clip into a Zarr feature cache (resumable).
 
@@ -31,17 +30,18 @@ def extract(recipe, overrides, **flags):
     from .job import run_extract
     from .plan import clip_list
 
-    cfg = ExtractConfig.from_dict(resolve(recipe, flags, overrides)).validate()
+    cfg = load_config(ExtractConfig, "extract", recipe, flags, overrides)
     if cfg.dataset is None:
         raise UserError("--dataset is required (or dataset: in the recipe): one of "
                         f"{', '.join(DATASETS)}")
     records = read_dataset(cfg.dataset, cfg.annotations, cfg.audio_root, split=cfg.split,
                            caption_field=cfg.caption_field,
                            allow_outside_root=cfg.allow_outside_root)
-    clips = clip_list(records, cfg.limit)
+    clips = clip_list(records, cfg.max_clips)
     if process_env().rank == 0 and (records.missing or records.refused):
         click.echo(f"note: {records.summary()}; those clips are recorded as failed", err=True)
-    info = {"name": cfg.dataset, "split": cfg.split, "limit": cfg.limit,
+    # "limit" is the cache format's name for max_clips (part of the clip list's identity).
+    info = {"name": cfg.dataset, "split": cfg.split, "limit": cfg.max_clips,
             "annotations": str(cfg.annotations) if cfg.annotations else None,
             "audio_root": str(cfg.audio_root) if cfg.audio_root else None}
     run_extract(clips, cfg, info)

@@ -2,7 +2,7 @@
 
     cfg = ExtractConfig(out="cache.zarr", encoder="mert-330m", dataset="msd",
                         annotations="lp-musiccaps-msd/", audio_root="msd/audio")
-    musilingo extract --config extract_msd out=msd.zarr audio_root=/data/msd
+    musilingo extract --config msd out=msd.zarr audio_root=/data/msd
 
 Configured like every verb (musilingo/options.py): a recipe, flags, then key=value overrides.
 """
@@ -28,7 +28,7 @@ class ExtractConfig:
                                          "for folder)")
     audio_root: str | None = _opt(None, "folder holding the audio (for folder: the folder itself)")
     split: str | None = _opt(None, "train, valid or test (default: all rows)")
-    limit: int | None = _opt(None, "only the first N clips")
+    max_clips: int | None = _opt(None, "only the first N clips")
     caption_field: str = _opt("caption_writing", "msd: which LP-MusicCaps caption the records keep")
     allow_outside_root: bool = _opt(False, "let annotation files name audio outside audio_root "
                                            "(absolute paths, ..)")
@@ -39,10 +39,11 @@ class ExtractConfig:
                             "that re-pooling to t is exact")
     segment_seconds: float = _opt(30.0, "long audio is cut into consecutive segments this long")
     min_tail_seconds: float = _opt(1.0, "drop a last segment shorter than this (when others exist)")
-    dtype: str = _opt("float16", "storage dtype: float16 (overflow-checked) or float32")
+    storage_dtype: str = _opt("float16", "dtype the features are stored in: float16 "
+                                         "(overflow-checked) or float32")
     encoder_dtype: str = _opt("fp32", "encoder compute dtype: fp32, or bf16 / fp16 on GPU")
     batch_size: int = _opt(8, "segments per encoder batch (equal-length segments only)")
-    num_workers: int | None = _opt(None, "decode/resample worker processes (default: the CPUs "
+    decode_workers: int | None = _opt(None, "decode/resample worker processes (default: the CPUs "
                                          "per process, at most 8)")
     shard_rows: int = _opt(64, "rows per Zarr shard: the unit of writing, ownership and resume")
     strict: bool = _opt(False, "make the first failed clip fatal instead of recording it")
@@ -56,6 +57,10 @@ class ExtractConfig:
                                "all CPUs split between torchrun processes). Float rounding "
                                "depends on it: equal counts give bitwise-equal caches")
     progress: bool = _opt(True, "draw a tqdm progress bar")
+
+    # Names of earlier releases, still read from recipes.
+    RENAMED = {"dtype": "storage_dtype", "limit": "max_clips", "num_workers": "decode_workers"}
+    CHOICES = {"normalize": ("auto", "on", "off")}
 
     @staticmethod
     def help(name: str) -> str:
@@ -71,21 +76,22 @@ class ExtractConfig:
         return TORCH_NAMES[dtype_name(self.encoder_dtype, "encoder_dtype")]
 
     def validate(self) -> "ExtractConfig":
-        from ..models.encoder import NORMALIZE_CHOICES
+        from ..models.encoders.base import NORMALIZE_CHOICES
 
         if not self.out:
             raise UserError("--out is required: the cache folder to write (or resume)")
         window_factor(TRAINING_T, self.stride, t_name="the paper's t", stride_name="--stride",
                       fix="the cache could not be re-pooled to it exactly: use 325, 65, 25, 13, "
                           "5 or 1")
-        self.dtype = {"fp16": "float16", "fp32": "float32"}.get(self.dtype, self.dtype)
-        if self.dtype not in STORE_DTYPES:
-            raise UserError(f"--dtype {self.dtype}: choose float16 or float32")
+        self.storage_dtype = {"fp16": "float16", "fp32": "float32"}.get(self.storage_dtype,
+                                                                        self.storage_dtype)
+        if self.storage_dtype not in STORE_DTYPES:
+            raise UserError(f"--storage-dtype {self.storage_dtype}: choose float16 or float32")
         if self.normalize not in NORMALIZE_CHOICES:
             raise UserError(f"--normalize {self.normalize}: choose {', '.join(NORMALIZE_CHOICES)}")
         self.encoder_dtype = dtype_name(self.encoder_dtype, "--encoder-dtype")
         check_positive(self, ("segment_seconds", "batch_size", "shard_rows"))
         check_positive(self, ("min_tail_seconds",), allow_zero=True)
-        if self.limit is not None and self.limit <= 0:
-            raise UserError("--limit must be positive")
+        if self.max_clips is not None and self.max_clips <= 0:
+            raise UserError("--max-clips must be positive")
         return self

@@ -144,9 +144,9 @@ class _Shard:
                 self.fail(row, "encoder output has NaN/Inf values")
                 continue
             peak = float(np.abs(m).max())
-            if job.cfg.dtype == "float16" and peak > FP16_MAX:
+            if job.cfg.storage_dtype == "float16" and peak > FP16_MAX:
                 self.fail(row, f"features exceed the float16 range (max |x| = {peak:.3g}); "
-                               "re-extract with --dtype float32")
+                               "re-extract with --storage-dtype float32")
                 continue
             i = row - self.start
             self.features[i, :, :w] = m
@@ -195,7 +195,7 @@ class _Job:
         source = _Segments(rows, [i.path for i in infos], plan.row_start[rows] if rows else [],
                            plan.row_planned_seconds[rows] if rows else [], infos,
                            self.encoder.sample_rate)
-        workers = _default_workers() if cfg.num_workers is None else cfg.num_workers
+        workers = _default_workers() if cfg.decode_workers is None else cfg.decode_workers
         loader = torch.utils.data.DataLoader(
             source, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
             worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()),
@@ -263,7 +263,7 @@ def _open_or_create(cfg, clips, encoder, wanted, dataset_info) -> tuple[CacheSto
 def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict | None = None,
                 encoder=None, log=print) -> dict:
     """Extract (or resume) into `cfg.out`; returns the summary numbers (all ranks summed)."""
-    from ..models.encoder import load_encoder
+    from ..models.encoders import load_encoder
 
     cfg.validate()
     if not clips:
@@ -293,7 +293,7 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
         wanted = build_meta(encoder_identity=identity, encoder_dtype=cfg.torch_dtype_name,
                             stride=cfg.stride, segment_seconds=float(cfg.segment_seconds),
                             windows=max_windows(encoder, cfg.segment_seconds, cfg.stride),
-                            min_tail_seconds=float(cfg.min_tail_seconds), dtype=cfg.dtype,
+                            min_tail_seconds=float(cfg.min_tail_seconds), dtype=cfg.storage_dtype,
                             rows=None, clips=len(clips), shard_rows=cfg.shard_rows,
                             dataset=dict(dataset_info or {}, missing_clips=missing),
                             clip_list_sha256=fingerprint(clips))
@@ -309,7 +309,7 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
                 f"in {store.num_shards} shards of {store.shard_rows} "
                 f"({'new' if created else 'resumed'} cache {cfg.out}); encoder {cfg.encoder} "
                 f"({identity['num_hidden_states']} hidden states x {identity['hidden_size']}) on "
-                f"{device}, stride {cfg.stride}, {cfg.dtype}"
+                f"{device}, stride {cfg.stride}, {cfg.storage_dtype}"
                 + (f", {world} processes" if world > 1 else ""))
         try:
             job.run()

@@ -1,13 +1,13 @@
-"""Inference: caption, ask and chat about audio; data-set generation; checkpoint import.
+"""Inference: caption, ask and chat about audio.
 
     from musilingo.infer import Predictor, GenerationConfig, Item, generate_for_items
     p = Predictor.load("runs/instruct"); p.ask("song.wav", "What instrument is playing?")
 
-Modules: config (decoding settings, CLI options; no torch), generation (prompts, batched
+Modules: config (the generating verbs' settings; no torch), generation (prompts, batched
 generate), predictor (the API; features come from musilingo.features.sources), items (arbitrary
-(clip, question) items, the shuffled-audio control), evaluate_dataset (`score --run` mode),
-import_checkpoint (reference `.pth` -> run folder), command (the click verbs). Names are
-imported lazily so that `import musilingo.infer` does not load torch.
+(clip, question) items, the shuffled-audio control), command (the click verbs). Scoring a run on
+a test split is `musilingo.score`; run folders are `musilingo.runs`. Names are imported lazily
+so that `import musilingo.infer` does not load torch.
 """
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ _EXPORTS = {
     "GenerationConfig": "config", "Generation": "generation", "generate": "generation",
     "Predictor": "predictor", "ChatSession": "predictor", "Item": "items",
     "generate_for_items": "items", "shuffled_audio": "items", "derangement": "items",
-    "score_generated": "evaluate_dataset",
-    "dataset_items": "evaluate_dataset", "import_checkpoint": "import_checkpoint",
 }
 
 

@@ -1,25 +1,35 @@
-"""Decoding settings and the command-line options shared by caption/ask/chat and `score --run`.
+"""Settings of the verbs that generate text (caption, ask, chat, serve, `score --run`).
 
-Kept free of torch and transformers imports: `musilingo score --help` builds its options from
-here, and a verb's help should not pay for loading a deep-learning stack.
+Kept free of torch and transformers imports: building a verb's --help must stay fast.
 
-    cfg = GenerationConfig()                  # greedy, at most 300 new tokens, seed 0
-    cfg = GenerationConfig.reference()        # the reference evaluation's sampling
-    @generation_options                       # adds --decoding, --num-beams, --top-p, ...
-    def cmd(**kw): cfg = generation_from_options(kw)
+Three option groups, shared as litgpt shares its argument groups, and each verb's config is the
+union of the groups it needs plus its own fields (flat keys: `top_p=0.9`, `--top-p 0.9`):
+
+| group | fields |
+|---|---|
+| `ModelConfig` | run, llm, cache, encoder: which adapter, LLM and features |
+| `RuntimeConfig` | device, dtype, batch_size, segment_seconds, trust_remote_code |
+| `GenerationConfig` | decoding, num_beams, top_p, temperature, max_new_tokens, seed, sampling |
+
+    cfg = load_config(CaptionConfig, "caption", recipe, flags, overrides)
+    cfg.generation()      # the GenerationConfig part, validated
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-import click
-
 from ..errors import UserError
-from ..options import (DEVICE_HELP, check_positive, dtype_name, field_options, from_dict, help_of,
-                       option as _opt, resolve_device)
+from ..options import (DEVICE_HELP, check_positive, dtype_name, help_of, option as _opt,
+                       resolve_device)
 
 DECODINGS = ("greedy", "beam", "sampling")
 CONTROLS = ("shuffled-audio",)  # grounding controls of `score --run`
+ROW_FORMATS = ("jsonl", "csv")
+
+
+def part(cfg, cls):
+    """The `cls` group of a verb config (a new instance holding the group's fields)."""
+    return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
 
 @dataclass
@@ -34,6 +44,10 @@ class GenerationConfig:
     max_new_tokens: int = _opt(300, "at most this many generated tokens per answer (reference: "
                                     "300)")
     seed: int = _opt(0, "seed of the sampling RNG, set before every batch")
+    sampling: str | None = _opt(None, "reference: the reference code's sampling (decoding "
+                                      "sampling, top_p 0.5, temperature 0.1, 300 new tokens)")
+
+    CHOICES = {"decoding": DECODINGS, "sampling": ("reference",)}
 
     @classmethod
     def reference(cls) -> "GenerationConfig":
@@ -45,6 +59,12 @@ class GenerationConfig:
         return help_of(GenerationConfig, name)
 
     def validate(self) -> "GenerationConfig":
+        if self.sampling == "reference":
+            ref = GenerationConfig.reference()
+            self.decoding, self.top_p, self.temperature, self.max_new_tokens = \
+                ref.decoding, ref.top_p, ref.temperature, ref.max_new_tokens
+        elif self.sampling is not None:
+            raise UserError(f"--sampling {self.sampling!r}: the one preset is reference")
         if self.decoding not in DECODINGS:
             raise UserError(f"--decoding {self.decoding!r}: use one of {', '.join(DECODINGS)}")
         if self.max_new_tokens < 1:
@@ -66,12 +86,15 @@ class GenerationConfig:
         return kw
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The decoding settings (the preset's name is not one: its values are)."""
+        out = asdict(self)
+        out.pop("sampling")
+        return out
 
 
 @dataclass
 class RuntimeConfig:
-    """Where and how the models run: shared by caption/ask/chat and `score --run`."""
+    """Where and how the models run."""
 
     device: str = _opt("auto", DEVICE_HELP)
     dtype: str = _opt("fp32", "LLM weights dtype: fp32, bf16 or fp16")
@@ -87,37 +110,66 @@ class RuntimeConfig:
         return self
 
 
-def generation_options(fn):
-    """Click options for every GenerationConfig field, plus `--sampling reference`."""
-    fn = field_options(GenerationConfig, choices={"decoding": DECODINGS})(fn)
-    return click.option("--sampling", "sampling_preset", type=click.Choice(["reference"]),
-                        default=None, help="the reference code's sampling: --decoding sampling "
-                                           "--top-p 0.5 --temperature 0.1 --max-new-tokens 300")(fn)
+@dataclass
+class ModelConfig:
+    """Which trained adapter answers, and what it runs with."""
+
+    run: str | None = _opt(None, "run folder with adapter.safetensors + adapter_config.json (from "
+                                 "`musilingo train` or `import-checkpoint`), or that config file")
+    llm: str | None = _opt(None, "LLM preset, folder or hub id instead of the one in "
+                                 "adapter_config.json (same width)")
+    cache: str | None = _opt(None, "read features from this feature cache instead of audio; "
+                                   "clips are then named by their cache clip ids")
+    encoder: str | None = _opt(None, "encoder instead of the one named in adapter_config.json")
 
 
-def runtime_options(fn):
-    """RuntimeConfig's options, then the decoding options (one flag per field, same defaults in
-    every verb that generates)."""
-    return field_options(RuntimeConfig)(generation_options(fn))
+@dataclass
+class GenerateConfig(ModelConfig, RuntimeConfig, GenerationConfig):
+    """The settings every generating verb shares: the three groups."""
+
+    def validate(self):
+        if not self.run:
+            raise UserError("--run is required: a run folder from `musilingo train` or "
+                            "`musilingo import-checkpoint`")
+        rt, gen = part(self, RuntimeConfig).validate(), part(self, GenerationConfig).validate()
+        for group in (rt, gen):
+            for f in fields(group):
+                setattr(self, f.name, getattr(group, f.name))
+        return self
+
+    def generation(self) -> GenerationConfig:
+        return part(self, GenerationConfig).validate()
+
+    def runtime(self) -> RuntimeConfig:
+        return part(self, RuntimeConfig)
 
 
-def _given(kw: dict, cls) -> dict:
-    """Pop `cls`'s fields out of click kwargs; only the ones given (not None)."""
-    values = {f.name: kw.pop(f.name) for f in fields(cls) if f.name in kw}
-    return {k: v for k, v in values.items() if v is not None}
+@dataclass
+class RowsConfig:
+    """Where caption and ask write their rows."""
+
+    out: str | None = _opt(None, "write rows to this file (default: stdout)")
+    format: str = _opt("jsonl", "row format: jsonl or csv")
+
+    CHOICES = {"format": ROW_FORMATS}
 
 
-def runtime_from_options(kw: dict) -> RuntimeConfig:
-    """Pop the runtime options out of a click kwargs dict into a validated config."""
-    return from_dict(RuntimeConfig, _given(kw, RuntimeConfig), "score").validate()
+@dataclass
+class CaptionConfig(GenerateConfig, RowsConfig):
+    whole_track: bool = _opt(False, "one caption per file over all its segments (when they fit the "
+                                    "LLM's context), instead of one per segment")
+
+    CHOICES = {**GenerationConfig.CHOICES, **RowsConfig.CHOICES}
 
 
-def generation_from_options(kw: dict) -> GenerationConfig:
-    """Pop the generation options out of a click kwargs dict into a validated config."""
-    preset = kw.pop("sampling_preset", None)
-    values = _given(kw, GenerationConfig)
-    if preset == "reference":
-        ref = GenerationConfig.reference()
-        values.update(decoding=ref.decoding, top_p=ref.top_p, temperature=ref.temperature,
-                      max_new_tokens=ref.max_new_tokens)
-    return from_dict(GenerationConfig, values, "score").validate()
+@dataclass
+class AskConfig(GenerateConfig, RowsConfig):
+    per_segment: bool = _opt(False, "answer each segment separately even when the whole track "
+                                    "fits")
+
+    CHOICES = {**GenerationConfig.CHOICES, **RowsConfig.CHOICES}
+
+
+@dataclass
+class ChatConfig(GenerateConfig):
+    """chat answers one line at a time: a batch size means nothing to it."""

@@ -6,9 +6,10 @@
                     [(features, counts)], cfg, batch_size=8)
     outs[0].answer, outs[0].new_tokens
 
-Why not `MusiLingo.generate_text`: inference also needs multi-turn prompts (chat), the number of
-generated tokens (throughput, truncation checks), a context-length check before a long track is
-sent whole, and an RNG that does not disturb the caller's. The layout is still the model's own:
+The one generation path of the package (caption, ask, chat, serve, score, the demo): multi-turn
+prompts (chat), the number of generated tokens (throughput, truncation checks), a context-length
+check before a long track is sent whole, and an RNG that does not disturb the caller's. The
+layout is the model's own:
 `make_batch` + `MusiLingo.embed(left_pad=True)`, the same splice training uses, so a prompt is
 laid out token for token as in training.
 
@@ -28,8 +29,8 @@ import torch
 
 from ..errors import UserError
 from ..models.musilingo import make_batch
-from ..models.prompts import (PromptTemplate, TokenizedExample, answer_from_generation,
-                              render, tokenize_example, tokenize_prompt)
+from ..models.prompts import (AUDIO_MARKER, PromptTemplate, TokenizedExample,
+                              answer_from_generation, render, tokenize_example, tokenize_prompt)
 from .config import GenerationConfig
 
 # Later turns of a chat continue the instruct template's "###Human: ... ###Assistant: " pattern:
@@ -67,10 +68,35 @@ def chat_example(model, turns: list[tuple[str, str | None]]) -> TokenizedExample
                         "captioning adapter): use `musilingo caption`, not chat")
     if not turns or turns[-1][1] is not None:
         raise ValueError("the last turn must be an unanswered question")
+    if template.is_chat:  # the LLM's own chat template renders the conversation
+        return tokenize_prompt(model.tokenizer, *_chat_turns(model.tokenizer, turns),
+                               bos=template.bos, chat=True)[0]
     before, after = render(template, turns[0][0])
     for (_, answer), (question, _) in zip(turns[:-1], turns[1:]):
         after += answer + template.end + CHAT_TURN.format(question=question)
     return tokenize_prompt(model.tokenizer, before, after)[0]  # the training layout exactly
+
+
+def _chat_turns(tokenizer, turns: list[tuple[str, str | None]]) -> tuple[str, str]:
+    """The text before and after the audio of a conversation in the tokenizer's chat template;
+    the audio opens the first user turn, as in training (models/prompts.py, chat_template)."""
+    messages = []
+    for i, (question, answer) in enumerate(turns):
+        content = f"{AUDIO_MARKER} {question}" if i == 0 else question
+        messages.append({"role": "user", "content": content})
+        if answer is not None:
+            messages.append({"role": "assistant", "content": answer})
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    before, after = text.split(AUDIO_MARKER)
+    return before, after
+
+
+def stop_token_ids(tokenizer, end: str) -> list[int] | None:
+    """The end symbol as one token id (a chat template's end-of-turn token), for generate's
+    eos_token_id; None when it is ordinary text (`###`), which stop_strings handles."""
+    ids = tokenizer(end, add_special_tokens=False)["input_ids"]
+    special = set(getattr(tokenizer, "all_special_tokens", ())) | set(tokenizer.get_added_vocab())
+    return list(ids) if len(ids) == 1 and end in special else None
 
 
 # --------------------------------------------------------------------------- audio tokens
@@ -127,6 +153,7 @@ def generate(model, prompts: list[TokenizedExample], features: list[tuple[np.nda
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     out: list[Generation | None] = [None] * len(prompts)
     end = model.template.end
+    eos = stop_token_ids(tok, end) if model.template.is_chat else None
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = make_batch([prompts[i] for i in idx], [features[i] for i in idx],
@@ -137,9 +164,10 @@ def generate(model, prompts: list[TokenizedExample], features: list[tuple[np.nda
         devices = [embeds.device] if embeds.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(config.seed)
+            stop = {"eos_token_id": eos} if eos else {}
             ids = model.llm.generate(inputs_embeds=embeds, attention_mask=attn,
                                      pad_token_id=tok.pad_token_id, stop_strings=[end],
-                                     tokenizer=tok, **config.generate_kwargs())
+                                     tokenizer=tok, **stop, **config.generate_kwargs())
         texts = tok.batch_decode(ids, skip_special_tokens=True)
         done = []
         for row, (i, text) in enumerate(zip(idx, texts)):

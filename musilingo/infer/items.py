@@ -1,6 +1,6 @@
 """Generation over arbitrary (clip, question) items: data-set evaluation and the demo's Q&A.
 
-    items = [Item("c1:0", "c1", "What instrument is playing?", reference="A piano.")]
+    items = [Item("c1:0", "c1", "What instrument is playing?", answer="A piano.")]
     answers = generate_for_items(model, items, {"c1": segments_of_c1})   # list[str]
     shuffled = shuffled_audio(items, seed=0)   # same items, every one hearing another clip
 
@@ -22,27 +22,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..data.records import Item
 from ..errors import UserError
 from ..features import join_segments
 from .generation import GenerationConfig, audio_budget, generate, prompt_example
 from ..features.sources import as_source
-
-
-@dataclass
-class Item:
-    """One question about one clip (question None for a stage-1 captioning adapter)."""
-
-    id: str
-    clip_id: str
-    question: str | None = None
-    reference: str | None = None
-    audio_clip: str | None = None
-    """The clip whose audio is heard (the control's swap); None means `clip_id`."""
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def heard(self) -> str:
-        return self.audio_clip or self.clip_id
 
 
 class Progress:

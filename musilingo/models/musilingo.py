@@ -3,13 +3,14 @@
     model = MusiLingo.build("smollm2", encoder_dim=768, num_layers=13, stride=325, t=325,
                             template=get_template("instruct"))
     loss = model(batch)                                   # batch from make_batch(...)
-    texts = model.generate_text([(feats, counts)], ["What instrument is playing?"])
-    model = MusiLingo.from_pretrained("runs/instruct")    # adapter.safetensors + adapter_config.json
+
+Saving and loading a trained adapter (the run folder) is `musilingo.runs.adapter_file`'s.
 
 `AudioAdapter` is the only trainable part: layer aggregation (the paper's plain mean of all L+1
 hidden states, or learned softmax weights initialised to that mean), re-pooling of the cache's
 windows of `stride` frames into windows of `t` frames (exact, count-weighted), an optional fixed
-per-dimension standardisation, and one `Linear(encoder_dim, llm_dim)`. Mean over layers, over
+per-dimension standardisation, and one `Linear(encoder_dim, llm_dim)` (the paper) or a two-layer
+GELU MLP (`kind="mlp"`). Mean over layers, over
 windows and the linear map commute, which is why a pooled cache is exact.
 
 The audio tokens of each example are spliced into `inputs_embeds` where the template's
@@ -31,30 +32,38 @@ from torch import nn
 
 from ..features.pooling import repool, window_factor
 from ..errors import UserError
-from .adapter_file import load_adapter, new_config
-from .prompts import IGNORE, PromptTemplate, TokenizedExample, answer_from_generation, \
-    tokenize_example
+from .prompts import IGNORE, PromptTemplate, TokenizedExample
 
 
 
 class AudioAdapter(nn.Module):
-    """[B, L+1, W, D] window means at `stride` + counts [B, W] -> [B, G, llm_dim] tokens + mask."""
+    """[B, L+1, W, D] window means at `stride` + counts [B, W] -> [B, G, llm_dim] tokens + mask.
+
+    `kind`: linear (the paper: one Linear) or mlp (Linear, GELU, Linear, as LLaVA-1.5's
+    projector and OpenMU use; its first layer is `hidden`). The last Linear is always `proj`, so
+    a linear adapter's tensors keep the reference code's names."""
+
+    KINDS = ("linear", "mlp")
 
     def __init__(self, encoder_dim: int, llm_dim: int, num_layers: int, *, stride: int,
-                 t: int = 325, aggregation: str = "mean"):
+                 t: int = 325, aggregation: str = "mean", kind: str = "linear"):
         super().__init__()
         factor = window_factor(t, stride)
         if aggregation not in ("mean", "learned"):
             raise UserError(f"layer aggregation {aggregation!r}: use mean or learned")
+        if kind not in self.KINDS:
+            raise UserError(f"adapter={kind!r}: use one of {', '.join(self.KINDS)}")
         self.encoder_dim, self.llm_dim, self.num_layers = encoder_dim, llm_dim, num_layers
         self.stride, self.t, self.factor, self.aggregation = stride, t, factor, aggregation
+        self.kind = kind
         # Zeros -> softmax gives equal weights, i.e. exactly the paper's mean at initialisation.
         self.layer_logits = nn.Parameter(torch.zeros(num_layers)) if aggregation == "learned" else None
         # Fixed standardisation of the pooled features (identity unless fitted): features of a
         # random or real encoder have per-dimension scales far from 1 (docs/REFERENCE.md section 6).
         self.register_buffer("feature_mean", torch.zeros(encoder_dim))
         self.register_buffer("feature_std", torch.ones(encoder_dim))
-        self.proj = nn.Linear(encoder_dim, llm_dim)
+        self.hidden = nn.Linear(encoder_dim, llm_dim) if kind == "mlp" else None
+        self.proj = nn.Linear(llm_dim if kind == "mlp" else encoder_dim, llm_dim)
 
     def check_features(self, num_layers: int, dim: int, where: str = "features") -> None:
         if dim != self.encoder_dim:
@@ -79,7 +88,10 @@ class AudioAdapter(nn.Module):
 
     def forward(self, features: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, c = self.pooled(features, counts)
-        return self.proj(x.to(self.proj.weight.dtype)), c > 0
+        x = x.to(self.proj.weight.dtype)
+        if self.hidden is not None:
+            x = F.gelu(self.hidden(x))
+        return self.proj(x), c > 0
 
 
 def make_batch(examples: list[TokenizedExample], features: list, *, pad_id: int) -> dict:
@@ -161,13 +173,14 @@ class MusiLingo(nn.Module):
     @classmethod
     def build(cls, llm: str, *, encoder_dim: int, num_layers: int, stride: int, t: int = 325,
               aggregation: str = "mean", template: PromptTemplate, encoder: dict | None = None,
-              dtype="fp32", device="cpu", trust_remote_code: bool = False, seed: int = 0):
+              dtype="fp32", device="cpu", trust_remote_code: bool = False, seed: int = 0,
+              kind: str = "linear"):
         from .llm import load_llm
 
         model, tok = load_llm(llm, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
         torch.manual_seed(seed)  # the adapter's initialisation is part of a reproducible run
         adapter = AudioAdapter(encoder_dim, model.config.hidden_size, num_layers, stride=stride,
-                               t=t, aggregation=aggregation).to(device)
+                               t=t, aggregation=aggregation, kind=kind).to(device)
         return cls(model, tok, adapter, template, llm_name=llm, encoder=encoder)
 
     def train(self, mode: bool = True):
@@ -212,64 +225,3 @@ class MusiLingo(nn.Module):
         norm = torch.as_tensor(norm if norm is not None else max(int(targets.numel()), 1),
                                dtype=torch.float32)
         return loss_sum / norm
-
-    # ---------------------------------------------------------------- inference
-    @torch.no_grad()
-    def generate_text(self, features_list: list, prompts: list[str | None] | None = None, *,
-                      max_new_tokens: int = 300, num_beams: int = 1, do_sample: bool = False,
-                      temperature: float = 1.0, top_p: float = 1.0, seed: int | None = 0,
-                      batch_size: int = 8) -> list[str]:
-        """Answer each `(features [L, W, D], counts [W])` + prompt; text before the end symbol.
-
-        Greedy by default (deterministic); beam search with `num_beams`; the reference code's
-        sampling is `do_sample=True, top_p=0.5, temperature=0.1`. Batches are left-padded.
-        """
-        prompts = list(prompts) if prompts is not None else [None] * len(features_list)
-        if len(prompts) != len(features_list):
-            raise ValueError("one prompt per feature array")
-        if self.template.has_question and any(p is None for p in prompts):
-            raise UserError(f"the {self.template.name!r} template needs a question for every clip")
-        out: list[str] = []
-        tok = self.tokenizer
-        for i in range(0, len(prompts), batch_size):
-            examples = [tokenize_example(tok, self.template, question=p) for p in prompts[i:i + batch_size]]
-            batch = make_batch(examples, features_list[i:i + batch_size], pad_id=tok.pad_token_id)
-            embeds, attn, _ = self.embed(batch, left_pad=True)
-            if seed is not None:
-                torch.manual_seed(seed)
-            kwargs = dict(do_sample=do_sample, num_beams=num_beams)
-            if do_sample:
-                kwargs.update(temperature=temperature, top_p=top_p)
-            ids = self.llm.generate(inputs_embeds=embeds, attention_mask=attn,
-                                    max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                                    stop_strings=[self.template.end], tokenizer=tok, **kwargs)
-            texts = tok.batch_decode(ids, skip_special_tokens=True)
-            out.extend(answer_from_generation(t, self.template) for t in texts)
-        return out
-
-    # -------------------------------------------------------------- persistence
-    def adapter_config(self) -> dict:
-        """Everything `from_pretrained` needs to rebuild this model for inference."""
-        a = self.adapter
-        return new_config(llm=self.llm_name, llm_dim=a.llm_dim, encoder_dim=a.encoder_dim,
-                          num_layers=a.num_layers, stride=a.stride, t=a.t,
-                          aggregation=a.aggregation, normalized=bool(self.normalized),
-                          template=self.template.to_dict(), encoder=self.encoder_meta)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, *, llm: str | None = None, dtype="fp32",
-                        device="cpu", trust_remote_code: bool = False) -> "MusiLingo":
-        """Rebuild from a run folder (adapter.safetensors + adapter_config.json)."""
-        cfg, state = load_adapter(folder)
-        model = cls.build(llm or cfg["llm"], encoder_dim=cfg["encoder_dim"],
-                          num_layers=cfg["num_layers"], stride=cfg["stride"], t=cfg["t"],
-                          aggregation=cfg["layer_aggregation"],
-                          template=PromptTemplate.from_dict(cfg["template"]),
-                          encoder=cfg.get("encoder"), dtype=dtype, device=device,
-                          trust_remote_code=trust_remote_code)
-        if model.adapter.llm_dim != cfg["llm_dim"]:
-            raise UserError(f"adapter in {folder} was trained for an LLM {cfg['llm_dim']} wide, "
-                            f"but {model.llm_name!r} is {model.adapter.llm_dim} wide")
-        model.adapter.load_state_dict({k: v.to(model.adapter.proj.weight.dtype) for k, v in state.items()})
-        model.normalized = bool(cfg.get("normalized"))
-        return model

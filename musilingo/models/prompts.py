@@ -19,6 +19,12 @@ between prompt and target tokens moves. Measured with SmolLM2 on the demo's Q&A:
 loss fell from 6.2 to 4.3. Sentencepiece tokenizers (LLaMA-2, Vicuna) keep the reference layout.
 `<Audio>` and `</Audio>` are plain text, not new vocabulary; the audio embeddings go where
 `<AudioHere>` stands.
+
+`prompt=chat` lays the same example out in the LLM's own chat template instead (`chat_template`):
+the audio tokens open the user turn, the question follows them (stage 1 asks the reference
+code's caption question), the loss covers the assistant's answer and the template's end-of-turn
+text only, and generation stops there. The template renders its own special tokens (BOS
+included), so no BOS is added in front of it.
 """
 from __future__ import annotations
 
@@ -39,6 +45,8 @@ class PromptTemplate:
     end: str
     """Appended to every target; generation stops when it appears."""
     max_target_tokens: int
+    bos: bool = True
+    """Put the tokenizer's BOS in front (False for chat templates, which render their own)."""
 
     @property
     def has_question(self) -> bool:
@@ -50,7 +58,11 @@ class PromptTemplate:
     @classmethod
     def from_dict(cls, d: dict) -> "PromptTemplate":
         return cls(name=d["name"], text=d["text"], end=d["end"],
-                   max_target_tokens=int(d["max_target_tokens"]))
+                   max_target_tokens=int(d["max_target_tokens"]), bos=bool(d.get("bos", True)))
+
+    @property
+    def is_chat(self) -> bool:
+        return self.name.startswith("chat")
 
 
 TEMPLATES = {
@@ -60,6 +72,50 @@ TEMPLATES = {
         "###", 160),
 }
 STAGE_TEMPLATES = {"pretrain": "caption", "instruct": "instruct"}
+PROMPTS = ("vicuna", "chat")  # the paper's layout above, or the LLM tokenizer's chat template
+DEFAULT_TARGET_TOKENS = {"pretrain": 32, "instruct": 160}
+
+
+def stage_template(tokenizer, stage: str, prompt: str = "vicuna",
+                   max_target_tokens: int | None = None) -> PromptTemplate:
+    """The template a training stage uses under `prompt` (vicuna or chat)."""
+    if prompt == "chat":
+        return chat_template(tokenizer, stage, max_target_tokens)
+    return get_template(STAGE_TEMPLATES[stage], max_target_tokens)
+
+
+def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None) -> PromptTemplate:
+    """The LLM tokenizer's own chat template as a PromptTemplate: one user turn holding the audio
+    and the question (stage 1: the caption question, fixed), the assistant's answer, and the
+    template's end-of-turn text as the end symbol. Rendered once, stored in the run folder."""
+    from ..errors import UserError
+
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError("prompt=chat: the LLM's tokenizer has no chat template (its "
+                        "tokenizer_config.json has no chat_template); use prompt=vicuna")
+    question = "{question}" if stage == "instruct" else CAPTION_QUESTION
+    user = [{"role": "user", "content": f"{AUDIO_MARKER} {question}"}]
+    try:
+        prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        probe = "MusilingoAnswerProbe"  # letters only: templates strip() message content
+        full = tokenizer.apply_chat_template(
+            user + [{"role": "assistant", "content": probe}], tokenize=False)
+    except Exception as exc:  # a template that needs other roles or raises on its own
+        raise UserError(f"prompt=chat: the tokenizer's chat template cannot render a user turn "
+                        f"and an answer ({type(exc).__name__}: {str(exc)[:120]}); use "
+                        "prompt=vicuna") from None
+    if AUDIO_MARKER not in prompt or not full.startswith(prompt) or probe not in full:
+        raise UserError("prompt=chat: the tokenizer's chat template changes the message text or "
+                        "the turn layout between prompt and answer; use prompt=vicuna")
+    # What the assistant turn puts before the answer (Llama-2: a space) belongs to the prompt.
+    prompt += full[len(prompt):full.index(probe)]
+    end = full[full.index(probe) + len(probe):].strip()
+    if not end:
+        raise UserError("prompt=chat: the tokenizer's chat template ends an answer with nothing "
+                        "(no end-of-turn text to stop on); use prompt=vicuna")
+    limit = max_target_tokens or DEFAULT_TARGET_TOKENS[stage]
+    name = "chat-instruct" if stage == "instruct" else "chat-caption"
+    return PromptTemplate(name, prompt, end, int(limit), bos=False)
 
 
 def get_template(name: str, max_target_tokens: int | None = None) -> PromptTemplate:
@@ -69,7 +125,7 @@ def get_template(name: str, max_target_tokens: int | None = None) -> PromptTempl
         raise UserError(f"unknown prompt template {name!r}: use one of {', '.join(TEMPLATES)}")
     t = TEMPLATES[name]
     if max_target_tokens is not None:
-        t = PromptTemplate(t.name, t.text, t.end, int(max_target_tokens))
+        t = PromptTemplate(t.name, t.text, t.end, int(max_target_tokens), t.bos)
     return t
 
 
@@ -126,11 +182,26 @@ def split_trailing_space(tokenizer, prompt: str) -> tuple[str, str]:
     return prompt, ""
 
 
-def tokenize_prompt(tokenizer, before: str, after: str) -> tuple[TokenizedExample, str]:
+def adds_prefix_space(tokenizer) -> bool:
+    """True for SentencePiece-style tokenizers that start every encoded text with a word
+    boundary ("the" -> "▁the", as " the" ends): a space written next to a cut is then doubled."""
+    return _encode(tokenizer, "the") == _encode(tokenizer, " the")[-1:]
+
+
+def tokenize_prompt(tokenizer, before: str, after: str, *, bos: bool = True,
+                    chat: bool = False) -> tuple[TokenizedExample, str]:
     """[BOS] + `before` and `after` (the text around the audio) as tokens, and the text that
-    must start the answer (the trailing space that `split_trailing_space` moved there)."""
-    after, answer_start = split_trailing_space(tokenizer, after)
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    must start the answer (the trailing space that `split_trailing_space` moved there).
+
+    `chat`: a chat template's text. For tokenizers that add their own word boundary at every
+    cut, the spaces at the cuts (before the audio, after it, before the answer) are left to the
+    tokenizer, so that the pieces read as the template's text does; the paper's layout keeps the
+    reference code's cuts whatever the tokenizer (`chat=False`)."""
+    if chat and adds_prefix_space(tokenizer):
+        before, after, answer_start = before.rstrip(" "), after.strip(" "), ""
+    else:
+        after, answer_start = split_trailing_space(tokenizer, after)
+    bos = [tokenizer.bos_token_id] if bos and tokenizer.bos_token_id is not None else []
     return (TokenizedExample(before=bos + _encode(tokenizer, before),
                              after=_encode(tokenizer, after)), answer_start)
 
@@ -138,7 +209,8 @@ def tokenize_prompt(tokenizer, before: str, after: str) -> tuple[TokenizedExampl
 def tokenize_example(tokenizer, template: PromptTemplate, question: str | None = None,
                      target: str | None = None) -> TokenizedExample:
     """Tokenise one example; `target=None` gives the prompt alone (for generation)."""
-    ids, answer_start = tokenize_prompt(tokenizer, *render(template, question))
+    ids, answer_start = tokenize_prompt(tokenizer, *render(template, question), bos=template.bos,
+                                        chat=template.is_chat)
     if target is not None:
         ids.target = _encode(tokenizer, answer_start + target + template.end)[:template.max_target_tokens]
     return ids

@@ -32,8 +32,8 @@ _WORDS = re.compile(r"\w+|[^\w\s]+")
 
 def _corpus(seed: int, clips: int):
     """(value words, question, target) triples from the synthetic set's own text generators."""
-    from ..data.synth import plan_clips
-    from ..data.synth_language import ATTRIBUTES, caption, question_answers
+    from ..synth.generate import plan_clips
+    from ..synth.language import ATTRIBUTES, caption, question_answers
     from .prompts import CAPTION_QUESTION
 
     rng = np.random.default_rng(seed)
@@ -144,7 +144,7 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
     whatever the encoder; 1200 steps fixed that, 2500 added little (benchmarks/README.md, Demo)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from .build import save_model
+    from .home import save_model
 
     rows = _corpus(seed, clips=600)
     tok = _tokenizer(rows)
@@ -191,16 +191,9 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
 
 
 def tiny_lm_folder(seed: int = 0) -> Path:
-    from .encoder import models_home
-    from .build import publish, tmp_folder
+    from .home import build_folder, models_home
 
-    folder = models_home() / "llms" / f"tiny-lm-v{TINY_LM_VERSION}-s{seed}"
-    if (folder / "config.json").is_file():
-        return folder
-    import sys
-
-    print(f"first use of tiny-lm: pre-training a 2-layer Llama on the synthetic set's text "
-          f"(once, ~1.5 min on 2 cores) into {folder}", file=sys.stderr, flush=True)
-    tmp = tmp_folder(folder)
-    build_tiny_lm(tmp, seed=seed, progress=True)
-    return publish(tmp, folder)
+    return build_folder(models_home() / "llms" / f"tiny-lm-v{TINY_LM_VERSION}-s{seed}",
+                        lambda tmp: build_tiny_lm(tmp, seed=seed, progress=True), what="tiny-lm",
+                        note="pre-training a 2-layer Llama on the synthetic set's text (once, "
+                             "~1.5 min on 2 cores)")

@@ -4,7 +4,7 @@
     app = build_app(Predictor.load("runs/instruct"), RunCard.read("runs/instruct"))
 
 One page (Gradio Blocks, fully offline: no CDN fonts, no analytics, no share link):
-- the run's identity and recorded scores (`infer/run_card.py`) at the top;
+- the run's identity and recorded scores (`runs/card.py`) at the top;
 - a clip from an uploaded file (any format the reader decodes) or the microphone, shown as a
   spectrogram with its length; with `--cache`, a clip of the cache chosen by its id instead;
 - Caption: one caption per segment with its time span (a timeline table), or one over the whole

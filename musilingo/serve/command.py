@@ -9,30 +9,45 @@ and runs fully offline (no share link, no analytics, no fonts from a CDN).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import click
 
-from ..infer.command import model_options
+from ..infer.config import GenerateConfig
+from ..options import config_options, load_config, option as _opt
+
+
+@dataclass
+class ServeConfig(GenerateConfig):
+    host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 exposes the app to the network)")
+    port: int = _opt(7860, "port to listen on")
+    max_seconds: float = _opt(600.0, "longest clip accepted from a browser, in seconds")
+
+    def validate(self) -> "ServeConfig":
+        from ..errors import UserError
+
+        super().validate()
+        if not (self.max_seconds > 0):
+            raise UserError("--max-seconds must be positive")
+        if not 0 < self.port < 65536:
+            raise UserError(f"--port {self.port}: use a port from 1 to 65535")
+        return self
 
 
 @click.command()
-@model_options
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="address to listen on (0.0.0.0 exposes the app to the network)")
-@click.option("--port", type=int, default=7860, show_default=True, help="port to listen on")
-@click.option("--max-seconds", type=float, default=600.0, show_default=True,
-              help="longest clip accepted from a browser, in seconds")
-def serve(host, port, max_seconds, **kw):
+@config_options(ServeConfig, "serve")
+def serve(recipe, overrides, **flags):
     """Serve a web app for captioning and Q&A about uploaded or recorded music."""
     from ..errors import UserError
-    from ..infer.command import load_predictor
-    from ..infer.run_card import RunCard
+    from ..infer.predictor import Predictor
+    from ..runs.card import RunCard
     from .app import build_app
 
-    if not (max_seconds > 0):
-        raise UserError("--max-seconds must be positive")
-    card = RunCard.read(kw["run"])
-    predictor = load_predictor(kw)
-    app = build_app(predictor, card, max_seconds=max_seconds)
+    cfg = load_config(ServeConfig, "serve", recipe, flags, overrides)
+    card = RunCard.read(cfg.run)
+    predictor = Predictor.from_config(cfg, log=lambda m: click.echo(m, err=True))
+    app = build_app(predictor, card, max_seconds=cfg.max_seconds)
+    host, port = cfg.host, cfg.port
     click.echo(f"serving {card.folder} on http://{host}:{port} (Ctrl-C stops)", err=True)
     try:
         app.launch(server_name=host, server_port=port, share=False, ssr_mode=False,

@@ -1,7 +1,7 @@
 """Adapter training: prompts and label masks, examples and mixing, the DeepSpeed loop, checkpoints.
 
     from musilingo.train import TrainConfig, run
-    result = run(TrainConfig.from_yaml("musilingo/configs/pretrain_msd.yaml", ["max_steps=10"]))
+    result = run(TrainConfig.from_yaml("pretrain_msd", ["max_steps=10"]))
 
 `musilingo train --config <recipe> key=value ...` is the same call from the command line.
 """

@@ -1,7 +1,7 @@
 """Checkpoints: the adapter users keep, and the resume state a killed run continues from.
 
 Run folder:
-    adapter.safetensors     the adapter (musilingo/models/adapter_file.py writes both files)
+    adapter.safetensors     the adapter (musilingo/runs/adapter_file.py writes both files)
     adapter_config.json
     resume/latest           name of the newest complete resume state, e.g. "step-00000200"
     resume/step-00000200/   DeepSpeed engine state (adapter, optimizer, scheduler, loss scale)
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..models.adapter_file import atomic_write_text
+from ..runs.adapter_file import atomic_write_text
 
 RESUME = "resume"
 LATEST = "latest"

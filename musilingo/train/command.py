@@ -1,6 +1,6 @@
 """`musilingo train`: the click wrapper over `musilingo.train.run`.
 
-    musilingo train --config pretrain_msd --cache msd.zarr --out-dir runs/stage1
+    musilingo train --config pretrain_msd --cache msd.zarr --out runs/stage1
     musilingo train --config instruct_mi_short cache=mi.zarr init_adapter=runs/stage1
     musilingo train --stage instruct --dataset synth --annotations demo/synth --cache synth.zarr \\
         --llm tiny-llama --max-steps 50
@@ -18,21 +18,18 @@ import os
 import click
 
 from ..data import TRAIN_SETS
-from ..options import field_options, resolve
+from ..options import config_options, load_config, resolve
 from .config import DataSpec, TrainConfig
 
 # Without a recipe, --stage instruct starts from the paper's stage-2 optimisation settings.
-STAGE_DEFAULTS = {"instruct": {"lr": 3e-5, "min_lr": 1e-5, "micro_batch_size": 2, "grad_accum": 16}}
+STAGE_DEFAULTS = {"instruct": {"lr": 3e-5, "min_lr": 1e-5, "batch_size": 2, "grad_accum": 16}}
 DATA_FLAGS = {"dataset": "name", "annotations": "annotations", "audio_root": "audio_root",
               "split": "split", "caption_field": "caption_field"}
 SKIP = {"datasets", "betas", "stage"}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "recipe", default=None,
-              help="recipe: a YAML file or a shipped name (pretrain_msd, instruct_mi_short, "
-                   "instruct_mi_long, instruct_mi_mixed, instruct_musicqa, demo_pretrain, "
-                   "demo_instruct); flags and KEY=VALUE arguments override it")
+@config_options(TrainConfig, "train", skip=SKIP)
 @click.option("--stage", type=click.Choice(["pretrain", "instruct"]), default=None,
               help=TrainConfig.help("stage"))
 @click.option("--dataset", default=None, help="one data set: reader name (" +
@@ -41,9 +38,7 @@ SKIP = {"datasets", "betas", "stage"}
 @click.option("--audio-root", default=None, help="one data set: its audio folder")
 @click.option("--split", default=None, help="one data set: the split to train on")
 @click.option("--caption-field", default=None, help="one data set: the MSD caption field")
-@field_options(TrainConfig, skip=SKIP)
 @click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True)
-@click.argument("overrides", nargs=-1)
 def train(recipe, stage, overrides, local_rank, **flags):
     """Train the MusiLingo adapter on cached (or online) encoder features.
 
@@ -51,7 +46,7 @@ def train(recipe, stage, overrides, local_rank, **flags):
     """
     from .trainer import run
 
-    data = resolve(recipe, {}, ())
+    data = resolve(recipe, {}, (), verb="train", renames=TrainConfig.RENAMED)
     if stage:
         if not recipe:
             data.update(STAGE_DEFAULTS.get(stage, {}))
@@ -68,7 +63,7 @@ def train(recipe, stage, overrides, local_rank, **flags):
         else:
             raise click.UsageError("the recipe mixes several data sets: change one with "
                                    "datasets.N.KEY=VALUE instead of --annotations/--audio-root/...")
-    cfg = TrainConfig.from_dict(resolve(None, flags, overrides, base=data))
+    cfg = load_config(TrainConfig, "train", None, flags, overrides, base=data)
     result = run(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return

@@ -1,6 +1,6 @@
 """Training configuration: dataclasses whose `help` metadata is also the CLI help.
 
-A run is described by a YAML recipe (musilingo/configs/*.yaml) plus `key=value` overrides:
+A run is described by a YAML recipe (musilingo/configs/train/*.yaml) plus `key=value` overrides:
 
     musilingo train --config pretrain_msd cache=msd.zarr max_steps=100
     musilingo train --config instruct_mi_short datasets.0.cache=mi.zarr init_adapter=runs/stage1
@@ -51,14 +51,20 @@ class TrainConfig:
                                "cache's encoder, else tiny)")
     encoder_dtype: str = _opt("fp32", "online mode: encoder compute dtype (fp32, bf16, fp16)")
     segment_seconds: float = _opt(30.0, "online mode without a cache: segment length in seconds")
-    online_stride: int | None = _opt(None, "online mode: pooling stride (default: the cache's, else t)")
+    stride: int | None = _opt(None, "online mode: pooling stride in encoder frames (default: the "
+                              "cache's, else t)")
     llm: str = _opt("smollm2", "frozen LLM: smollm2, tiny-llama, a hub id or a local folder")
     trust_remote_code: bool = _opt(False, "allow the LLM's/encoder's own modelling code")
     t: int = _opt(325, "frames per audio token; a multiple of the cache stride")
     layer_aggregation: str = _opt("mean", "mean (paper) or learned (softmax weights, start at the mean)")
-    normalize: bool = _opt(False, "standardise adapter inputs per dimension with statistics of "
-                           "the training clips (fixed, saved with the adapter)")
-    normalize_clips: int = _opt(512, "clips sampled for the normalisation statistics")
+    adapter: str = _opt("linear", "adapter kind: linear (the paper: one Linear) or mlp (Linear, "
+                                  "GELU, Linear, as LLaVA-1.5); recorded in the run folder")
+    prompt: str = _opt("vicuna", "prompt layout: vicuna (the paper's ###Human: ... ###Assistant: "
+                                 "text) or chat (the LLM tokenizer's own chat template; loss on "
+                                 "the answer and its end-of-turn token)")
+    standardize: bool = _opt(False, "standardise adapter inputs per dimension with statistics of "
+                             "the training clips (fixed, saved with the adapter)")
+    standardize_clips: int = _opt(512, "clips sampled for the standardisation statistics")
     adapter_init: str = _opt("default", "default (nn.Linear's, as the paper) or embedding-scale "
                              "(audio tokens start at the LLM's word-embedding size: faster "
                              "learning with standardised inputs)")
@@ -75,7 +81,7 @@ class TrainConfig:
     max_text_tokens: int | None = _opt(None, "target truncation (default: 32 pretrain, 160 instruct)")
     max_missing_fraction: float = _opt(0.05, "fail if more than this fraction of annotation rows "
                                        "has no features (they are skipped and counted otherwise)")
-    micro_batch_size: int = _opt(8, "examples per process per forward pass")
+    batch_size: int = _opt(8, "examples per process per forward pass (DeepSpeed's micro-batch)")
     grad_accum: int = _opt(1, "micro-batches accumulated per optimizer step")
     epochs: int = _opt(1, "epochs (each steps_per_epoch optimizer steps)")
     steps_per_epoch: int | None = _opt(None, "optimizer steps per epoch (paper: 5000 iterations); "
@@ -89,13 +95,13 @@ class TrainConfig:
     weight_decay: float = _opt(0.05, "AdamW weight decay (not on biases or 1-d parameters)")
     betas: list = _opt([0.9, 0.999], "AdamW betas")
     grad_clip: float = _opt(1.0, "clip the gradient norm to this (0 = off)")
-    precision: str = _opt("bf16", "bf16, fp16 (GPU only) or fp32 (LLM weights and compute)")
+    dtype: str = _opt("bf16", "LLM weights and compute dtype: bf16, fp16 (GPU only) or fp32")
     deepspeed: str = _opt("zero0", "zero0, zero2, zero3, zero2_offload, zero3_offload (shipped in "
                           "configs/deepspeed/) or a path to a DeepSpeed JSON")
     seed: int = _opt(42, "seed of the adapter's initialisation and of the data order")
     init_adapter: str | None = _opt(None, "start from this adapter (a stage-1 run folder)")
-    out_dir: str = _opt("runs/musilingo", "run folder: adapter, config, logs, resume state")
-    resume: bool = _opt(False, "continue the run in out_dir from its latest resume state")
+    out: str = _opt("runs/musilingo", "run folder: adapter, config, logs, resume state")
+    resume: bool = _opt(False, "continue the run in `out` from its latest resume state")
     save_every: int = _opt(500, "write the resume state and the adapter every N optimizer steps")
     log_every: int = _opt(1, "log loss and learning rate every N optimizer steps")
     num_workers: int = _opt(2, "DataLoader workers reading the cache (online mode uses 0)")
@@ -104,8 +110,12 @@ class TrainConfig:
     stop_after: int | None = _opt(None, "end the process after this many steps as if killed "
                                   "(testing resume); the schedule still spans the whole run")
 
+    # Names of earlier releases, still read from recipes and run folders' config.yaml.
+    RENAMED = {"out_dir": "out", "micro_batch_size": "batch_size", "online_stride": "stride",
+               "normalize": "standardize", "normalize_clips": "standardize_clips",
+               "precision": "dtype"}
     # Fields that do not change what a run computes: a resumed run may change them.
-    RESUMABLE = ("out_dir", "resume", "save_every", "log_every", "num_workers", "progress",
+    RESUMABLE = ("out", "resume", "save_every", "log_every", "num_workers", "progress",
                  "stop_after", "device")
 
     def __post_init__(self):
@@ -121,11 +131,12 @@ class TrainConfig:
                    "segments": ("random", "concat"), "layer_aggregation": ("mean", "learned"),
                    "mixing": ("equal", "proportional", "weighted"),
                    "adapter_init": ("default", "embedding-scale"),
+                   "adapter": ("linear", "mlp"), "prompt": ("vicuna", "chat"),
                    "shuffle": ("auto", "rows", "shards")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}={getattr(self, key)!r}: use one of {', '.join(allowed)}")
-        for key in ("micro_batch_size", "grad_accum", "epochs", "save_every", "log_every", "t",
+        for key in ("batch_size", "grad_accum", "epochs", "save_every", "log_every", "t",
                     "max_audio_tokens", "shuffle_window"):
             if int(getattr(self, key)) < 1:
                 raise UserError(f"{key}={getattr(self, key)} must be at least 1")
@@ -138,7 +149,7 @@ class TrainConfig:
                             "--dataset NAME --annotations PATH")
         if self.lr <= 0 or self.min_lr < 0 or self.warmup_lr < 0:
             raise UserError("learning rates must be positive")
-        self.precision = dtype_name(self.precision, "precision")
+        self.dtype = dtype_name(self.dtype, "dtype")
         self.encoder_dtype = dtype_name(self.encoder_dtype, "encoder_dtype")
         return self
 
@@ -149,7 +160,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: list[str] = ()) -> "TrainConfig":
-        return cls.from_dict(resolve(path, {}, overrides))
+        return cls.from_dict(resolve(path, {}, overrides, verb="train"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

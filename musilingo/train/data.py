@@ -1,6 +1,7 @@
 """Training examples: annotation rows joined with pooled features, mixed into batches.
 
-An `Example` is one target text (a caption, or an answer with its question) about one clip.
+Each training example is an `Item` (data/records.py): one target text (a caption, or an answer
+with its question) about one clip.
 Features come from a `musilingo.features.sources.FeatureSource`, the one protocol inference uses
 too: `CacheSource` reads a clip's segments from the Zarr cache (`musilingo extract`),
 `EncoderSource` runs the frozen encoder on the clip's audio each time (the reference code's way).
@@ -12,7 +13,7 @@ random crop of a 30 s clip, recovered from the cache), or its segments in order,
 to `max_audio_tokens` (each segment re-pooled on its own: its short last window never merges with
 the next segment's first).
 
-Batches: every global micro-batch (micro_batch_size x processes examples) comes from one data set,
+Batches: every global micro-batch (batch_size x processes examples) comes from one data set,
 drawn with equal probability (paper), in proportion to size, or by weight; each data set is
 walked through its own shuffled order, reshuffled whenever it is used up. The whole plan is a
 pure function of (seed, epoch), so every process computes the same plan without communication,
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.records import Item
 from ..errors import UserError
 from ..features import join_segments
 from ..features.sources import FeatureSource
@@ -33,18 +35,9 @@ from ..models.prompts import CAPTION_QUESTION, PromptTemplate, tokenize_example
 
 
 @dataclass
-class Example:
-    clip_id: str
-    audio_path: str
-    question: str | None
-    target: str
-    source: str
-
-
-@dataclass
 class TrainSet:
     name: str
-    examples: list[Example]
+    examples: list[Item]
     features: FeatureSource
     skipped: int       # annotation rows with no features
     missing_ids: list[str]
@@ -76,10 +69,11 @@ def build_trainset(spec, stage: str, features, max_missing_fraction: float) -> T
     examples, missing = [], []
     for r in rows:
         q, target = targets_of(r, stage, spec.question)
-        ex = Example(r.clip_id, str(r.audio_path), q, target, r.source)
+        ex = Item(r.source, r.clip_id, q, target, audio_path=str(r.audio_path))
         (examples if features.has(source_key(features, ex)) else missing).append(ex)
     if features.online:
-        missing += [Example(r.clip_id, str(r.audio_path), None, "", r.source) for r in dr.missing]
+        missing += [Item(r.source, r.clip_id, None, "", audio_path=str(r.audio_path))
+                    for r in dr.missing]
     total = len(examples) + len(missing)
     where = f"data set {spec.name} ({spec.annotations}, split {spec.split})"
     if total == 0:
@@ -161,12 +155,12 @@ def segment_choice(seed: int, epoch: int, clip_id: str, n: int) -> int:
     return h % n
 
 
-def source_key(source: FeatureSource, ex: Example) -> str:
+def source_key(source: FeatureSource, ex: Item) -> str:
     """What a source knows a clip by: its audio file (online) or its clip id (a cache)."""
     return ex.audio_path if source.online else ex.clip_id
 
 
-def example_features(ex: Example, source: FeatureSource, *, mode: str, seed: int, epoch: int,
+def example_features(ex: Item, source: FeatureSource, *, mode: str, seed: int, epoch: int,
                      factor: int, max_audio_tokens: int) -> tuple[np.ndarray, np.ndarray]:
     """(features [L, W, D], counts [W]) of one example under the segment mode."""
     if mode not in ("random", "concat"):
@@ -174,7 +168,7 @@ def example_features(ex: Example, source: FeatureSource, *, mode: str, seed: int
     segments = source.segments(source_key(source, ex))  # lazy: only what is used is read
     n = len(segments)
     if n == 0:
-        raise UserError(f"{ex.source}: clip {ex.clip_id} has no usable audio segment")
+        raise UserError(f"{ex.id}: clip {ex.clip_id} has no usable audio segment")
     if mode == "random":
         seg = segments[segment_choice(seed, epoch, ex.clip_id, n)]
         return seg.features, seg.counts
@@ -224,7 +218,7 @@ class MicroBatches(torch.utils.data.Dataset):
         ts = self.sets[d]
         exs = [ts.examples[j] for j in self._mine(idx)]
         self._expect(i)
-        toks = [tokenize_example(self.tokenizer, self.template, e.question, e.target) for e in exs]
+        toks = [tokenize_example(self.tokenizer, self.template, e.question, e.answer) for e in exs]
         feats = [example_features(e, ts.features, mode=self.mode, seed=self.seed, epoch=self.epoch,
                                   factor=self.factor, max_audio_tokens=self.max_audio_tokens)
                  for e in exs]

@@ -92,15 +92,15 @@ def resolve_ds_config(cfg, device: str) -> dict:
     """Fill the "auto" fields from the training config; refuse explicit values that disagree."""
     ds, where = load_ds_config(cfg.deepspeed)
     ds = copy.deepcopy(ds)
-    if cfg.precision not in ("bf16", "fp16", "fp32"):
-        raise UserError(f"precision {cfg.precision!r}: use bf16, fp16 or fp32")
-    if cfg.precision == "fp16" and device == "cpu":
-        raise UserError("precision fp16 needs a GPU (DeepSpeed has no fp16 on CPU): use bf16 or fp32")
-    wanted = {("train_micro_batch_size_per_gpu",): cfg.micro_batch_size,
+    if cfg.dtype not in ("bf16", "fp16", "fp32"):
+        raise UserError(f"dtype={cfg.dtype!r}: use bf16, fp16 or fp32")
+    if cfg.dtype == "fp16" and device == "cpu":
+        raise UserError("dtype=fp16 needs a GPU (DeepSpeed has no fp16 on CPU): use bf16 or fp32")
+    wanted = {("train_micro_batch_size_per_gpu",): cfg.batch_size,
               ("gradient_accumulation_steps",): cfg.grad_accum,
               ("gradient_clipping",): float(cfg.grad_clip),
-              ("bf16", "enabled"): cfg.precision == "bf16",
-              ("fp16", "enabled"): cfg.precision == "fp16"}
+              ("bf16", "enabled"): cfg.dtype == "bf16",
+              ("fp16", "enabled"): cfg.dtype == "fp16"}
     for path, value in wanted.items():
         node = ds
         for key in path[:-1]:

@@ -19,10 +19,11 @@ from ..cache import FeatureCache
 from ..cache.location import Location
 from ..features.pooling import window_factor
 from ..features.sources import CacheSource, EncoderSource
-from ..models.adapter_file import load_adapter
+from ..runs.adapter_file import load_adapter
 from ..models.musilingo import MusiLingo
 from ..options import torch_dtype
-from ..models.prompts import STAGE_TEMPLATES, get_template
+from ..models.llm import load_tokenizer
+from ..models.prompts import stage_template
 from .data import (MicroBatches, build_trainset, epoch_plan,
                    example_features, mixing_probs)
 
@@ -56,7 +57,7 @@ def feature_sources(cfg, device: str, say) -> list:
                 opened[key] = CacheSource(FeatureCache.open(key))
             out.append(opened[key])
         return out
-    from ..models.encoder import load_encoder
+    from ..models.encoders import load_encoder
 
     meta = {}
     if cfg.cache:  # online features shaped exactly like an existing cache's
@@ -68,7 +69,7 @@ def feature_sources(cfg, device: str, say) -> list:
     normalize = encoder_field(meta["encoder"], "normalize") if meta.get("encoder") else "auto"
     encoder = load_encoder(name, trust_remote_code=cfg.trust_remote_code, device=device,
                            dtype=dtype, normalize=normalize)
-    stride = cfg.online_stride or int(meta.get("stride", cfg.t))
+    stride = cfg.stride or int(meta.get("stride", cfg.t))
     seg = float(meta.get("segment_seconds", cfg.segment_seconds))
     tail = float(meta.get("min_tail_seconds", 1.0))
     say(f"online features: encoder {name} on {device}, stride {stride}, {seg:g} s segments")
@@ -108,6 +109,9 @@ def init_from_adapter(model: MusiLingo, folder: str, encoder: dict) -> str | Non
         if int(cfg[key]) != have:
             raise UserError(f"init_adapter {folder} has {key}={cfg[key]} but this run needs {have} "
                             "(another encoder or LLM): start from an adapter of the same models")
+    if cfg.get("adapter", "linear") != a.kind:
+        raise UserError(f"init_adapter {folder} is a {cfg.get('adapter', 'linear')} adapter but "
+                        f"this run trains adapter={a.kind}: use the same adapter kind")
     theirs = (cfg.get("encoder") or {}).get("weights_sha256")
     if theirs and encoder.get("weights_sha256") and theirs != encoder["weights_sha256"]:
         raise UserError(f"init_adapter {folder} was trained on features of encoder "
@@ -147,12 +151,12 @@ def shuffle_groups(cfg, sets: list, say) -> list | None:
 
 
 def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
-    """Per-dimension mean/std of the adapter's inputs over up to `normalize_clips` clips."""
+    """Per-dimension mean/std of the adapter's inputs over up to `standardize_clips` clips."""
     seen, total, sq, n = set(), None, None, 0
     dev = model.adapter.feature_mean.device  # the adapter may already sit on a GPU
     for ts in sets:
         for ex in ts.examples:
-            if len(seen) >= cfg.normalize_clips:
+            if len(seen) >= cfg.standardize_clips:
                 break
             if ex.clip_id in seen:
                 continue
@@ -180,7 +184,7 @@ def init_embedding_scale(model: MusiLingo) -> float:
     (SmolLM2: ~14 against ~3.2), far outside what the frozen LLM has seen, and the adapter spends
     its first hundreds of steps shrinking them. Weights ~ N(0, (s^2 / d_in)) with zero bias give
     outputs of per-dimension std s, the embedding table's, when inputs have unit variance
-    (`normalize=true`). Seeded by the run's seed like the default init.
+    (`standardize=true`). Seeded by the run's seed like the default init.
     """
     proj = model.adapter.proj
     s = float(model.llm.get_input_embeddings().weight.float().std())
@@ -192,7 +196,11 @@ def init_embedding_scale(model: MusiLingo) -> float:
 
 def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     cfg.validate()
-    template = get_template(STAGE_TEMPLATES[cfg.stage], cfg.max_text_tokens)
+    if cfg.prompt == "chat":  # rendered from the LLM tokenizer's chat template; fails early
+        tokenizer = load_tokenizer(cfg.llm, trust_remote_code=cfg.trust_remote_code)
+        template = stage_template(tokenizer, cfg.stage, "chat", cfg.max_text_tokens)
+    else:
+        template = stage_template(None, cfg.stage, "vicuna", cfg.max_text_tokens)
     sources = feature_sources(cfg, device, say)
     layers, dim, stride, encoder = check_sources(sources, cfg.t)
     sets, skipped = [], {}
@@ -211,22 +219,23 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
         hf_ds = HfDeepSpeedConfig(ds)
     model = MusiLingo.build(cfg.llm, encoder_dim=dim, num_layers=layers, stride=stride, t=cfg.t,
                             aggregation=cfg.layer_aggregation, template=template, encoder=encoder,
-                            dtype=torch_dtype(cfg.precision), device=device,
-                            trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+                            dtype=torch_dtype(cfg.dtype), device=device,
+                            trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
+                            kind=cfg.adapter)
     if cfg.init_adapter:
         note = init_from_adapter(model, cfg.init_adapter, encoder)
         say(f"adapter initialised from {cfg.init_adapter}")
         if note:
             say(note)
     else:
-        if cfg.normalize:
+        if cfg.standardize:
             clips = fit_normalization(model, sets, cfg)
             say(f"feature standardisation fitted on {clips} clips")
         if cfg.adapter_init == "embedding-scale":
             scale = init_embedding_scale(model)
             say(f"adapter initialised at the LLM's embedding scale (output std {scale:.3g})")
 
-    global_micro = cfg.micro_batch_size * world
+    global_micro = cfg.batch_size * world
     n_examples = sum(len(ts.examples) for ts in sets)
     steps_per_epoch = cfg.steps_per_epoch or max(1, n_examples // (global_micro * cfg.grad_accum))
     # max_steps=0 is meaningful: the untrained adapter is saved (a baseline for evaluation).
@@ -241,7 +250,7 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     def loader(epoch: int, start_micro: int):
         plan = epoch_plan(sizes, probs, steps_per_epoch * cfg.grad_accum, global_micro,
                           cfg.seed, epoch, groups=groups, window=cfg.shuffle_window)
-        data = MicroBatches(sets, plan, rank=rank, micro=cfg.micro_batch_size, tokenizer=tokenizer,
+        data = MicroBatches(sets, plan, rank=rank, micro=cfg.batch_size, tokenizer=tokenizer,
                             template=template, seed=cfg.seed, epoch=epoch,
                             factor=model.adapter.factor, mode=cfg.segments,
                             max_audio_tokens=cfg.max_audio_tokens)
@@ -257,6 +266,6 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
                                            persistent_workers=False)
 
     say(f"{n_examples} examples, {steps_per_epoch} steps/epoch, {total_steps} steps "
-        f"({cfg.micro_batch_size} x {cfg.grad_accum} accumulation x {world} processes per step), "
-        f"warmup {warmup}, {cfg.deepspeed}, {cfg.precision}")
+        f"({cfg.batch_size} x {cfg.grad_accum} accumulation x {world} processes per step), "
+        f"warmup {warmup}, {cfg.deepspeed}, {cfg.dtype}")
     return Job(model, sets, steps_per_epoch, total_steps, warmup, loader, skipped, hf_ds)

@@ -1,6 +1,6 @@
 """The training run: features + annotations -> adapter, under a DeepSpeed engine.
 
-    musilingo train --config pretrain_msd cache=msd.zarr out_dir=runs/stage1
+    musilingo train --config pretrain_msd cache=msd.zarr out=runs/stage1
     torchrun --nproc_per_node 2 -m musilingo train --config pretrain_msd cache=msd.zarr
     python -c "from musilingo.train import TrainConfig, run; run(TrainConfig(...))"
 
@@ -26,7 +26,7 @@ import yaml
 
 from ..errors import UserError
 from ..models.prompts import IGNORE
-from ..models.adapter_file import save_adapter
+from ..runs.adapter_file import model_config, save_adapter
 from ..options import resolve_device
 from .checkpoint import full_adapter_state, latest_resume, load_resume, save_resume
 from .config import TrainConfig
@@ -62,10 +62,10 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path, rank: int) -> None:
             if diff:
                 shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
                 raise UserError(f"{run_dir} was started with a different config ({shown}): resume "
-                                "with the same settings, or use another out_dir")
+                                "with the same settings, or use another out")
     elif saved.is_file() or (run_dir / "resume").exists():
         raise UserError(f"{run_dir} already holds a run: pass resume=true (--resume) to continue "
-                        "it, or choose another out_dir")
+                        "it, or choose another out")
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -85,7 +85,7 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
     rank, world, local_rank = init_distributed(device_kind)
     device = pick_device(requested, local_rank)
     say = log if rank == 0 else (lambda *a, **k: None)
-    run_dir = Path(cfg.out_dir).expanduser().absolute()
+    run_dir = Path(cfg.out).expanduser().absolute()
     _check_run_dir(cfg, run_dir, rank)
     dist.barrier()
     ds = resolve_ds_config(cfg, device_kind)
@@ -101,9 +101,9 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
         if state["world_size"] != world and zero_stage(ds) > 0:
             raise UserError(f"{run_dir} was trained by {state['world_size']} processes with ZeRO "
                             f"stage {zero_stage(ds)}; resume it with the same number ({world})")
-        if state["global_micro_batch"] != cfg.micro_batch_size * world:
+        if state["global_micro_batch"] != cfg.batch_size * world:
             raise UserError(f"{run_dir} used {state['global_micro_batch']} examples per global "
-                            f"micro-batch; now {cfg.micro_batch_size} x {world} processes differ")
+                            f"micro-batch; now {cfg.batch_size} x {world} processes differ")
         start_step = int(state["step"])
         say(f"resuming {run_dir} at step {start_step} of {total_steps}")
     if rank == 0:
@@ -117,7 +117,7 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step or None)
-    ga, micro = cfg.grad_accum, cfg.micro_batch_size
+    ga, micro = cfg.grad_accum, cfg.batch_size
     per_step = micro * ga * world
     losses: list[float] = []
     step, loss_value, stopped = start_step, None, False
@@ -210,7 +210,7 @@ def _last_logged_loss(metrics_path: Path) -> float | None:
 def _save(run_dir: Path, engine, job, cfg: TrainConfig, step: int, world: int, rank: int) -> None:
     state = full_adapter_state(engine)           # collective under ZeRO-3: every rank
     if rank == 0:
-        save_adapter(run_dir, job.model.adapter_config(), state)
+        save_adapter(run_dir, model_config(job.model), state)
     save_resume(run_dir, engine, {"step": step, "world_size": world,
-                                  "global_micro_batch": cfg.micro_batch_size * world,
+                                  "global_micro_batch": cfg.batch_size * world,
                                   "steps_per_epoch": job.steps_per_epoch}, rank=rank)

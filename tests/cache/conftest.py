@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthetic_cache import write_synthetic
+from tests.helpers.synthetic_cache import write_synthetic
 
 
 @pytest.fixture

@@ -1,21 +1,14 @@
-"""Fixtures for the extraction tests: the tiny encoder, a folder of short real recordings, and
+"""Fixtures for the extraction tests: a folder of short real recordings, and
 one reference cache of it (stride 325, fp16, 5 s segments, 2-row shards, 1 thread) that the
-exactness, resume and torchrun tests all compare against. Helpers: extract_helpers.py."""
+exactness, resume and torchrun tests all compare against. Helpers: tests/helpers/extraction.py."""
 from __future__ import annotations
 
 import shutil
 
 import pytest
 
-from extract_helpers import REAL, REF_ARGS
+from tests.helpers.extraction import REAL, REF_ARGS
 from musilingo.extract.job import ExtractConfig, run_extract
-
-
-@pytest.fixture(scope="session")
-def tiny_encoder():
-    from musilingo.models.encoder import FrozenEncoder
-
-    return FrozenEncoder.load("tiny")
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +31,7 @@ def ref_cache(real_folder, tiny_encoder, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("ref") / "ref.zarr"
     clips = clip_list(read_dataset("folder", None, real_folder))
-    cfg = ExtractConfig(out=str(out), **REF_ARGS, num_workers=1, progress=False)
+    cfg = ExtractConfig(out=str(out), **REF_ARGS, decode_workers=1, progress=False)
     info = {"name": "folder", "split": None, "limit": None, "annotations": None,
             "audio_root": str(real_folder)}
     run_extract(clips, cfg, info, encoder=tiny_encoder, log=lambda *_: None)

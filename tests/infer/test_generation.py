@@ -7,7 +7,7 @@ import torch
 
 from musilingo.errors import UserError
 from musilingo.features import PooledSegment, join_segments
-from musilingo.infer.config import GenerationConfig, generation_from_options
+from musilingo.infer.config import GenerationConfig
 from musilingo.infer.generation import (audio_tokens, chat_example, generate,
                                         prompt_example)
 
@@ -78,8 +78,8 @@ def test_sampling_is_seeded_and_beam_runs(predictor):
 
 def test_generation_settings_and_reference_preset():
     assert GenerationConfig().generate_kwargs()["do_sample"] is False
-    ref = generation_from_options({"decoding": "greedy", "sampling_preset": "reference",
-                                   "max_new_tokens": 20, "seed": 3})
+    ref = GenerationConfig(decoding="greedy", sampling="reference", max_new_tokens=20,
+                           seed=3).validate()
     assert (ref.decoding, ref.top_p, ref.temperature, ref.max_new_tokens, ref.seed) == \
         ("sampling", 0.5, 0.1, 300, 3)
     for bad in (dict(decoding="nucleus"), dict(max_new_tokens=0),

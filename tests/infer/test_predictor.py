@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from infer_helpers import MAX_NEW, save_run
+from tests.helpers.runs import MAX_NEW, save_run
 from musilingo.errors import UserError
 from musilingo.infer import Predictor
 
@@ -63,13 +63,13 @@ def test_cache_features_give_the_same_answers_as_raw_audio(predictor, run_dir, c
 
 def _cache_source(run_dir, cache_dir):
     from musilingo.infer.predictor import open_source
-    from musilingo.models.adapter_file import read_config
+    from musilingo.runs.adapter_file import read_config
 
     return open_source(read_config(run_dir), run_dir, cache=cache_dir)
 
 
-def test_checkpoint_from_another_encoder_width_is_refused(tmp_path, encoder, cache_dir, audio_dir):
-    narrow = save_run(tmp_path / "narrow", encoder_dim=64, num_layers=encoder.num_hidden_states,
+def test_checkpoint_from_another_encoder_width_is_refused(tmp_path, tiny_encoder, cache_dir, audio_dir):
+    narrow = save_run(tmp_path / "narrow", encoder_dim=64, num_layers=tiny_encoder.num_hidden_states,
                       encoder_meta={"encoder": "tiny"})
     with pytest.raises(UserError, match=r"expects features 64 wide .* encoder 'tiny' gives 128"):
         Predictor.load(narrow)
@@ -79,7 +79,7 @@ def test_checkpoint_from_another_encoder_width_is_refused(tmp_path, encoder, cac
                       encoder_meta={"encoder": "tiny"})
     with pytest.raises(UserError, match="expects 13 hidden states"):
         Predictor.load(layers)
-    other = save_run(tmp_path / "other", encoder_dim=128, num_layers=encoder.num_hidden_states,
+    other = save_run(tmp_path / "other", encoder_dim=128, num_layers=tiny_encoder.num_hidden_states,
                      encoder_meta={"encoder": "tiny", "weights_sha256": "0123456789abcdef"})
     with pytest.raises(UserError, match="with other weights"):
         Predictor.load(other)
@@ -124,7 +124,7 @@ def test_ask_and_chat_cli(run_dir, audio_dir):
                                                            "What instrument is playing?")
     # An empty line is no question and an undecodable one is skipped: neither ends the session,
     # and each input line gets its output line (empty for those two).
-    result = CliRunner().invoke(chat, ["--run", str(run_dir), clip, *SMALL],
+    result = CliRunner().invoke(chat, ["--run", str(run_dir), clip, "max_new_tokens=6"],
                                 input=b"What instrument is playing?\nAnd the tempo?\n\n"
                                       b"caf\xe9 \xff?\nStill there?\n")
     assert result.exit_code == 0, result.output
@@ -132,3 +132,5 @@ def test_ask_and_chat_cli(run_dir, audio_dir):
     assert len(answers) == 5 and answers[0] == row["answer"]
     assert answers[2] == answers[3] == "" and answers[1] and answers[4]
     assert "stdin line 4 is not valid UTF-8" in result.stderr
+    # chat answers one line at a time: it offers no batch size
+    assert "--batch-size" not in CliRunner().invoke(chat, ["--help"]).output

@@ -95,3 +95,41 @@ def test_custom_length_and_unknown_template():
     assert get_template("instruct", 10).max_target_tokens == 10
     with pytest.raises(UserError):
         get_template("chat")
+
+
+# ------------------------------------------------------------------ prompt=chat (the LLM's own)
+def test_chat_template_layout_id_by_id_with_smollm2(tok):
+    """SmolLM2's ChatML: the audio opens the user turn, the question follows, the answer and its
+    <|im_end|> carry the only labels; no BOS is added in front of the template's own tokens."""
+    from musilingo.models.prompts import chat_template
+
+    t = chat_template(tok, "instruct")
+    assert (t.name, t.end, t.bos, t.has_question) == ("chat-instruct", "<|im_end|>", False, True)
+    ex = tokenize_example(tok, t, "What plays?", "A piano.")
+    im_start, im_end, newline = 1, 2, 198
+    assert ex.before[:3] == [im_start, 9690, newline]                # <|im_start|>system\n
+    assert ex.before[-3:] == [im_start, 4093, newline]               # <|im_start|>user\n
+    assert ex.before.count(im_start) == 2 and tok.decode(ex.before).startswith(
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    # " What plays?<|im_end|>\n<|im_start|>assistant\n"
+    assert ex.after == [1812, 4566, 47, im_end, newline, im_start, 520, 9531, newline]
+    assert ex.target == [49, 15717, 30, im_end]                      # "A piano.<|im_end|>"
+    ids, labels = sequence_layout(ex, num_audio=2)
+    assert labels == [IGNORE] * (len(ids) - 4) + [49, 15717, 30, im_end]
+    caption = chat_template(tok, "pretrain")                         # stage 1 asks one question
+    assert not caption.has_question and CAPTION_QUESTION in caption.text
+    assert tokenize_example(tok, caption, target="Calm.").target[-1] == im_end
+    # The run folder keeps the rendered template; an older one without `bos` reads as before.
+    from musilingo.models.prompts import PromptTemplate
+
+    assert PromptTemplate.from_dict(t.to_dict()) == t
+    old = get_template("instruct").to_dict()
+    del old["bos"]
+    assert PromptTemplate.from_dict(old).bos is True
+
+
+def test_the_paper_layout_is_unchanged_by_the_prompt_setting(tok):
+    from musilingo.models.prompts import stage_template
+
+    assert stage_template(tok, "instruct", "vicuna") == get_template("instruct")
+    assert stage_template(None, "pretrain", "vicuna", 20) == get_template("caption", 20)

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infer"))
-from infer_helpers import MAX_NEW, save_run  # noqa: E402
+from tests.helpers.runs import MAX_NEW, save_run  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from musilingo.models.encoder import FrozenEncoder
+    from musilingo.models.encoders.hubert import FrozenEncoder
 
     encoder = FrozenEncoder.load("tiny")
     meta = dict(encoder.identity(), encoder="tiny")
@@ -63,7 +63,7 @@ def test_uploads_that_are_not_usable_audio_get_a_message(tmp_path):
 @pytest.fixture(scope="module")
 def app_url(tiny_run):
     from musilingo.infer import GenerationConfig, Predictor
-    from musilingo.infer.run_card import RunCard, record_evaluation
+    from musilingo.runs.card import RunCard, record_evaluation
     from musilingo.serve.app import build_app
 
     record_evaluation(tiny_run, {"dataset": "musiccaps", "kind": "generated test split",
@@ -151,7 +151,7 @@ def test_the_app_captions_answers_and_refuses_in_a_browser(app_url, browser, sha
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:
-    from cli_runner import run_cli as run
+    from tests.helpers.cli import run_cli as run
 
     code, out, err = run(capsys, *argv)
     return code, out + err
@@ -162,12 +162,12 @@ def test_the_app_on_a_cache_picks_clips_by_id(tiny_run, browser, tmp_path):
     """serve --cache: no upload, a clip of the cache chosen by id, captioned from its rows."""
     import soundfile as sf
 
-    from infer_helpers import tone
+    from tests.helpers.runs import tone
     from musilingo.data import read_dataset
     from musilingo.extract.job import ExtractConfig, run_extract
     from musilingo.extract.plan import clip_list
     from musilingo.infer import GenerationConfig, Predictor
-    from musilingo.infer.run_card import RunCard
+    from musilingo.runs.card import RunCard
     from musilingo.serve.app import build_app
 
     audio = tmp_path / "audio"
@@ -176,7 +176,7 @@ def test_the_app_on_a_cache_picks_clips_by_id(tiny_run, browser, tmp_path):
         sf.write(audio / f"clip{i}.wav", tone(3.0, 24000, 200.0 + 90 * i, i), 24000)
     cache = tmp_path / "clips.zarr"
     run_extract(clip_list(read_dataset("folder", None, audio)),
-                ExtractConfig(out=str(cache), stride=65, num_workers=0, progress=False),
+                ExtractConfig(out=str(cache), stride=65, decode_workers=0, progress=False),
                 {"name": "folder"}, log=lambda *_: None)
     predictor = Predictor.load(tiny_run, cache=cache,
                                generation=GenerationConfig(max_new_tokens=MAX_NEW))
@@ -206,7 +206,7 @@ def test_the_app_on_a_cache_picks_clips_by_id(tiny_run, browser, tmp_path):
 def test_export_round_trips_and_its_card_names_the_protocol(tiny_run, tmp_path, audio_clip,
                                                             capsys, monkeypatch):
     from musilingo.infer import GenerationConfig, Predictor
-    from musilingo.infer.run_card import record_evaluation
+    from musilingo.runs.card import record_evaluation
 
     record_evaluation(tiny_run, {"dataset": "musicqa", "kind": "generated test split",
                                  "source": "eval/qa", "protocols": {"lp-musiccaps":
@@ -238,7 +238,7 @@ def test_export_round_trips_and_its_card_names_the_protocol(tiny_run, tmp_path, 
 def audio_clip(tmp_path):
     import soundfile as sf
 
-    from infer_helpers import tone
+    from tests.helpers.runs import tone
 
     path = tmp_path / "clip.wav"
     sf.write(path, tone(4.0, 24000, 330.0, 3), 24000)

@@ -23,7 +23,7 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory):
-    from musilingo.data.synth import generate
+    from musilingo.synth import generate
 
     return generate(tmp_path_factory.mktemp("synth") / "set", n_train=16, n_test=0, seconds=3.0,
                     workers=1)
@@ -36,7 +36,8 @@ def _extract(synth, out, segment_seconds):
 
     clips = clip_list(read_dataset("synth", synth, None))
     cfg = ExtractConfig(out=str(out), encoder="tiny", stride=65, segment_seconds=segment_seconds,
-                        dtype="float32", num_workers=0, progress=False, shard_rows=8, batch_size=4)
+                        storage_dtype="float32", decode_workers=0, progress=False, shard_rows=8,
+                        batch_size=4)
     run_extract(clips, cfg, {"name": "synth"}, log=lambda *_: None)
     return out
 
@@ -55,9 +56,9 @@ def cache_2seg(synth, tmp_path_factory):
 def make_cfg(synth, cache, tmp_path):
     def make(**kw) -> TrainConfig:
         base = dict(stage="pretrain", datasets=[{"name": "synth", "annotations": str(synth / "captions.csv")}],
-                    cache=str(cache), llm="tiny-llama", t=130, micro_batch_size=4, max_steps=4,
-                    lr=3e-2, min_lr=3e-3, warmup_steps=1, precision="fp32", deepspeed="zero0",
-                    out_dir=str(tmp_path / "run"), num_workers=0, save_every=100, progress=False)
+                    cache=str(cache), llm="tiny-llama", t=130, batch_size=4, max_steps=4,
+                    lr=3e-2, min_lr=3e-3, warmup_steps=1, dtype="fp32", deepspeed="zero0",
+                    out=str(tmp_path / "run"), num_workers=0, save_every=100, progress=False)
         base.update(kw)
         return TrainConfig.from_dict(base)
     return make

@@ -1,4 +1,4 @@
-"""Example building and batch plans: mixing, rank shares, segment choice and concatenation."""
+"""Training items and batch plans: mixing, rank shares, segment choice and concatenation."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,8 @@ from musilingo.models.prompts import CAPTION_QUESTION
 from musilingo.train.config import DataSpec
 from musilingo.cache import FeatureCache
 from musilingo.features.sources import CacheSource
-from musilingo.train.data import (Example, build_trainset, epoch_plan,
+from musilingo.data import Item
+from musilingo.train.data import (build_trainset, epoch_plan,
                                   example_features, mixing_probs, segment_choice, targets_of)
 
 
@@ -74,7 +75,7 @@ def test_rows_without_features_are_counted(synth, cache):
     src = CacheSource(FeatureCache.open(cache))
     ts = build_trainset(DataSpec(name="synth", annotations=str(synth)), "instruct", src, 0.0)
     assert ts.skipped == 0 and len(ts.examples) == 112
-    ex = Example("nope", "/nowhere.wav", None, "x", "f:1")
+    ex = Item("f:1", "nope", None, "x", audio_path="/nowhere.wav")
     assert not src.has(ex.clip_id)
 
 
@@ -88,7 +89,7 @@ def sharded(synth, tmp_path_factory):
     out = tmp_path_factory.mktemp("sharded") / "sharded.zarr"
     run_extract(clip_list(read_dataset("synth", synth, None)),
                 ExtractConfig(out=str(out), stride=65, segment_seconds=3.0, shard_rows=2,
-                              num_workers=0, progress=False), {"name": "synth"},
+                              decode_workers=0, progress=False), {"name": "synth"},
                 log=lambda *_: None)
     return out
 

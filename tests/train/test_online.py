@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musilingo.models.encoder import FrozenEncoder
+from musilingo.models.encoders.hubert import FrozenEncoder
 from musilingo.models.musilingo import MusiLingo
 from musilingo.models.prompts import get_template
 from musilingo.train import run
@@ -39,7 +39,7 @@ def test_cached_and_online_batches_give_the_same_loss(synth, cache_2seg):
 
 
 def test_online_training_run_matches_the_cached_run(make_cfg, tmp_path):
-    cached = run(make_cfg(out_dir=str(tmp_path / "cached"), max_steps=3), log=lambda *a: None)
-    online = run(make_cfg(out_dir=str(tmp_path / "online"), max_steps=3, features="online"),
+    cached = run(make_cfg(out=str(tmp_path / "cached"), max_steps=3), log=lambda *a: None)
+    online = run(make_cfg(out=str(tmp_path / "online"), max_steps=3, features="online"),
                  log=lambda *a: None)
     assert online.losses == pytest.approx(cached.losses, rel=1e-5)

@@ -1,0 +1,132 @@
+"""What a run folder says about itself: its identity and the evaluations recorded in it.
+
+    card = RunCard.read("runs/instruct")
+    card.identity()          # {"llm": ..., "encoder": ..., "stage": ..., "steps": ..., ...}
+    card.evaluations         # what `musilingo score --run` and the demo recorded
+    record_evaluation("runs/instruct", {"dataset": "musiccaps", "protocols": {...}})
+
+`musilingo score --run RUN` and `musilingo demo` append one entry per evaluation to
+`RUN/evaluations.json` (the metric values per protocol, and the shuffled-audio control when it
+ran), so that the web app (`musilingo serve`) and the hub export (`musilingo export`) can show a
+run's scores next to the run without anyone copying numbers by hand. Each entry names its
+protocol and source; nothing else in the run folder changes.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+from .adapter_file import atomic_write_text, read_config, run_folder
+
+EVALUATIONS = "evaluations.json"
+STAGES = {"caption": "stage 1 (pretrain: captions)", "instruct": "stage 2 (instruct: Q&A)"}
+
+
+@dataclass
+class RunCard:
+    folder: Path
+    config: dict                          # adapter_config.json
+    training: dict = field(default_factory=dict)   # config.yaml of a trained run
+    evaluations: list = field(default_factory=list)
+
+    @classmethod
+    def read(cls, run: str | Path) -> "RunCard":
+        import yaml
+
+        folder = run_folder(run)
+        training = {}
+        if (folder / "config.yaml").is_file():
+            try:
+                training = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+            except yaml.YAMLError:
+                training = {}
+        return cls(folder, read_config(folder), training, read_evaluations(folder))
+
+    def identity(self) -> dict:
+        """The facts a reader needs to trust the run: models, stage, training length."""
+        enc = self.config.get("encoder") or {}
+        template = (self.config.get("template") or {}).get("name", "?")
+        steps = None
+        done = self.folder / "demo_done.json"
+        if done.is_file():
+            steps = json.loads(done.read_text()).get("steps")
+        return {
+            "llm": self.config.get("llm"), "encoder": enc.get("encoder", "?"),
+            "encoder_weights": enc.get("weights_sha256"),
+            "stage": STAGES.get(template, template),
+            "template": template,
+            "t": self.config.get("t"), "layers": self.config.get("num_layers"),
+            "imported_from": self.config.get("imported_from"),
+            "datasets": list(dict.fromkeys(d.get("name") for d in
+                                           self.training.get("datasets") or [])),
+            "max_steps": self.training.get("max_steps") or steps,
+            "lr": self.training.get("lr"),
+            "init_adapter": self.training.get("init_adapter"),
+        }
+
+    def markdown(self) -> str:
+        """The identity and the recorded scores, as Markdown (the app's header, the card)."""
+        ident = self.identity()
+        lines = [f"**Run** `{self.folder}`: LLM `{ident['llm']}`, encoder `{ident['encoder']}`, "
+                 f"{ident['stage']}"]
+        if ident["imported_from"]:
+            lines[0] += f", imported from `{ident['imported_from']}`"
+        elif ident["max_steps"]:
+            lines[0] += f", {ident['max_steps']} steps on {', '.join(ident['datasets']) or '?'}"
+        lines += [""] + evaluations_markdown(self.evaluations)
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def read_evaluations(folder: Path) -> list:
+    path = Path(folder) / EVALUATIONS
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); delete it (scores are re-recorded by "
+                        "the next `musilingo score --run`)") from None
+    return data if isinstance(data, list) else []
+
+
+def record_evaluation(folder: str | Path, entry: dict) -> None:
+    """Append (or replace, same dataset + kind + source) one evaluation of the run."""
+    folder = Path(folder)
+    entries = [e for e in read_evaluations(folder)
+               if (e.get("dataset"), e.get("kind"), e.get("source")) !=
+               (entry.get("dataset"), entry.get("kind"), entry.get("source"))]
+    entries.append(dict(entry, recorded=datetime.datetime.now(datetime.timezone.utc)
+                        .isoformat(timespec="seconds")))
+    atomic_write_text(folder / EVALUATIONS, json.dumps(entries, indent=2) + "\n")
+
+
+def evaluations_markdown(entries: list) -> list[str]:
+    """One table per evaluation: metric, value and (with the control) shuffled audio, delta."""
+    if not entries:
+        return ["_No evaluations recorded in this run folder (`musilingo score --run` records "
+                "them)._"]
+    out = []
+    for e in entries:
+        out += [f"**{e.get('dataset')}** ({e.get('kind', 'scores')}; {e.get('source', '')})", ""]
+        control = {(r["protocol"], r["metric"]): r for r in e.get("control") or []}
+        for protocol, values in (e.get("protocols") or {}).items():
+            head = "| metric | value |" + (" shuffled audio | delta |" if control else "")
+            out += [f"protocol `{protocol}`", "", head,
+                    "|---|---:|" + ("---:|---:|" if control else "")]
+            for name, value in values.items():
+                row = f"| {name} | {_fmt(value)} |"
+                if control:
+                    c = control.get((protocol, name), {})
+                    row += f" {_fmt(c.get('shuffled'))} | {_fmt(c.get('delta'), sign=True)} |"
+                out.append(row)
+            out.append("")
+    return out
+
+
+def _fmt(value, sign: bool = False) -> str:
+    if value is None:
+        return "missing"
+    return f"{value:+.4f}" if sign else f"{value:.4f}"

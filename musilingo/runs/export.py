@@ -1,0 +1,143 @@
+"""A run folder made ready for the Hugging Face Hub, adapter only (`musilingo export`).
+
+    musilingo export runs/instruct --out hub/musilingo-demo
+    musilingo export runs/instruct --out hub/x --push-to-hub my-lab/musilingo-instruct
+
+A trained MusiLingo adapter is ~4M parameters; the field publishes 15 GB repositories because
+nothing packages the adapter with what is needed to use and trust it. The exported folder holds
+    adapter.safetensors, adapter_config.json   the run's adapter, unchanged (re-read and checked)
+    config.yaml                                the training recipe as it ran, when there is one
+    evaluations.json                           the scores recorded in the run (card.py)
+    README.md                                  the model card: hub YAML metadata (licence left
+                                               for the user), base models, data sets, recipe and
+                                               steps, score tables with their protocol and the
+                                               shuffled-audio control, intended use, limitations,
+                                               and the three-line loading snippet
+The export is loaded back like any run: `Predictor.load("hub/musilingo-demo")`.
+`--push-to-hub` uploads with huggingface_hub and the token huggingface_hub finds (HF_TOKEN or
+its login); the token is never read, written or printed by us.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..errors import UserError
+from .adapter_file import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter
+from .card import EVALUATIONS, RunCard, evaluations_markdown
+
+HUB_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct", "mert-330m": "m-a-p/MERT-v1-330M",
+           "mert-95m": "m-a-p/MERT-v1-95M"}
+DATASET_IDS = {"msd": "seungheondoh/LP-MusicCaps-MSD", "musiccaps": "google/MusicCaps",
+               "musicinstruct": "m-a-p/Music-Instruct", "musicqa": "mu-llama/MusicQA"}
+
+
+def _base_model(name: str | None) -> str | None:
+    if not name:
+        return None
+    if name in HUB_IDS:
+        return HUB_IDS[name]
+    return name if "/" in name and not Path(name).exists() else None
+
+
+def model_card(card: RunCard) -> str:
+    """README.md of the export: the hub's YAML metadata, then the card in prose and tables."""
+    import yaml
+
+    ident = card.identity()
+    bases = [b for b in (_base_model(ident["llm"]), _base_model(ident["encoder"])) if b]
+    datasets = [DATASET_IDS[d] for d in ident["datasets"] if d in DATASET_IDS]
+    meta = {"license": None, "library_name": "musilingo", "pipeline_tag": "audio-text-to-text",
+            "tags": ["music", "music-captioning", "music-question-answering", "musilingo",
+                     "adapter"]}
+    if bases:
+        meta["base_model"] = bases
+    if datasets:
+        meta["datasets"] = datasets
+    recipe = card.training
+    steps = ident["max_steps"] or "?"
+    lines = [
+        "---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "",
+        f"# MusiLingo adapter: {ident['stage']}", "",
+        "A linear adapter that maps pooled features of a frozen music encoder into a frozen LLM's "
+        "embedding space (MusiLingo: Deng et al., 2024), trained with the `musilingo` tool "
+        "from a cache of the encoder's features. Only the adapter is here; the "
+        "encoder and the LLM are loaded from their own repositories.", "",
+        "| | |", "|---|---|",
+        f"| LLM (frozen) | `{ident['llm']}` |",
+        f"| music encoder (frozen) | `{ident['encoder']}` (weights sha256 "
+        f"`{ident['encoder_weights'] or 'not recorded'}`) |",
+        f"| adapter | `Linear({card.config['encoder_dim']}, {card.config['llm_dim']})` over the "
+        f"mean of {ident['layers']} hidden states, one token per {ident['t']} encoder frames |",
+        f"| prompt template | `{ident['template']}` |",
+        f"| training | {steps} optimizer steps, lr {ident['lr'] or '?'}, data sets "
+        f"{', '.join(ident['datasets']) or '?'}"
+        + (f", started from `{ident['init_adapter']}`" if ident["init_adapter"] else "") + " |",
+    ]
+    if ident["imported_from"]:
+        lines.append(f"| imported from | `{ident['imported_from']}` |")
+    lines += ["", "## Use", "", "```python",
+              "from musilingo.infer import Predictor",
+              'p = Predictor.load("<this folder or repo snapshot>")',
+              'print(p.caption("song.wav")); print(p.ask("song.wav", "What instrument is playing?"))',
+              "```", "",
+              "Or from the command line: `musilingo caption --run <folder> song.wav`, "
+              "`musilingo serve --run <folder>`.", "",
+              "## Evaluation", ""]
+    lines += evaluations_markdown(card.evaluations)
+    lines += ["", "## Intended use and limitations", "",
+              "- Research on music understanding: captions and answers about short music clips "
+              "(the training clips were 10-30 s).",
+              "- n-gram metrics (BLEU, METEOR, ROUGE-L) and BERTScore reward fluent generic text "
+              "and barely drop when the model hears the wrong audio; compare against the "
+              "shuffled-audio control above (the delta column) before trusting a score.",
+              "- The model inherits the frozen LLM's biases and can describe instruments, moods "
+              "or lyrics that are not in the audio. Do not use its output as ground truth.",
+              "- The licence field above is left for the publisher: it must respect the "
+              "licences of the base models and of the training data.", ""]
+    if recipe:
+        lines += ["## Training recipe", "", "```yaml",
+                  yaml.safe_dump(recipe, sort_keys=False).strip(), "```", ""]
+    return "\n".join(lines)
+
+
+def export_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the export folder; returns it. The adapter is re-read (safetensors) first."""
+    card = RunCard.read(run)
+    load_adapter(card.folder)  # refuses a damaged adapter before anything is written
+    out = Path(out).expanduser()
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"--out {out} is not empty: choose another folder or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (ADAPTER_WEIGHTS, ADAPTER_CONFIG, "config.yaml", EVALUATIONS):
+        if (card.folder / name).is_file():
+            shutil.copy2(card.folder / name, out / name)
+    (out / "README.md").write_text(model_card(card), encoding="utf-8")
+    return out
+
+
+def push_to_hub(folder: Path, repo: str) -> str:
+    """Upload the export with huggingface_hub; one clear line when that cannot work here."""
+    try:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+    except ImportError:
+        raise UserError("--push-to-hub needs the huggingface_hub package (pip install "
+                        "huggingface_hub)") from None
+    api = HfApi()
+    try:
+        api.whoami()
+    except LocalTokenNotFoundError:
+        raise UserError("--push-to-hub: no Hugging Face token found; run `hf auth login` or set "
+                        "HF_TOKEN, then re-run (the folder is already exported)") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise UserError(f"--push-to-hub: the Hub cannot be reached from here "
+                        f"({type(exc).__name__}); push the exported folder later") from None
+    try:
+        api.create_repo(repo, exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo,
+                                 commit_message="musilingo export")
+    except (HfHubHTTPError, OSError) as exc:
+        raise UserError(f"--push-to-hub {repo}: upload failed ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160]})") from None
+    return str(getattr(info, "commit_url", repo))

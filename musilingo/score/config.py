@@ -1,0 +1,98 @@
+"""Options of `musilingo score` (`ScoreConfig`: its field help is also the CLI help).
+
+    musilingo score --predictions outputs.json --protocol both --bertscore-model minilm
+    musilingo score --run runs/instruct --dataset musiccaps --annotations musiccaps-public.csv \\
+        --audio-root wav/ --out eval/mc --control shuffled-audio --bertscore-model minilm
+    musilingo score --config musiccaps run=runs/instruct annotations=mc.csv out=eval/mc
+
+Two modes share the metric options (`evaluate.scoring.MetricsConfig`): score an existing
+predictions file, or generate on a data set's test split with a run first (the generating verbs'
+model, runtime and decoding groups, `infer.config`). Imports only click-free config code: the
+command's help must stay fast.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..data import TEST_SETS
+from ..errors import UserError
+from ..evaluate.scoring import MetricsConfig
+from ..infer.config import (CONTROLS, GenerationConfig, ModelConfig, RuntimeConfig, part)
+from ..options import option as _opt
+
+# The one name of each data set is its reader's (as in extract and train); the split names of
+# earlier releases are read for now.
+OLD_TEST_SET_NAMES = {"musicinstruct-short": "musicinstruct",
+                      "musicinstruct-long": "musicinstruct"}
+
+
+@dataclass
+class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
+    predictions: str | None = _opt(None, "JSON (list or object of objects), JSONL or CSV with a "
+                                         "prediction and a reference per item (or --run ... to "
+                                         "generate them first)")
+    prediction_field: str | None = _opt(None, "field holding the model's text (default: "
+                                              "detected, e.g. prediction, response, predictions)")
+    reference_field: str | None = _opt(None, "field holding the reference (default: detected, "
+                                             "e.g. ground_truth, correct_answer, true_captions)")
+    out: str | None = _opt(None, "folder to write scores.json and scores.md into (generation "
+                                 "mode: also the predictions, so a rerun resumes)")
+    dataset: str | None = _opt(None, "generation mode: the data set whose test split is generated "
+                                     "and scored: " + ", ".join(TEST_SETS))
+    annotations: str | None = _opt(None, "generation mode: the data set's annotation file (CSV "
+                                         "or JSON)")
+    audio_root: str | None = _opt(None, "generation mode: where the audio files are (default: "
+                                        "beside the annotations)")
+    control: str | None = _opt(None, "generation mode: shuffled-audio generates again with every "
+                                     "item hearing another clip's audio, and reports the score "
+                                     "deltas (does the model listen?)")
+    control_seed: int = _opt(0, "seed of the shuffled-audio derangement")
+    options_seed: int = _opt(0, "multiple choice (muchomusic): seed of each question's option "
+                                "order, recorded with the scores")
+    max_items: int | None = _opt(None, "generation mode: only the first N test items (quick "
+                                       "runs); with --control, the items of the first N clips "
+                                       "(the control permutes clips)")
+
+    RENAMED = {"limit": "max_items"}
+    CHOICES = {**MetricsConfig.CHOICES, **GenerationConfig.CHOICES, "control": CONTROLS}
+
+    @property
+    def generates(self) -> bool:
+        return self.run is not None or self.dataset is not None
+
+    def validate(self) -> "ScoreConfig":
+        part(self, MetricsConfig).validate()
+        if not self.generates:
+            if self.predictions is None:
+                raise UserError("give --predictions FILE, or --run RUN --dataset NAME to "
+                                "generate first")
+            return self
+        if self.predictions is not None:
+            raise UserError("give either --predictions FILE (score existing outputs) or --run "
+                            "RUN --dataset NAME (generate, then score), not both")
+        if self.run is None:
+            raise UserError("give --predictions FILE, or --run RUN --dataset NAME to generate "
+                            "first")
+        if self.dataset in OLD_TEST_SET_NAMES:
+            import sys
+
+            print(f"note: --dataset {self.dataset} is now --dataset "
+                  f"{OLD_TEST_SET_NAMES[self.dataset]} (the annotation file says which part); "
+                  "the old name is read for now", file=sys.stderr)
+            self.dataset = OLD_TEST_SET_NAMES[self.dataset]
+        if self.dataset is None or self.dataset not in TEST_SETS:
+            raise UserError(f"--run needs --dataset (one of {', '.join(TEST_SETS)}) and its "
+                            "--annotations")
+        if self.max_items is not None and self.max_items < 1:
+            raise UserError("--max-items must be at least 1")
+        rt, gen = part(self, RuntimeConfig).validate(), part(self, GenerationConfig).validate()
+        for group in (rt, gen):
+            for name in group.__dataclass_fields__:
+                setattr(self, name, getattr(group, name))
+        return self
+
+    def metrics_config(self) -> MetricsConfig:
+        return part(self, MetricsConfig)
+
+    def generation(self) -> GenerationConfig:
+        return part(self, GenerationConfig).validate()

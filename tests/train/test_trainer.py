@@ -1,0 +1,209 @@
+"""End-to-end training on a tiny random Llama and a tiny-encoder cache: learning, run folder,
+ZeRO stages, resume, stage-2 initialisation, and the refusals of bad input."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from musilingo.errors import UserError
+from musilingo.runs.adapter_file import load_model, model_config
+from musilingo.train import run
+from musilingo.train.config import TrainConfig
+
+
+def quiet(*_a, **_k):
+    pass
+
+
+def test_loss_falls_and_run_folder_is_complete(make_cfg):
+    cfg = make_cfg(batch_size=8, max_steps=40, standardize=True, log_every=1)
+    before = {k: v for k, v in os.environ.items() if k != "LOCAL_RANK"}
+    r = run(cfg, log=quiet)
+    # A lone process makes its own one-member group: no RANK/WORLD_SIZE/MASTER_PORT left behind
+    # for the processes it starts later to trip over.
+    assert {k: v for k, v in os.environ.items() if k != "LOCAL_RANK"} == before
+    first, last = sum(r.losses[:3]) / 3, sum(r.losses[-5:]) / 5
+    assert last < first - 0.8, r.losses
+    assert r.steps == 40 and not r.stopped_early
+    folder = r.run_dir
+    rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows] == list(range(1, 41))
+    # Warmup from 1e-6 (1 step), then the reference's cosine whose phase counts all 40 steps.
+    cosine = [3e-3 + (3e-2 - 3e-3) * 0.5 * (1 + math.cos(math.pi * s / 40)) for s in range(1, 40)]
+    assert [x["lr"] for x in rows] == pytest.approx([1e-6] + cosine)
+    assert [x["loss"] for x in rows] == pytest.approx(r.losses)
+    assert list((folder / "tensorboard").glob("events.out.tfevents.*"))
+    saved = TrainConfig.from_dict(yaml.safe_load((folder / "config.yaml").read_text()))
+    assert saved == cfg
+    acfg = json.loads((folder / "adapter_config.json").read_text())
+    assert acfg["stride"] == 65 and acfg["t"] == 130 and acfg["encoder_dim"] == 128
+    assert acfg["num_layers"] == 3 and acfg["llm"] == "tiny-llama" and acfg["normalized"]
+    assert acfg["encoder"]["encoder"] == "tiny" and acfg["template"]["name"] == "caption"
+    # The saved adapter rebuilds a model for inference, normalisation included.
+    model = load_model(folder)
+    assert model.adapter.feature_std.min() > 0 and not torch.all(model.adapter.feature_mean == 0)
+    assert (folder / "resume" / "latest").read_text().strip() == "step-00000040"
+
+
+@pytest.mark.parametrize("stage", ["zero2_offload", "zero3_offload"])
+def test_zero_offload_stages_train_like_zero0(make_cfg, tmp_path, stage):
+    ref = run(make_cfg(out=str(tmp_path / "z0")), log=quiet)
+    got = run(make_cfg(deepspeed=stage, out=str(tmp_path / stage)), log=quiet)
+    assert got.losses == pytest.approx(ref.losses, rel=1e-5)
+    a = load_model(ref.run_dir).adapter.proj.weight
+    b = load_model(got.run_dir).adapter.proj.weight
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_zero_steps_saves_the_initial_adapter(make_cfg):
+    r = run(make_cfg(max_steps=0), log=quiet)
+    assert r.steps == 0 and r.final_loss is None and r.adapter.is_file()
+    assert model_config(load_model(r.run_dir))["t"] == 130
+
+
+def test_zero3_bf16_trains_learned_layer_weights(make_cfg):
+    # ZeRO-3 partitions every parameter, the 1-d layer weights included; bf16 casts the inputs.
+    r = run(make_cfg(deepspeed="zero3", dtype="bf16", max_steps=3, layer_aggregation="learned"),
+            log=quiet)
+    assert len(r.losses) == 3 and all(10 < x < 14 for x in r.losses)
+    model = load_model(r.run_dir)
+    w = torch.softmax(model.adapter.layer_logits, 0)
+    assert model.adapter.aggregation == "learned" and not torch.allclose(w, torch.full((3,), 1 / 3))
+
+
+def test_resume_reproduces_an_uninterrupted_run(make_cfg, tmp_path):
+    kw = dict(max_steps=7, save_every=3, grad_accum=2, batch_size=2, num_workers=1)
+    full = run(make_cfg(out=str(tmp_path / "full"), **kw), log=quiet)
+    part = run(make_cfg(out=str(tmp_path / "part"), stop_after=5, **kw), log=quiet)
+    assert part.stopped_early and part.steps == 5
+    # The "killed" run logged steps 4-5 past its last resume state (step 3): they are redone.
+    rest = run(make_cfg(out=str(tmp_path / "part"), resume=True, **kw), log=quiet)
+    assert rest.steps == 7 and len(rest.losses) == 4
+    assert part.losses[:3] + rest.losses == full.losses   # exact, step by step
+    rows = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows] == list(range(1, 8))
+    w_full = load_model(full.run_dir).adapter.proj.weight
+    w_rest = load_model(rest.run_dir).adapter.proj.weight
+    assert torch.equal(w_full, w_rest)
+
+
+def test_resuming_a_finished_run_says_so(make_cfg, tmp_path):
+    cfg = make_cfg(out=str(tmp_path / "done"), max_steps=2)
+    run(cfg, log=quiet)
+    logs: list[str] = []
+    again = run(make_cfg(out=str(tmp_path / "done"), max_steps=2, resume=True),
+                log=logs.append)
+    assert again.steps == 2 and again.losses == []
+    last = [m for m in logs if "step 2/2" in m][-1]
+    assert last.startswith("already finished at step 2/2 (last logged loss ") and "nan" not in last
+
+
+def test_resume_refuses_a_different_config_and_reuse_needs_resume(make_cfg, tmp_path):
+    out = str(tmp_path / "r")
+    run(make_cfg(out=out, max_steps=2, save_every=1), log=quiet)
+    with pytest.raises(UserError, match="different config.*lr"):
+        run(make_cfg(out=out, max_steps=2, lr=1e-3, resume=True), log=quiet)
+    with pytest.raises(UserError, match="already holds a run"):
+        run(make_cfg(out=out, max_steps=2), log=quiet)
+
+
+def test_instruct_stage_starts_from_the_stage1_adapter(make_cfg, synth, tmp_path):
+    stage1 = run(make_cfg(out=str(tmp_path / "s1"), max_steps=3, standardize=True), log=quiet)
+    qa = [{"name": "synth", "annotations": str(synth)}]
+    stage2 = make_cfg(stage="instruct", datasets=qa, out=str(tmp_path / "s2"), max_steps=1,
+                      lr=1e-9, min_lr=1e-9, warmup_lr=1e-9, init_adapter=str(stage1.run_dir))
+    r = run(stage2, log=quiet)
+    a, b = load_model(stage1.run_dir), load_model(r.run_dir)
+    torch.testing.assert_close(a.adapter.proj.weight, b.adapter.proj.weight, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(a.adapter.feature_mean, b.adapter.feature_mean)
+    assert b.template.name == "instruct" and b.normalized
+
+
+def test_bad_input_is_refused_with_clear_errors(make_cfg, synth, cache, tmp_path):
+    with pytest.raises(UserError, match="not a multiple of the cache stride 65"):
+        run(make_cfg(t=100), log=quiet)
+    with pytest.raises(UserError, match="no feature cache"):
+        run(make_cfg(cache=None), log=quiet)
+    with pytest.raises(UserError, match="question/answer records"):
+        run(make_cfg(datasets=[{"name": "synth", "annotations": str(synth)}]), log=quiet)
+    # An annotation row whose clip is not in the cache: skipped and counted, fatal past the limit.
+    rows = (synth / "captions.csv").read_text().splitlines()
+    extra = tmp_path / "captions.csv"
+    extra.write_text("\n".join(rows + [rows[1].replace("train_0000", "train_9999")]) + "\n")
+    one = [{"name": "musiccaps", "annotations": str(extra), "audio_root": str(synth / "audio"),
+            "split": None}]
+    with pytest.raises(UserError, match=r"1 of 17 rows .* have no features.*train_9999"):
+        run(make_cfg(datasets=one), log=quiet)
+    r = run(make_cfg(datasets=one, max_missing_fraction=0.1, max_steps=1,
+                     out=str(tmp_path / "skip")), log=quiet)
+    assert r.skipped == {"musiccaps": 1}
+    empty = tmp_path / "empty.csv"
+    empty.write_text(rows[0] + "\n")
+    with pytest.raises(UserError, match="has no records"):
+        run(make_cfg(datasets=[{"name": "musiccaps", "annotations": str(empty), "split": None}]),
+            log=quiet)
+    # A cache of another width than the adapter being continued.
+    other = tmp_path / "other"
+    other.mkdir()
+    from musilingo.runs.adapter_file import save_adapter
+
+    first = run(make_cfg(out=str(tmp_path / "w"), max_steps=1), log=quiet)
+    cfg = json.loads((first.run_dir / "adapter_config.json").read_text())
+    cfg["encoder_dim"] = 256
+    save_adapter(other, cfg, {"proj.weight": torch.zeros(64, 256), "proj.bias": torch.zeros(64),
+                              "feature_mean": torch.zeros(256), "feature_std": torch.ones(256)})
+    with pytest.raises(UserError, match="encoder_dim=256 but this run needs 128"):
+        run(make_cfg(init_adapter=str(other)), log=quiet)
+    # An LLM folder without a tokenizer.
+    from musilingo.models.llm import tiny_llama_folder
+
+    llm = tmp_path / "llm"
+    llm.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (llm / name).write_bytes((tiny_llama_folder() / name).read_bytes())
+    with pytest.raises(UserError, match="has no tokenizer"):
+        run(make_cfg(llm=str(llm)), log=quiet)
+    with pytest.raises(UserError, match="max_steps=-1 is out of range"):
+        run(make_cfg(max_steps=-1), log=quiet)
+    with pytest.raises(UserError, match="fp16 needs a GPU"):
+        run(make_cfg(dtype="fp16"), log=quiet)
+
+
+def test_an_mlp_adapter_in_the_llms_chat_template_trains_from_the_same_cache(make_cfg, synth):
+    """One cache, another recipe: a two-layer MLP adapter and SmolLM2's own chat template (the
+    tiny-llama preset carries SmolLM2's tokenizer). The run folder says which variant it is, and
+    the model it loads answers through the same generation path, stopping at <|im_end|>."""
+    from musilingo.infer.config import GenerationConfig
+    from musilingo.infer.generation import chat_example, generate, prompt_example
+
+    qa = [{"name": "synth", "annotations": str(synth)}]
+    r = run(make_cfg(stage="instruct", datasets=qa, adapter="mlp", prompt="chat", max_steps=40,
+                     batch_size=8, standardize=True), log=quiet)
+    assert sum(r.losses[-5:]) / 5 < sum(r.losses[:3]) / 3 - 0.5, r.losses
+    acfg = json.loads((r.run_dir / "adapter_config.json").read_text())
+    assert acfg["adapter"] == "mlp" and acfg["template"]["name"] == "chat-instruct"
+    assert acfg["template"]["end"] == "<|im_end|>" and acfg["template"]["bos"] is False
+    saved = yaml.safe_load((r.run_dir / "config.yaml").read_text())
+    assert (saved["adapter"], saved["prompt"]) == ("mlp", "chat")
+    model = load_model(r.run_dir)
+    assert model.adapter.hidden is not None and model.adapter.proj.in_features == 64
+    one = prompt_example(model, "What instrument is playing?")
+    assert chat_example(model, [("What instrument is playing?", None)]) == one
+    two = chat_example(model, [("What instrument is playing?", "Piano."), ("And the tempo?", None)])
+    text = model.tokenizer.decode(two.after)
+    assert "Piano.<|im_end|>\n<|im_start|>user\nAnd the tempo?<|im_end|>\n<|im_start|>assistant" \
+        in text
+    rng = torch.Generator().manual_seed(0)
+    feats = (torch.randn(3, 4, 128, generator=rng).numpy(), np.full(4, 65, np.int32))
+    out = generate(model, [one], [feats], GenerationConfig(max_new_tokens=5))
+    assert isinstance(out[0].answer, str) and out[0].new_tokens <= 5
+    # a stage-2 run cannot start from an adapter of another kind
+    with pytest.raises(UserError, match="is a mlp adapter but this run trains adapter=linear"):
+        run(make_cfg(stage="instruct", datasets=qa, init_adapter=str(r.run_dir), max_steps=1,
+                     out=str(r.run_dir.parent / "lin")), log=quiet)
