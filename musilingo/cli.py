@@ -34,6 +34,7 @@ VERBS = {
     "score": "musilingo.score.command:score",
     "serve": "musilingo.serve.command:serve",
     "export": "musilingo.runs.command:export",
+    "compare": "musilingo.runs.command:compare",
     "demo": "musilingo.demo.command:demo",
 }
 

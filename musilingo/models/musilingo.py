@@ -208,11 +208,13 @@ class MusiLingo(nn.Module):
         """Logits at the positions that predict a target token, and those targets."""
         tgt = labels[:, 1:]
         keep = tgt != IGNORE
-        plain = getattr(self.llm.config, "final_logit_softcapping", None) is None \
-            and not hasattr(self.llm, "logit_scale")
+        # With LoRA the LLM is a PeftModel; its LoRA layers sit inside the wrapped model.
+        llm = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        plain = getattr(llm.config, "final_logit_softcapping", None) is None \
+            and not hasattr(llm, "logit_scale")
         if plain:  # backbone + lm_head on target positions only
-            hidden = self.llm.base_model(inputs_embeds=embeds, attention_mask=attn).last_hidden_state
-            logits = self.llm.get_output_embeddings()(hidden[:, :-1][keep])
+            hidden = llm.base_model(inputs_embeds=embeds, attention_mask=attn).last_hidden_state
+            logits = llm.get_output_embeddings()(hidden[:, :-1][keep])
         else:  # models that post-process logits: let them
             logits = self.llm(inputs_embeds=embeds, attention_mask=attn).logits[:, :-1][keep]
         return logits.float(), tgt[keep]

@@ -14,7 +14,10 @@ A run folder holds
     adapter_config.json   `new_config(...)`: format, LLM, widths, hidden-state count, the stride
                           the adapter re-pools from and its window t, the adapter kind (linear or
                           mlp; absent = linear), the layer aggregation, the prompt template, and
-                          the encoder identity its features came from
+                          the encoder identity its features came from, and "lora": "lora" when
+                          the LLM has LoRA matrices
+    lora/                 with LoRA: PEFT's own adapter_config.json + adapter_model.safetensors
+                          (models/lora.py), loadable by `peft.PeftModel.from_pretrained`
 
 Both files are written to a temporary name and renamed into place, so a reader sees the old
 adapter or the new one, never half of one. Weights are safetensors only: loading one runs no code.
@@ -46,11 +49,15 @@ def new_config(*, llm: str, llm_dim: int, encoder_dim: int, num_layers: int, str
 
 def model_config(model) -> dict:
     """The adapter_config.json of a `models.musilingo.MusiLingo`: all `load_model` needs."""
+    from ..models.lora import LORA_FOLDER
+
     a = model.adapter
+    lora = {"lora": LORA_FOLDER} if hasattr(model.llm, "peft_config") else {}
     return new_config(llm=model.llm_name, llm_dim=a.llm_dim, encoder_dim=a.encoder_dim,
                       num_layers=a.num_layers, stride=a.stride, t=a.t,
                       aggregation=a.aggregation, normalized=bool(model.normalized),
-                      kind=a.kind, template=model.template.to_dict(), encoder=model.encoder_meta)
+                      kind=a.kind, template=model.template.to_dict(), encoder=model.encoder_meta,
+                      **lora)
 
 
 def load_model(folder: str | Path, *, llm: str | None = None, dtype="fp32", device="cpu",
@@ -72,6 +79,10 @@ def load_model(folder: str | Path, *, llm: str | None = None, dtype="fp32", devi
     dtype_now = model.adapter.proj.weight.dtype
     model.adapter.load_state_dict({k: v.to(dtype_now) for k, v in state.items()})
     model.normalized = bool(cfg.get("normalized"))
+    if cfg.get("lora"):  # LoRA matrices of the LLM, in PEFT's format beside the adapter
+        from ..models.lora import load_lora
+
+        load_lora(model, folder)
     return model
 
 

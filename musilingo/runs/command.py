@@ -1,11 +1,13 @@
-"""`musilingo import-checkpoint | export`: the verbs that make run folders and ship them.
+"""`musilingo import-checkpoint | export | compare`: the verbs that make, ship and compare run
+folders.
 
     musilingo import-checkpoint stage2.pth --llm /models/vicuna-7b --out runs/reference
     musilingo import-checkpoint m-a-p/MusiLingo-short-v1 --llm /models/vicuna-7b --out runs/short
     musilingo export runs/instruct --out hub/musilingo-demo [--push-to-hub my-lab/name]
+    musilingo compare runs/linear runs/mlp runs/lora --out compare/
 
 Configured like every verb (musilingo/options.py): a recipe, a flag per field, key=value
-overrides. The work is in import_checkpoint.py and export.py.
+overrides. The work is in import_checkpoint.py, export.py and compare.py.
 """
 from __future__ import annotations
 
@@ -105,3 +107,25 @@ def export(recipe, args, **flags):
     click.echo(f"exported {run} -> {folder} (README.md is the model card)")
     if cfg.push_to_hub:
         click.echo(f"pushed: {push_to_hub(folder, cfg.push_to_hub)}")
+
+
+@dataclass
+class CompareConfig:
+    out: str | None = _opt(None, "folder to write compare.md, compare.json and losses.png into")
+
+
+@click.command("compare")
+@config_options(CompareConfig, "compare", args="args")
+def compare(recipe, args, **flags):
+    """One table of several runs: their variants, final losses and every recorded evaluation
+    with its protocol and shuffled-audio control; with --out, the loss curves as a PNG.
+
+    ARGS: RUN folders, then any KEY=VALUE overrides."""
+    from .compare import compare_runs
+
+    runs, overrides = split_overrides(args, CompareConfig)
+    cfg = load_config(CompareConfig, "compare", recipe, flags, overrides)
+    result = compare_runs(runs, cfg.out)
+    click.echo(result["markdown"])
+    if cfg.out:
+        click.echo(f"wrote {cfg.out}/compare.md, compare.json and losses.png", err=True)

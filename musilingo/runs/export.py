@@ -6,6 +6,8 @@
 A trained MusiLingo adapter is ~4M parameters; the field publishes 15 GB repositories because
 nothing packages the adapter with what is needed to use and trust it. The exported folder holds
     adapter.safetensors, adapter_config.json   the run's adapter, unchanged (re-read and checked)
+    lora/                                      with LoRA: PEFT's adapter_config.json and
+                                               adapter_model.safetensors (peft loads it)
     config.yaml                                the training recipe as it ran, when there is one
     evaluations.json                           the scores recorded in the run (card.py)
     README.md                                  the model card: hub YAML metadata (licence left
@@ -23,6 +25,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import UserError
+from ..models.lora import LORA_FOLDER
 from .adapter_file import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter
 from .card import EVALUATIONS, RunCard, evaluations_markdown
 
@@ -112,6 +115,11 @@ def export_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> 
     for name in (ADAPTER_WEIGHTS, ADAPTER_CONFIG, "config.yaml", EVALUATIONS):
         if (card.folder / name).is_file():
             shutil.copy2(card.folder / name, out / name)
+    lora = card.folder / LORA_FOLDER
+    if (lora / "adapter_model.safetensors").is_file():  # PEFT's own files, loadable by peft
+        (out / LORA_FOLDER).mkdir(exist_ok=True)
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copy2(lora / name, out / LORA_FOLDER / name)
     (out / "README.md").write_text(model_card(card), encoding="utf-8")
     return out
 

@@ -38,9 +38,20 @@ def full_adapter_state(engine) -> dict:
     """The adapter's fp32 weights, assembled from wherever this ZeRO stage keeps them.
 
     A collective under ZeRO-3 and with bf16 master weights: call it on every rank."""
+    return full_trained_state(engine, engine.module.adapter)
+
+
+def full_lora_state(engine) -> dict:
+    """The LoRA matrices of the LLM (empty without LoRA), like `full_adapter_state`."""
+    llm = engine.module.llm
+    state = full_trained_state(engine, llm, buffers=False)
+    return {k: v for k, v in state.items() if "lora_" in k}
+
+
+def full_trained_state(engine, adapter, *, buffers: bool = True) -> dict:
+    """The fp32 values of `adapter`'s trainable parameters (and its buffers)."""
     from deepspeed.utils import safe_get_full_fp32_param
 
-    adapter = engine.module.adapter
     # ZeRO-0 with bf16/fp16 keeps fp32 masters in parallel lists, not in the tensor-fragment maps.
     opt = engine.optimizer
     masters = {}
@@ -50,6 +61,8 @@ def full_adapter_state(engine) -> dict:
                 masters.update({id(a): b for a, b in zip(low, high)})
     out = {}
     for name, p in adapter.named_parameters():
+        if not buffers and not p.requires_grad:  # the frozen LLM around the LoRA matrices
+            continue
         full = safe_get_full_fp32_param(p) if p.requires_grad else None
         if full is None and id(p) in masters:
             full = masters[id(p)]
@@ -59,8 +72,9 @@ def full_adapter_state(engine) -> dict:
             with deepspeed.zero.GatheredParameters([p], enabled=hasattr(p, "ds_id")):
                 full = p.detach().clone()
         out[name] = full.float().cpu()
-    for name, b in adapter.named_buffers():
-        out[name] = b.detach().float().cpu()
+    if buffers:
+        for name, b in adapter.named_buffers():
+            out[name] = b.detach().float().cpu()
     return out
 
 

@@ -59,6 +59,13 @@ class TrainConfig:
     layer_aggregation: str = _opt("mean", "mean (paper) or learned (softmax weights, start at the mean)")
     adapter: str = _opt("linear", "adapter kind: linear (the paper: one Linear) or mlp (Linear, "
                                   "GELU, Linear, as LLaVA-1.5); recorded in the run folder")
+    lora_rank: int = _opt(0, "LoRA rank on the frozen LLM (0: no LoRA, the paper); the LoRA "
+                             "matrices train with the adapter and are saved in PEFT's format")
+    lora_alpha: float = _opt(16.0, "LoRA scaling numerator (the update is scaled by alpha/rank)")
+    lora_dropout: float = _opt(0.0, "LoRA dropout on the LoRA branch's input")
+    lora_targets: str = _opt("q_proj,v_proj", "comma list of the LLM's Linear layer names that "
+                                              "get LoRA (Llama family: q_proj, k_proj, v_proj, "
+                                              "o_proj, gate_proj, up_proj, down_proj)")
     prompt: str = _opt("vicuna", "prompt layout: vicuna (the paper's ###Human: ... ###Assistant: "
                                  "text) or chat (the LLM tokenizer's own chat template; loss on "
                                  "the answer and its end-of-turn token)")
@@ -81,6 +88,14 @@ class TrainConfig:
     max_text_tokens: int | None = _opt(None, "target truncation (default: 32 pretrain, 160 instruct)")
     max_missing_fraction: float = _opt(0.05, "fail if more than this fraction of annotation rows "
                                        "has no features (they are skipped and counted otherwise)")
+    val_fraction: float = _opt(0.0, "hold out this fraction of the training clips (seeded, by "
+                                    "clip) and report the loss on them (0: no validation)")
+    val_split: str | None = _opt(None, "validate on this split of each data set (e.g. valid) "
+                                       "instead of a fraction of the training clips")
+    val_every: int = _opt(100, "with validation: its loss every N optimizer steps (and at the "
+                               "end); the best adapter is kept in best/")
+    early_stop: int = _opt(0, "with validation: stop after this many validations without a "
+                              "new best loss (0: never)")
     batch_size: int = _opt(8, "examples per process per forward pass (DeepSpeed's micro-batch)")
     grad_accum: int = _opt(1, "micro-batches accumulated per optimizer step")
     epochs: int = _opt(1, "epochs (each steps_per_epoch optimizer steps)")
@@ -115,8 +130,8 @@ class TrainConfig:
                "normalize": "standardize", "normalize_clips": "standardize_clips",
                "precision": "dtype"}
     # Fields that do not change what a run computes: a resumed run may change them.
-    RESUMABLE = ("out", "resume", "save_every", "log_every", "num_workers", "progress",
-                 "stop_after", "device")
+    RESUMABLE = ("out", "resume", "val_every", "early_stop", "save_every", "log_every",
+                 "num_workers", "progress", "stop_after", "device")
 
     def __post_init__(self):
         self.datasets = [d if isinstance(d, DataSpec) else _spec(d) for d in self.datasets]
@@ -147,6 +162,16 @@ class TrainConfig:
         if not self.datasets:
             raise UserError("no data sets: a recipe lists them under `datasets:`, or pass "
                             "--dataset NAME --annotations PATH")
+        if not 0 <= self.val_fraction < 1 or self.val_every < 0 or self.early_stop < 0:
+            raise UserError(f"val_fraction={self.val_fraction}, val_every={self.val_every}, "
+                            f"early_stop={self.early_stop}: use 0 <= val_fraction < 1 and "
+                            "counts >= 0")
+        if self.val_split and self.val_fraction:
+            raise UserError("give val_split or val_fraction, not both")
+        if self.lora_rank < 0 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
+            raise UserError(f"lora_rank={self.lora_rank}, lora_alpha={self.lora_alpha}, "
+                            f"lora_dropout={self.lora_dropout}: use a rank >= 0 (0: off), "
+                            "alpha > 0 and 0 <= dropout < 1")
         if self.lr <= 0 or self.min_lr < 0 or self.warmup_lr < 0:
             raise UserError("learning rates must be positive")
         self.dtype = dtype_name(self.dtype, "dtype")

@@ -137,7 +137,8 @@ def lr_at(step: int, *, lr: float, min_lr: float, warmup_lr: float, warmup_steps
 
 
 def param_groups(adapter: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices only: biases and 1-d parameters (layer weights) are not decayed."""
+    """The trainable parameters of `adapter` (a module: the adapter, or the whole model with its
+    LoRA matrices); decay matrices only: biases and 1-d parameters (layer weights) are not."""
     decay, no_decay = [], []
     for name, p in adapter.named_parameters():
         if not p.requires_grad:
@@ -149,10 +150,10 @@ def param_groups(adapter: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_engine(model, cfg, ds: dict, *, warmup_steps: int, total_steps: int):
-    """(engine, scheduler) for `model` (a MusiLingo); the LLM stays frozen."""
+    """(engine, scheduler) for `model` (a MusiLingo); the LLM stays frozen but for LoRA."""
     import deepspeed
 
-    optimizer = torch.optim.AdamW(param_groups(model.adapter, cfg.weight_decay), lr=cfg.lr,
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
                                   betas=tuple(cfg.betas), eps=1e-8)
 
     def factor(step: int) -> float:

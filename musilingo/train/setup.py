@@ -23,7 +23,9 @@ from ..runs.adapter_file import load_adapter
 from ..models.musilingo import MusiLingo
 from ..options import torch_dtype
 from ..models.llm import load_tokenizer
+from ..models.lora import add_lora
 from ..models.prompts import stage_template
+from .validation import heldout_sets, validation_plan
 from .data import (MicroBatches, build_trainset, epoch_plan,
                    example_features, mixing_probs)
 
@@ -38,6 +40,8 @@ class Job:
     loader: object
     skipped: dict = field(default_factory=dict)
     hf_ds_config: object = None
+    validation_batches: object = None
+    """None, or a callable giving this process's share of every held-out micro-batch."""
 
 
 def feature_sources(cfg, device: str, say) -> list:
@@ -210,6 +214,11 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
         skipped[spec.name] = ts.skipped
         say(f"{spec.name}: {len(ts.examples)} examples"
             + (f", {ts.skipped} rows skipped (no features)" if ts.skipped else ""))
+    sets, val_sets = heldout_sets(cfg, sets, cfg.stage)
+    if val_sets:
+        say("validation: " + ", ".join(f"{ts.name} {len(ts.examples)} held-out examples over "
+                                       f"{len({e.clip_id for e in ts.examples})} clips"
+                                       for ts in val_sets))
 
     hf_ds = None
     if int(ds.get("zero_optimization", {}).get("stage", 0)) == 3:
@@ -222,6 +231,10 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
                             dtype=torch_dtype(cfg.dtype), device=device,
                             trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
                             kind=cfg.adapter)
+    if cfg.lora_rank:
+        n = add_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                     targets=cfg.lora_targets)
+        say(f"LoRA rank {cfg.lora_rank} on {cfg.lora_targets}: {n:,} trainable LLM parameters")
     if cfg.init_adapter:
         note = init_from_adapter(model, cfg.init_adapter, encoder)
         say(f"adapter initialised from {cfg.init_adapter}")
@@ -265,7 +278,15 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
                                            multiprocessing_context=context,
                                            persistent_workers=False)
 
+    def validation_batches():
+        data = MicroBatches(val_sets, validation_plan(val_sets, global_micro), rank=rank,
+                            micro=cfg.batch_size, tokenizer=tokenizer, template=template,
+                            seed=cfg.seed, epoch=0, factor=model.adapter.factor,
+                            mode=cfg.segments, max_audio_tokens=cfg.max_audio_tokens)
+        return (data[i] for i in range(len(data)))
+
     say(f"{n_examples} examples, {steps_per_epoch} steps/epoch, {total_steps} steps "
         f"({cfg.batch_size} x {cfg.grad_accum} accumulation x {world} processes per step), "
         f"warmup {warmup}, {cfg.deepspeed}, {cfg.dtype}")
-    return Job(model, sets, steps_per_epoch, total_steps, warmup, loader, skipped, hf_ds)
+    return Job(model, sets, steps_per_epoch, total_steps, warmup, loader, skipped, hf_ds,
+               validation_batches if val_sets else None)

@@ -25,13 +25,16 @@ import torch
 import yaml
 
 from ..errors import UserError
+from ..models.lora import save_lora
 from ..models.prompts import IGNORE
 from ..runs.adapter_file import model_config, save_adapter
 from ..options import resolve_device
-from .checkpoint import full_adapter_state, latest_resume, load_resume, save_resume
+from .checkpoint import (full_adapter_state, full_lora_state, latest_resume, load_resume,
+                         save_resume)
 from .config import TrainConfig
 from .engine import build_engine, init_distributed, lr_at, pick_device, resolve_ds_config, zero_stage
 from .setup import prepare
+from .validation import Validation
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
@@ -50,6 +53,8 @@ class RunResult:
     samples_per_second: float = 0.0
     skipped: dict = field(default_factory=dict)          # data set -> rows without features
     stopped_early: bool = False
+    early_stopped: bool = False     # validation stopped it (the run is complete, best/ kept)
+    val_best: float | None = None
 
 
 def _check_run_dir(cfg: TrainConfig, run_dir: Path, rank: int) -> None:
@@ -117,10 +122,13 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step or None)
+    check = None
+    if job.validation_batches is not None:
+        check = Validation(run_dir, cfg, job.validation_batches, rank=rank, start_step=start_step)
     ga, micro = cfg.grad_accum, cfg.batch_size
     per_step = micro * ga * world
     losses: list[float] = []
-    step, loss_value, stopped = start_step, None, False
+    step, loss_value, stopped, early = start_step, None, False, False
     bar = None
     if rank == 0 and cfg.progress:
         from tqdm.auto import tqdm
@@ -128,7 +136,7 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
         bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
     engine.train()
-    while step < total_steps and not stopped:
+    while step < total_steps and not stopped and not early:
         epoch, first = divmod(step, steps_per_epoch)
         loader = job.loader(epoch, first * ga)
         batches = iter(loader)
@@ -167,8 +175,18 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
-            if step % cfg.save_every == 0 and step < total_steps:
+            if check is not None and check.due(step, total_steps):
+                val, early = check.run(engine, step, lambda folder: _save_adapter(
+                    folder, engine, job, cfg, rank))
+                say(f"step {step}: validation loss {val:.4f} (best {check.best:.4f})"
+                    + (f"; no new best in {cfg.early_stop} validations: stopping early"
+                       if early else ""))
+                if writer is not None:
+                    writer.add_scalar("val/loss", val, step)
+            if step % cfg.save_every == 0 and step < total_steps and not early:
                 _save(run_dir, engine, job, cfg, step, world, rank)
+            if early:
+                break
             if cfg.stop_after is not None and step - start_step >= cfg.stop_after:
                 stopped = True
                 break
@@ -196,7 +214,8 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
                      config=run_dir / CONFIG, metrics=metrics_path, steps=step,
                      final_loss=loss_value, losses=losses, seconds=seconds,
                      samples_per_second=done * per_step / max(seconds, 1e-9),
-                     skipped=dict(job.skipped), stopped_early=stopped)
+                     skipped=dict(job.skipped), stopped_early=stopped, early_stopped=early,
+                     val_best=check.best if check is not None else None)
 
 
 def _last_logged_loss(metrics_path: Path) -> float | None:
@@ -207,10 +226,17 @@ def _last_logged_loss(metrics_path: Path) -> float | None:
         return None
 
 
-def _save(run_dir: Path, engine, job, cfg: TrainConfig, step: int, world: int, rank: int) -> None:
-    state = full_adapter_state(engine)           # collective under ZeRO-3: every rank
+def _save_adapter(folder: Path, engine, job, cfg: TrainConfig, rank: int) -> None:
+    state = full_adapter_state(engine)           # collectives under ZeRO-3: every rank
+    lora = full_lora_state(engine) if cfg.lora_rank else {}
     if rank == 0:
-        save_adapter(run_dir, model_config(job.model), state)
+        if lora:  # first: the adapter config that names the LoRA folder is written last
+            save_lora(folder, job.model, lora)
+        save_adapter(folder, model_config(job.model), state)
+
+
+def _save(run_dir: Path, engine, job, cfg: TrainConfig, step: int, world: int, rank: int) -> None:
+    _save_adapter(run_dir, engine, job, cfg, rank)
     save_resume(run_dir, engine, {"step": step, "world_size": world,
                                   "global_micro_batch": cfg.batch_size * world,
                                   "steps_per_epoch": job.steps_per_epoch}, rank=rank)

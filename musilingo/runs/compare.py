@@ -1,0 +1,118 @@
+"""`musilingo compare RUN...`: several run folders side by side.
+
+    musilingo compare runs/linear runs/mlp runs/lora --out compare/
+
+One table (stdout, and compare.md / compare.json with --out) with each run's variant (LLM,
+adapter kind, layer aggregation, prompt layout, LoRA rank, training steps), its final training
+loss, and every evaluation recorded in it (`musilingo score --run`, the demo) with its protocol
+and, where the shuffled-audio control ran, the shuffled value beside it; and, with --out, one
+PNG of the training-loss curves (metrics.jsonl). Reads only what the runs recorded.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UserError
+from .card import RunCard
+
+
+def variant(card: RunCard) -> dict:
+    """What kind of run it is: the settings that tell recipes trained from one cache apart."""
+    t = card.training
+    return {"llm": card.config.get("llm"), "adapter": card.config.get("adapter", "linear"),
+            "layers": card.config.get("layer_aggregation", "mean"),
+            "prompt": (card.config.get("template") or {}).get("name"),
+            "lora": int(t.get("lora_rank") or 0) or None, "steps": t.get("max_steps")}
+
+
+def loss_curve(folder: Path) -> list[tuple[int, float]]:
+    path = folder / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            out.append((int(row["step"]), float(row["loss"])))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by a kill: the curve just ends earlier
+    return out
+
+
+def scores(card: RunCard) -> dict[str, tuple[float | None, float | None]]:
+    """{"<dataset> <protocol> <metric>": (value, shuffled-audio value or None)}."""
+    out = {}
+    for e in card.evaluations:
+        control = {(r["protocol"], r["metric"]): r.get("shuffled") for r in e.get("control") or []}
+        for protocol, values in (e.get("protocols") or {}).items():
+            for metric, value in (values or {}).items():
+                out[f"{e.get('dataset')} {protocol} {metric}"] = (
+                    value, control.get((protocol, metric)))
+    return out
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def compare_runs(runs: list[str], out: str | Path | None = None) -> dict:
+    """The comparison of `runs` (run folders); with `out`, compare.md, compare.json and
+    losses.png written there. Returns {"runs": [...], "markdown": ...}."""
+    if not runs:
+        raise UserError("give at least one RUN folder to compare")
+    cards = [RunCard.read(r) for r in runs]
+    rows = []
+    for card in cards:
+        curve = loss_curve(card.folder)
+        rows.append({"run": str(card.folder), **variant(card),
+                     "final_loss": curve[-1][1] if curve else None, "scores": scores(card),
+                     "curve": curve})
+    keys = ["llm", "adapter", "layers", "prompt", "lora", "steps", "final_loss"]
+    names = [Path(r["run"]).name for r in rows]
+    lines = ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(rows)]
+    lines += [f"| {k} | " + " | ".join(_fmt(r[k]) for r in rows) + " |" for k in keys]
+    metrics = sorted({m for r in rows for m in r["scores"]})
+    for m in metrics:
+        cells = []
+        for r in rows:
+            value, shuffled = r["scores"].get(m, (None, None))
+            cells.append(_fmt(value) + (f" (shuffled {_fmt(shuffled)})" if shuffled is not None
+                                        else ""))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if not metrics:
+        lines += ["", "No evaluation is recorded in these runs: `musilingo score --run RUN "
+                  "--control shuffled-audio ...` records one."]
+    markdown = "\n".join(lines) + "\n"
+    result = {"runs": rows, "markdown": markdown}
+    if out is not None:
+        folder = Path(out)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "compare.md").write_text(markdown, encoding="utf-8")
+            (folder / "compare.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+            _plot(rows, names, folder / "losses.png")
+        except OSError as exc:
+            raise UserError(f"--out {folder}: cannot write there ({exc.strerror})") from None
+    return result
+
+
+def _plot(rows: list[dict], names: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, r in zip(names, rows):
+        if r["curve"]:
+            steps, losses = zip(*r["curve"])
+            ax.plot(steps, losses, label=name, linewidth=1)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.set_title("training loss per run")
+    if any(r["curve"] for r in rows):
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

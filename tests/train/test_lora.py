@@ -1,0 +1,113 @@
+"""LoRA on the frozen LLM, trained with the adapter from the same cache: saved in PEFT's own
+format (never the base weights), loaded back for generation, resumed exactly, ZeRO stages."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from musilingo.errors import UserError
+from musilingo.runs.adapter_file import load_model
+from musilingo.train import run
+
+
+def quiet(*_a, **_k):
+    pass
+
+
+@pytest.fixture
+def lora_cfg(make_cfg, synth):
+    def make(**kw):
+        base = dict(stage="instruct", datasets=[{"name": "synth", "annotations": str(synth)}],
+                    lora_rank=4, lora_targets="q_proj,v_proj", max_steps=20, batch_size=8,
+                    standardize=True)
+        return make_cfg(**{**base, **kw})
+    return make
+
+
+def test_lora_trains_saves_in_peft_format_and_loads_back(lora_cfg, cache, tmp_path):
+    r = run(lora_cfg(out=str(tmp_path / "lora")), log=quiet)
+    assert sum(r.losses[-5:]) / 5 < sum(r.losses[:3]) / 3 - 0.3, r.losses
+    folder = r.run_dir
+    assert json.loads((folder / "adapter_config.json").read_text())["lora"] == "lora"
+    peft_cfg = json.loads((folder / "lora" / "adapter_config.json").read_text())
+    assert peft_cfg["r"] == 4 and sorted(peft_cfg["target_modules"]) == ["q_proj", "v_proj"]
+    saved = load_file(str(folder / "lora" / "adapter_model.safetensors"))
+    assert saved and all("lora_A" in k or "lora_B" in k for k in saved)   # no base weight
+    assert len(saved) == 2 * 2 * 2                   # A and B, q and v, 2 layers
+    assert any(float(v.abs().max()) > 0 for k, v in saved.items() if "lora_B" in k)  # it trained
+
+    # peft itself loads the folder over the base LLM, with our tensors
+    from peft import PeftModel
+
+    from musilingo.models.llm import load_llm
+
+    base, _ = load_llm("tiny-llama")
+    peft_model = PeftModel.from_pretrained(base, str(folder / "lora"))
+    ours = {k.replace(".default.", "."): v for k, v in peft_model.named_parameters()
+            if "lora_" in k}
+    assert set(ours) == set(saved)
+    assert all(torch.equal(ours[k].float(), saved[k]) for k in saved)
+
+    # musilingo's loader puts the same LoRA on the run's LLM: the LLM's output changes
+    model = load_model(folder)
+    assert hasattr(model.llm, "peft_config")
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        with_lora = model.llm(input_ids=ids).logits
+        with model.llm.disable_adapter():
+            without = model.llm(input_ids=ids).logits
+    assert not torch.allclose(with_lora, without)
+
+    # every generating verb loads runs through the Predictor: it answers with the LoRA on
+    from musilingo.infer import GenerationConfig, Predictor
+
+    p = Predictor.load(folder, cache=str(cache), generation=GenerationConfig(max_new_tokens=4))
+    assert hasattr(p.model.llm, "peft_config")
+    (row,) = p.ask("train_0000", "What instrument is playing?")
+    assert isinstance(row["answer"], str)
+
+    # the Hub export carries the PEFT folder, which peft loads directly
+    from musilingo.runs.export import export_run
+
+    hub = export_run(folder, tmp_path / "hub")
+    again = PeftModel.from_pretrained(load_llm("tiny-llama")[0], str(hub / "lora"))
+    assert {k for k, _ in again.named_parameters() if "lora_" in k} == \
+        {k for k, _ in peft_model.named_parameters() if "lora_" in k}
+    assert json.loads((hub / "adapter_config.json").read_text())["lora"] == "lora"
+
+
+def test_lora_resume_is_exact_and_zero2_matches_zero0(lora_cfg, tmp_path):
+    kw = dict(max_steps=6, save_every=3, batch_size=4, num_workers=0)
+    full = run(lora_cfg(out=str(tmp_path / "full"), **kw), log=quiet)
+    part = run(lora_cfg(out=str(tmp_path / "part"), stop_after=4, **kw), log=quiet)
+    assert part.stopped_early
+    rest = run(lora_cfg(out=str(tmp_path / "part"), resume=True, **kw), log=quiet)
+    assert rest.losses == pytest.approx(full.losses[3:], rel=1e-5)
+    a = load_file(str(tmp_path / "full" / "lora" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "part" / "lora" / "adapter_model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    z2 = run(lora_cfg(out=str(tmp_path / "z2"), deepspeed="zero2", **kw), log=quiet)
+    assert z2.losses == pytest.approx(full.losses, rel=1e-4)
+
+
+def test_lora_target_names_the_llm_does_not_have_are_refused(lora_cfg, tmp_path):
+    with pytest.raises(UserError, match=r"lora_targets='query,v_proj': query is not a Linear "
+                                        r"layer of tiny-llama; use some of .*q_proj"):
+        run(lora_cfg(lora_targets="query,v_proj", out=str(tmp_path / "x")), log=quiet)
+    with pytest.raises(UserError, match="lora_rank=-1"):
+        run(lora_cfg(lora_rank=-1, out=str(tmp_path / "y")), log=quiet)
+
+
+def test_lora_under_zero3_saves_whole_matrices(lora_cfg, tmp_path):
+    """ZeRO-3 partitions the LLM; the saved LoRA matrices are gathered whole, as under ZeRO-0."""
+    kw = dict(max_steps=3, batch_size=4, num_workers=0)
+    z0 = run(lora_cfg(out=str(tmp_path / "z0"), **kw), log=quiet)
+    z3 = run(lora_cfg(out=str(tmp_path / "z3"), deepspeed="zero3", **kw), log=quiet)
+    assert z3.losses == pytest.approx(z0.losses, rel=1e-4)
+    a = load_file(str(tmp_path / "z0" / "lora" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "z3" / "lora" / "adapter_model.safetensors"))
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
