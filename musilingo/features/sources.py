@@ -285,6 +285,28 @@ class DictSource:
             raise UserError(f"no features for clip {key!r}") from None
 
 
+class OverlaySource:
+    """`base` plus a few clips held in memory under their own keys (the silence and noise
+    controls of `score --run`: one probe clip every item can hear)."""
+
+    def __init__(self, base, extra: dict):
+        self.base, self.extra = base, dict(extra)
+        self.online, self.layers, self.dim = base.online, base.layers, base.dim
+        self.stride, self.identity = base.stride, base.identity
+
+    def describe(self) -> str:
+        return self.base.describe()
+
+    def fill_identity(self) -> dict:
+        return self.base.fill_identity()
+
+    def has(self, key) -> bool:
+        return key in self.extra or self.base.has(key)
+
+    def segments(self, key) -> Sequence[PooledSegment]:
+        return self.extra[key] if key in self.extra else self.base.segments(key)
+
+
 def as_source(features) -> FeatureSource:
     """A source from a source, or from a dict {key: [PooledSegment, ...] | (features, counts)}."""
     if hasattr(features, "segments") and hasattr(features, "describe"):

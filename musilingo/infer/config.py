@@ -23,7 +23,8 @@ from ..options import (DEVICE_HELP, check_positive, dtype_name, help_of, option 
                        resolve_device)
 
 DECODINGS = ("greedy", "beam", "sampling")
-CONTROLS = ("shuffled-audio",)  # grounding controls of `score --run`
+# Grounding controls of `score --run`: every item again hearing another clip, silence, or noise.
+CONTROLS = ("shuffled-audio", "silence", "noise")
 ROW_FORMATS = ("jsonl", "csv")
 
 

@@ -111,7 +111,8 @@ def evaluations_markdown(entries: list) -> list[str]:
     out = []
     for e in entries:
         out += [f"**{e.get('dataset')}** ({e.get('kind', 'scores')}; {e.get('source', '')})", ""]
-        control = {(r["protocol"], r["metric"]): r for r in e.get("control") or []}
+        control = {(r["protocol"], r["metric"]): r for r in e.get("control") or []
+                   if r.get("control", "shuffled-audio") == "shuffled-audio"}
         for protocol, values in (e.get("protocols") or {}).items():
             head = "| metric | value |" + (" shuffled audio | delta |" if control else "")
             out += [f"protocol `{protocol}`", "", head,

@@ -44,7 +44,9 @@ def scores(card: RunCard) -> dict[str, tuple[float | None, float | None]]:
     """{"<dataset> <protocol> <metric>": (value, shuffled-audio value or None)}."""
     out = {}
     for e in card.evaluations:
-        control = {(r["protocol"], r["metric"]): r.get("shuffled") for r in e.get("control") or []}
+        control = {(r["protocol"], r["metric"]): r.get("shuffled")
+                   for r in e.get("control") or []
+                   if r.get("control", "shuffled-audio") == "shuffled-audio"}
         for protocol, values in (e.get("protocols") or {}).items():
             for metric, value in (values or {}).items():
                 out[f"{e.get('dataset')} {protocol} {metric}"] = (

@@ -43,9 +43,11 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
                                          "or JSON)")
     audio_root: str | None = _opt(None, "generation mode: where the audio files are (default: "
                                         "beside the annotations)")
-    control: str | None = _opt(None, "generation mode: shuffled-audio generates again with every "
-                                     "item hearing another clip's audio, and reports the score "
-                                     "deltas (does the model listen?)")
+    control: str | None = _opt(None, "generation mode: comma list of shuffled-audio (every item "
+                                     "hears another clip's audio), silence and noise (every item "
+                                     "hears the same silent or white-noise clip); each "
+                                     "generates again and reports the score deltas (does the "
+                                     "model listen?)")
     control_seed: int = _opt(0, "seed of the shuffled-audio derangement")
     options_seed: int = _opt(0, "multiple choice (muchomusic): seed of each question's option "
                                 "order, recorded with the scores")
@@ -54,7 +56,7 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
                                        "(the control permutes clips)")
 
     RENAMED = {"limit": "max_items"}
-    CHOICES = {**MetricsConfig.CHOICES, **GenerationConfig.CHOICES, "control": CONTROLS}
+    CHOICES = {**MetricsConfig.CHOICES, **GenerationConfig.CHOICES}
 
     @property
     def generates(self) -> bool:
@@ -83,6 +85,10 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
         if self.dataset is None or self.dataset not in TEST_SETS:
             raise UserError(f"--run needs --dataset (one of {', '.join(TEST_SETS)}) and its "
                             "--annotations")
+        wrong = [c for c in (self.control or "").split(",") if c and c not in CONTROLS]
+        if wrong:
+            raise UserError(f"--control {self.control}: {wrong[0]!r} is not one of "
+                            f"{', '.join(CONTROLS)} (give a comma list)")
         if self.max_items is not None and self.max_items < 1:
             raise UserError("--max-items must be at least 1")
         rt, gen = part(self, RuntimeConfig).validate(), part(self, GenerationConfig).validate()

@@ -20,9 +20,10 @@
    multiple choice accuracy and the answered rate (`evaluate.mcq.mcq_report`), written
    to `<out>/scores.json|md`. The predictions file is also a valid `musilingo score
    --predictions` input.
-5. `--control shuffled-audio`: the same items again, each hearing another clip (a seeded
-   derangement of clips, see items.py), into `<out>/shuffled-audio/`; `<out>/control.md|json`
-   give every metric real, shuffled and the delta (real - shuffled). A model that listens loses
+5. `--control shuffled-audio,silence,noise` (any of them): the same items again, each hearing
+   another clip (a seeded derangement of clips, see items.py), the same silent clip, or the same
+   white-noise clip, into `<out>/<control>/`; `<out>/control.md|json` give every metric real,
+   under each control, and the delta (real - control). A model that listens loses
    score when it hears the wrong audio; a delta near 0 means the text scores come from the
    language prior.
 """
@@ -32,6 +33,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ..data import TEST_SETS
@@ -40,6 +42,7 @@ from ..evaluate.mcq import LETTERS, mcq_prompt, shuffled_options
 from ..models.prompts import CAPTION_QUESTION
 from ..infer.config import CONTROLS
 from ..infer.generation import GenerationConfig
+from ..features.sources import OverlaySource
 from ..infer.items import Item, derangement, generate_for_items, shuffled_audio
 
 DATASETS = TEST_SETS  # score-mode name -> (reader name, kind)
@@ -195,25 +198,61 @@ def generate_pass(model, items: list[Item], source, log_file: PredictionLog, *,
     return [log_file.rows[it.id]["prediction"] for it in items]
 
 
-def control_table(real: dict, shuffled: dict) -> tuple[str, list[dict]]:
-    """Markdown and rows of every metric: real, shuffled-audio and real - shuffled."""
-    rows, lines = [], ["## Grounding control: shuffled audio", "",
-                       "Every item again with another clip's audio (a seeded derangement of "
-                       "clips). delta = real - shuffled: near 0 means the score does not depend "
+CONTROL_TITLES = {
+    "shuffled-audio": ("shuffled audio", "Every item again with another clip's audio (a seeded "
+                       "derangement of clips)."),
+    "silence": ("silence", "Every item again hearing the same silent clip."),
+    "noise": ("noise", "Every item again hearing the same white-noise clip (seeded)."),
+}
+PROBE_SECONDS = 10.0  # the silence and noise clips: the length of a MusicCaps clip
+
+
+def control_table(real: dict, other: dict, control: str = "shuffled-audio"
+                  ) -> tuple[str, list[dict]]:
+    """Markdown and rows of every metric: real, under the control, and real - control."""
+    title, what = CONTROL_TITLES[control]
+    rows, lines = [], [f"## Grounding control: {title}", "",
+                       f"{what} delta = real - {title}: near 0 means the score does not depend "
                        "on what the model hears.", ""]
-    for r_rep, s_rep in zip(real["reports"], shuffled["reports"]):
-        lines += [f"### Protocol `{r_rep['protocol']}`", "", "| metric | real | shuffled audio |"
+    for r_rep, s_rep in zip(real["reports"], other["reports"]):
+        lines += [f"### Protocol `{r_rep['protocol']}`", "", f"| metric | real | {title} |"
                   " delta |", "|---|---:|---:|---:|"]
         for name, value in r_rep["values"].items():
-            other = s_rep["values"].get(name)
-            delta = value - other if value is not None and other is not None else None
-            rows.append({"protocol": r_rep["protocol"], "metric": name, "real": value,
-                         "shuffled": other, "delta": delta})
-            show = [("missing" if v is None else f"{v:.4f}") for v in (value, other)]
+            value2 = s_rep["values"].get(name)
+            delta = value - value2 if value is not None and value2 is not None else None
+            row = {"protocol": r_rep["protocol"], "metric": name, "real": value,
+                   "shuffled" if control == "shuffled-audio" else control: value2,
+                   "delta": delta}
+            if control != "shuffled-audio":
+                row["control"] = control
+            rows.append(row)
+            show = [("missing" if v is None else f"{v:.4f}") for v in (value, value2)]
             show.append("missing" if delta is None else f"{delta:+.4f}")
             lines.append(f"| {name} | " + " | ".join(show) + " |")
         lines.append("")
     return "\n".join(lines), rows
+
+
+def probe_features(p, folder: Path, control: str, out: Path, seed: int, log) -> dict:
+    """{key: segments} of the one clip every item hears under the silence or noise control:
+    PROBE_SECONDS of it at the encoder's rate, through the run's encoder (loaded even when the
+    features come from a cache)."""
+    import numpy as np
+    import soundfile as sf
+
+    from ..infer.predictor import open_source
+    from ..runs.adapter_file import read_config
+
+    source = p.source if p.source.online else open_source(read_config(folder), folder)
+    rate = source.encoder.sample_rate
+    n = int(PROBE_SECONDS * rate)
+    wave = (np.zeros(n) if control == "silence" else
+            0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+    (out / control).mkdir(parents=True, exist_ok=True)
+    path = out / control / f"{control}.wav"
+    sf.write(path, wave, rate, subtype="FLOAT")
+    log(f"{control} control: every item hears {path} ({PROBE_SECONDS:g} s)")
+    return {f"__{control}__": list(source.segments(str(path)))}
 
 
 def first_items(items: list[Item], max_items: int | None, *, by_clip: bool, log) -> list[Item]:
@@ -273,8 +312,10 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
     from ..infer.predictor import Predictor
     from ..runs.card import record_evaluation
 
-    if control is not None and control not in CONTROLS:
-        raise UserError(f"--control {control!r}: use one of {', '.join(CONTROLS)}")
+    controls = [c for c in (control or "").split(",") if c]
+    wrong = [c for c in controls if c not in CONTROLS]
+    if wrong:
+        raise UserError(f"--control {wrong[0]!r}: use one of {', '.join(CONTROLS)} (a comma list)")
     if out is None:
         raise UserError("scoring a run needs --out FOLDER (predictions are saved there, and a "
                         "rerun resumes from them)")
@@ -296,8 +337,9 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
                                      has_question=p.model.template.has_question,
                                      options_seed=options_seed)
         source = p.source.with_paths(paths)
-    items = first_items(items, max_items, by_clip=control is not None, log=log)
-    if control is not None:  # the control's precondition, checked before anything is generated
+    shuffling = "shuffled-audio" in controls
+    items = first_items(items, max_items, by_clip=shuffling, log=log)
+    if shuffling:  # the control's precondition, checked before anything is generated
         derangement(len({it.clip_id for it in items}), control_seed)
     _check_settings(out, _settings(folder, p.model, dataset, annotations, generation,
                                    "cache" if cache is not None else "audio", control_seed,
@@ -330,18 +372,29 @@ def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cac
     real["markdown"] += listens + "\n"
     result = {"real": real, "shuffled": None, "control": [], "distinct": distinct,
               "markdown": real["markdown"]}
-    if control == "shuffled-audio":
-        swapped = shuffled_audio(items, seed=control_seed)
-        log_file = PredictionLog(out / f"predictions.{control}.jsonl")
-        s_preds = generate_pass(p.model, swapped, source, log_file, generation=generation,
+    tables = []
+    for name in controls:
+        if name == "shuffled-audio":
+            heard, heard_source = shuffled_audio(items, seed=control_seed), source
+        else:
+            probe = probe_features(p, folder, name, out, control_seed, log)
+            heard = [replace(it, audio_clip=next(iter(probe))) for it in items]
+            heard_source = OverlaySource(source, probe)
+        log_file = PredictionLog(out / f"predictions.{name}.jsonl")
+        c_preds = generate_pass(p.model, heard, heard_source, log_file, generation=generation,
                                 batch_size=batch_size, log=log)
-        warn_empty(s_preds, f"{dataset} (shuffled audio)", log)
-        shuffled = scorer(s_preds, out / control, f"{folder} on {dataset}, shuffled audio")
-        markdown, rows = control_table(real, shuffled)
+        warn_empty(c_preds, f"{dataset} ({CONTROL_TITLES[name][0]})", log)
+        scored = scorer(c_preds, out / name, f"{folder} on {dataset}, {CONTROL_TITLES[name][0]}")
+        markdown, rows = control_table(real, scored, name)
+        tables.append(markdown)
+        result["control"] += rows
+        result["shuffled" if name == "shuffled-audio" else name] = scored
+    if controls:
+        markdown = "\n".join(tables)
         (out / "control.md").write_text(markdown, encoding="utf-8")
-        (out / "control.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-        result.update(shuffled=shuffled, control=rows,
-                      markdown=real["markdown"] + "\n" + markdown)
+        (out / "control.json").write_text(json.dumps(result["control"], indent=2) + "\n",
+                                          encoding="utf-8")
+        result["markdown"] = real["markdown"] + "\n" + markdown
     record_evaluation(folder, {
         "dataset": dataset, "kind": "generated test split", "source": str(out),
         "items": len(items), "decoding": generation.decoding,

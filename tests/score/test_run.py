@@ -299,3 +299,32 @@ def test_distinct_generations_measure_whether_answers_depend_on_the_audio():
     assert ed.distinct_fraction(items, ["x"] * 8) == 2 / 8          # one text per question
     assert ed.distinct_fraction(items, list("abcdefgh")) == 1.0
     assert ed.distinct_fraction(items, ["x", "x", "y", "y"] + list("efgh")) == 6 / 8
+
+
+def test_silence_and_noise_controls_from_a_cache(run_dir, cache_dir, tmp_path):
+    """Every item hears one silent (or noise) clip, encoded by the run's encoder even when the
+    features come from a cache; each control gets its table and its delta rows."""
+    qa = [{"audio_name": f"{c}.wav", "conversation": [{"from": "human", "value": "What plays?"},
+                                                       {"from": "gpt", "value": "A piano."}]}
+          for c in CLIPS]
+    path = tmp_path / "EvalMusicQA.json"
+    path.write_text(json.dumps(qa))
+    out = tmp_path / "controls"
+    result = ed.score_generated(run=run_dir, dataset="musicqa", annotations=path,
+                                cache=cache_dir, out=out, control="silence,noise,shuffled-audio",
+                                **SCORE)
+    assert {r.get("control", "shuffled-audio") for r in result["control"]} == \
+        {"silence", "noise", "shuffled-audio"}
+    for name in ("silence", "noise"):
+        rows = [json.loads(x) for x in (out / f"predictions.{name}.jsonl").read_text()
+                .splitlines()]
+        assert {r["audio_clip"] for r in rows} == {f"__{name}__"} and len(rows) == 4
+        assert (out / name / "scores.json").is_file()
+        assert f"## Grounding control: {name}" in (out / "control.md").read_text()
+    silent = [json.loads(x)["prediction"] for x in
+              (out / "predictions.silence.jsonl").read_text().splitlines()]
+    assert len(set(silent)) == 1                 # one question, one heard clip: one answer
+    with pytest.raises(UserError, match="'loud' is not one of"):
+        from musilingo.score.config import ScoreConfig
+
+        ScoreConfig(run="r", dataset="musicqa", control="silence,loud").validate()
