@@ -74,8 +74,8 @@ def _scores(preds, refs, bertscore_model):
         "_missing": report.missing, "_bertscore_model": report.bertscore_model}
 
 
-def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Path,
-                  log=print) -> dict:
+def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Path | None,
+                  log=print, conditions: tuple[str, ...] = CONDITIONS) -> dict:
     from ..cache import FeatureCache
     from ..synth import ATTRIBUTES, chance
     from ..infer.config import GenerationConfig
@@ -89,12 +89,13 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
     answer_cfg = GenerationConfig(max_new_tokens=cfg.answer_tokens)
     caption_cfg = GenerationConfig(max_new_tokens=cfg.caption_tokens)
     trained_state = {k: v.detach().clone() for k, v in model.adapter.state_dict().items()}
-    untrained_state = load_adapter(untrained_dir)[1]   # the trainer's step-0 adapter
+    untrained_state = (load_adapter(untrained_dir)[1]   # the trainer's step-0 adapter
+                       if "untrained" in conditions else None)
 
     out = {"chance": {a: chance(a) for a in ATTRIBUTES}, "n_questions": len(questions),
            "n_captions": len(captions), "conditions": {}, "samples": []}
     answers_of = {}
-    for condition in CONDITIONS:
+    for condition in conditions:
         model.adapter.load_state_dict(untrained_state if condition == "untrained" else trained_state)
         q_items = shuffled_audio(questions, seed=cfg.seed) if condition == "shuffled" else questions
         c_items = shuffled_audio(captions, seed=cfg.seed) if condition == "shuffled" else captions
@@ -119,13 +120,16 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
     for i in shown.values():
         out["samples"].append({"clip": questions[i].clip_id, "question": questions[i].question,
                                "reference": questions[i].answer,
-                               **{c: answers_of[c][0][i] for c in CONDITIONS}})
+                               **{c: answers_of[c][0][i] for c in conditions}})
     for j in range(min(2, len(captions))):
         out["samples"].append({"clip": captions[j].clip_id, "question": captions[j].question,
                                "reference": captions[j].answer,
-                               **{c: answers_of[c][1][j] for c in CONDITIONS}})
+                               **{c: answers_of[c][1][j] for c in conditions}})
     trained = out["conditions"]["trained"]["accuracy"]["mean"]
     shuffled = out["conditions"]["shuffled"]["accuracy"]["mean"]
     out["listening_margin"] = trained - shuffled
+    from ..score.controls import distinct_fraction
+
+    out["distinct_answers"] = distinct_fraction(questions, answers_of["trained"][0])
     out["mean_chance"] = sum(out["chance"].values()) / len(out["chance"])
     return out

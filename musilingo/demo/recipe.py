@@ -61,6 +61,9 @@ class DemoConfig:
     caption_tokens: int = _opt(64, "most new tokens of a generated caption")
     answer_tokens: int = _opt(16, "most new tokens of a generated answer")
     bertscore_model: str = _opt("minilm", "BERTScore model (the offline MiniLM by default)")
+    variants: str = _opt("", "comma list of recipes to train from the one cache and compare "
+                             "instead of the two-stage demo: linear, mlp, lora, "
+                             "smollm2-chat-lora (demo/variants.py)")
     progress: bool = _opt(True, "draw progress bars")
 
     @classmethod
@@ -158,6 +161,10 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
 
     if cfg.n_train < 8 or cfg.n_test < 4:
         raise UserError("the demo needs at least 8 training and 4 test clips")
+    if cfg.variants:  # a misspelt variant fails now, not after the extraction
+        from .variants import parse_variants
+
+        parse_variants(cfg.variants)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
@@ -179,6 +186,24 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     times["extract"] = time.time() - t
 
     runs = out / "runs"
+    if cfg.variants:
+        from .variants import parse_variants, run_variants, variants_markdown
+
+        names = parse_variants(cfg.variants)
+        log(f"demo: 3/3 training and scoring {len(names)} variants from the one cache")
+        rows = run_variants(cfg, names, data, out / "cache.zarr", runs, log, _train_config)
+        times["total"] = time.time() - t0
+        report = out / "report"
+        report.mkdir(parents=True, exist_ok=True)
+        markdown = variants_markdown(rows, times["extract"])
+        (report / "variants.md").write_text(markdown, encoding="utf-8")
+        (report / "variants.json").write_text(json.dumps(
+            {"variants": rows, "seconds": times, "config": dataclasses.asdict(cfg)}, indent=1))
+        log(markdown)
+        folders = " ".join(str(runs / f"variant-{n}") for n in names)
+        log(f"demo: compare them: musilingo compare {folders}")
+        return DemoResult(out=out, metrics={"variants": rows}, seconds=times["total"],
+                          stage_seconds=times)
     # The "untrained" baseline is the real one: the trainer's step-0 adapter of the first stage
     # (same seed, same initialisation, same fitted feature standardisation), saved by max_steps=0.
     first = "pretrain" if cfg.pretrain_steps > 0 else "instruct"

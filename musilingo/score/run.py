@@ -43,6 +43,8 @@ from ..models.prompts import CAPTION_QUESTION
 from ..infer.config import CONTROLS
 from ..infer.generation import GenerationConfig
 from ..features.sources import OverlaySource
+from .controls import (CONTROL_TITLES, MIN_DISTINCT, control_table, distinct_fraction,
+                       probe_features)
 from ..infer.items import Item, derangement, generate_for_items, shuffled_audio
 
 DATASETS = TEST_SETS  # score-mode name -> (reader name, kind)
@@ -198,63 +200,6 @@ def generate_pass(model, items: list[Item], source, log_file: PredictionLog, *,
     return [log_file.rows[it.id]["prediction"] for it in items]
 
 
-CONTROL_TITLES = {
-    "shuffled-audio": ("shuffled audio", "Every item again with another clip's audio (a seeded "
-                       "derangement of clips)."),
-    "silence": ("silence", "Every item again hearing the same silent clip."),
-    "noise": ("noise", "Every item again hearing the same white-noise clip (seeded)."),
-}
-PROBE_SECONDS = 10.0  # the silence and noise clips: the length of a MusicCaps clip
-
-
-def control_table(real: dict, other: dict, control: str = "shuffled-audio"
-                  ) -> tuple[str, list[dict]]:
-    """Markdown and rows of every metric: real, under the control, and real - control."""
-    title, what = CONTROL_TITLES[control]
-    rows, lines = [], [f"## Grounding control: {title}", "",
-                       f"{what} delta = real - {title}: near 0 means the score does not depend "
-                       "on what the model hears.", ""]
-    for r_rep, s_rep in zip(real["reports"], other["reports"]):
-        lines += [f"### Protocol `{r_rep['protocol']}`", "", f"| metric | real | {title} |"
-                  " delta |", "|---|---:|---:|---:|"]
-        for name, value in r_rep["values"].items():
-            value2 = s_rep["values"].get(name)
-            delta = value - value2 if value is not None and value2 is not None else None
-            row = {"protocol": r_rep["protocol"], "metric": name, "real": value,
-                   "shuffled" if control == "shuffled-audio" else control: value2,
-                   "delta": delta}
-            if control != "shuffled-audio":
-                row["control"] = control
-            rows.append(row)
-            show = [("missing" if v is None else f"{v:.4f}") for v in (value, value2)]
-            show.append("missing" if delta is None else f"{delta:+.4f}")
-            lines.append(f"| {name} | " + " | ".join(show) + " |")
-        lines.append("")
-    return "\n".join(lines), rows
-
-
-def probe_features(p, folder: Path, control: str, out: Path, seed: int, log) -> dict:
-    """{key: segments} of the one clip every item hears under the silence or noise control:
-    PROBE_SECONDS of it at the encoder's rate, through the run's encoder (loaded even when the
-    features come from a cache)."""
-    import numpy as np
-    import soundfile as sf
-
-    from ..infer.predictor import open_source
-    from ..runs.adapter_file import read_config
-
-    source = p.source if p.source.online else open_source(read_config(folder), folder)
-    rate = source.encoder.sample_rate
-    n = int(PROBE_SECONDS * rate)
-    wave = (np.zeros(n) if control == "silence" else
-            0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
-    (out / control).mkdir(parents=True, exist_ok=True)
-    path = out / control / f"{control}.wav"
-    sf.write(path, wave, rate, subtype="FLOAT")
-    log(f"{control} control: every item hears {path} ({PROBE_SECONDS:g} s)")
-    return {f"__{control}__": list(source.segments(str(path)))}
-
-
 def first_items(items: list[Item], max_items: int | None, *, by_clip: bool, log) -> list[Item]:
     """The first `max_items` items, or (`by_clip`, for the shuffled-audio control, which permutes
     clips) every item of the first `max_items` clips; the log says which was counted."""
@@ -268,21 +213,6 @@ def first_items(items: list[Item], max_items: int | None, *, by_clip: bool, log)
     log(f"--max-items {max_items}: the first {len(keep)} clips ({len(chosen)} items; with "
         "--control, --max-items counts clips)")
     return chosen
-
-
-def distinct_fraction(items: list[Item], predictions: list[str]) -> float:
-    """Distinct generations over distinct (question, clip) prompts: 1.0 when every clip gets its
-    own answer to each question, 1/clips when the model writes the same text whatever it hears."""
-    by_question: dict[str | None, dict[str, str]] = {}
-    for it, pred in zip(items, predictions):
-        by_question.setdefault(it.question, {})[it.heard] = pred.strip()
-    prompts = sum(len(clips) for clips in by_question.values())
-    distinct = sum(len(set(clips.values())) for clips in by_question.values())
-    return distinct / max(prompts, 1)
-
-
-# Below this, the outputs barely depend on the audio: the report says so.
-MIN_DISTINCT = 0.2
 
 
 def warn_empty(predictions: list[str], what: str, log) -> int:

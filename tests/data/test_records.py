@@ -48,8 +48,11 @@ def test_musicinstruct_records_splits_and_meta(tmp_path):
 
 def test_registry_names_and_extensions():
     assert list(DATASETS) == ["msd", "musiccaps", "musicinstruct", "musicqa", "songdescriber",
-                              "folder", "synth"]
-    assert all(spec.kind in ("caption", "qa", "audio") for spec in DATASETS.values())
+                              "muchomusic", "folder", "synth"]
+    assert all(spec.kind in ("caption", "qa", "mcq", "audio") for spec in DATASETS.values())
+    from musilingo.data import TEST_SETS, TRAIN_SETS
+
+    assert "muchomusic" in TEST_SETS and "muchomusic" not in TRAIN_SETS   # evaluation only
     assert set(AUDIO_EXTENSIONS) == {".wav", ".flac", ".ogg", ".mp3",
                                      ".WAV", ".FLAC", ".OGG", ".MP3"}
 

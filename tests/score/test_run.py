@@ -11,6 +11,7 @@ from tests.helpers.runs import CLIPS, MAX_NEW
 from musilingo.errors import UserError
 from musilingo.infer import GenerationConfig
 from musilingo.score import run as ed
+from musilingo.score.controls import distinct_fraction
 from musilingo.infer.items import Item, derangement, shuffled_audio
 
 GEN = GenerationConfig(max_new_tokens=MAX_NEW)
@@ -296,9 +297,9 @@ def test_a_multiple_choice_row_without_four_options_is_refused(tmp_path):
 
 def test_distinct_generations_measure_whether_answers_depend_on_the_audio():
     items = [Item(f"{c}:0", c, "Q?") for c in "abcd"] + [Item(f"{c}:1", c, "R?") for c in "abcd"]
-    assert ed.distinct_fraction(items, ["x"] * 8) == 2 / 8          # one text per question
-    assert ed.distinct_fraction(items, list("abcdefgh")) == 1.0
-    assert ed.distinct_fraction(items, ["x", "x", "y", "y"] + list("efgh")) == 6 / 8
+    assert distinct_fraction(items, ["x"] * 8) == 2 / 8          # one text per question
+    assert distinct_fraction(items, list("abcdefgh")) == 1.0
+    assert distinct_fraction(items, ["x", "x", "y", "y"] + list("efgh")) == 6 / 8
 
 
 def test_silence_and_noise_controls_from_a_cache(run_dir, cache_dir, tmp_path):
