@@ -82,4 +82,8 @@ def load_lora(model, folder: str | Path) -> None:
     except Exception as exc:  # a damaged file, or weights for other layer shapes
         raise UserError(f"{path}: the LoRA weights cannot be loaded onto {model.llm_name} "
                         f"({type(exc).__name__}: {str(exc)[:160]})") from None
+    bad = [n for n, v in model.llm.named_parameters() if "lora_" in n and not v.isfinite().all()]
+    if bad:
+        raise UserError(f"{path}: {bad[0]} holds NaN or Inf values (a diverged or damaged "
+                        "LoRA); re-train, or use an earlier run folder")
     model.llm.eval()

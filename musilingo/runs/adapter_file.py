@@ -152,6 +152,10 @@ def load_adapter(folder: str | Path) -> tuple[dict, dict]:
         raise UserError(f"{w_path} cannot be read as safetensors ({type(exc).__name__}: "
                         f"{str(exc).strip()[:120]}): the adapter file is damaged; restore it or "
                         "re-train") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise UserError(f"{w_path}: tensor {bad[0]!r} holds NaN or Inf values (a diverged or "
+                        "damaged adapter); re-train, or use an earlier run folder")
     return cfg, state
 
 

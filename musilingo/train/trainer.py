@@ -17,6 +17,7 @@ resume state; on CPU it reproduces the losses of an uninterrupted run exactly.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,8 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
                        warmup_steps=warmup, total_steps=total_steps)
             step += 1
             loss_value = float(nll.item() / tokens)
+            if not math.isfinite(loss_value):  # the same on every rank (all-reduced)
+                _diverged(step, f"the loss is {loss_value}", run_dir, cfg)
             losses.append(loss_value)
             rate = per_step / max(time.perf_counter() - t_step, 1e-9)
             if rank == 0 and (step % cfg.log_every == 0 or step == total_steps):
@@ -177,7 +180,7 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
                 bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
             if check is not None and check.due(step, total_steps):
                 val, early = check.run(engine, step, lambda folder: _save_adapter(
-                    folder, engine, job, cfg, rank))
+                    folder, engine, job, cfg, rank, step, run_dir))
                 say(f"step {step}: validation loss {val:.4f} (best {check.best:.4f})"
                     + (f"; no new best in {cfg.early_stop} validations: stopping early"
                        if early else ""))
@@ -226,9 +229,25 @@ def _last_logged_loss(metrics_path: Path) -> float | None:
         return None
 
 
-def _save_adapter(folder: Path, engine, job, cfg: TrainConfig, rank: int) -> None:
+def _diverged(step: int, what: str, run_dir: Path, cfg: TrainConfig) -> None:
+    """Stop on a non-finite loss or adapter, before anything of it is saved: the run folder
+    keeps its last good adapter and resume state (exit 2, one line)."""
+    saved = latest_resume(run_dir)
+    kept = (f"the adapter and resume state of {saved.name} in {run_dir} are kept" if saved
+            else "no adapter was saved yet")
+    raise UserError(f"training stopped at step {step}: {what} (diverged, or features holding "
+                    f"NaN/Inf); {kept}; lower lr (now {cfg.lr:g}), keep a warmup "
+                    f"(warmup_steps) and grad_clip > 0 (now {cfg.grad_clip:g}), and run "
+                    "`musilingo cache verify` on the cache")
+
+
+def _save_adapter(folder: Path, engine, job, cfg: TrainConfig, rank: int, step: int,
+                  run_dir: Path) -> None:
     state = full_adapter_state(engine)           # collectives under ZeRO-3: every rank
     lora = full_lora_state(engine) if cfg.lora_rank else {}
+    bad = [k for k, v in {**state, **lora}.items() if not v.isfinite().all()]
+    if bad:  # every rank holds the whole state here, so every rank stops
+        _diverged(step, f"the adapter's {bad[0]} holds NaN or Inf", run_dir, cfg)
     if rank == 0:
         if lora:  # first: the adapter config that names the LoRA folder is written last
             save_lora(folder, job.model, lora)
@@ -236,7 +255,7 @@ def _save_adapter(folder: Path, engine, job, cfg: TrainConfig, rank: int) -> Non
 
 
 def _save(run_dir: Path, engine, job, cfg: TrainConfig, step: int, world: int, rank: int) -> None:
-    _save_adapter(run_dir, engine, job, cfg, rank)
+    _save_adapter(run_dir, engine, job, cfg, rank, step, run_dir)
     save_resume(run_dir, engine, {"step": step, "world_size": world,
                                   "global_micro_batch": cfg.batch_size * world,
                                   "steps_per_epoch": job.steps_per_epoch}, rank=rank)

@@ -207,3 +207,31 @@ def test_an_mlp_adapter_in_the_llms_chat_template_trains_from_the_same_cache(mak
     with pytest.raises(UserError, match="is a mlp adapter but this run trains adapter=linear"):
         run(make_cfg(stage="instruct", datasets=qa, init_adapter=str(r.run_dir), max_steps=1,
                      out=str(r.run_dir.parent / "lin")), log=quiet)
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_adapter(make_cfg, tmp_path,
+                                                                              capsys):
+    """A learning rate of 1e30 without warmup or clipping: the first steps are finite (and
+    saved), then the loss is not. The run stops there with exit 2 and one line; the last good
+    adapter stays; an adapter file holding NaN is refused wherever it is loaded."""
+    from musilingo.runs.adapter_file import load_adapter, save_adapter
+    from tests.helpers.cli import run_cli
+
+    out = tmp_path / "div"
+    with pytest.raises(UserError, match=r"training stopped at step \d: (the loss is (nan|inf)|"
+                                        r"the adapter's \S+ holds NaN or Inf).*kept; lower lr"
+                       ) as info:
+        run(make_cfg(out=str(out), lr=1e30, min_lr=1e30, warmup_steps=0, grad_clip=0.0,
+                     max_steps=8, save_every=1), log=quiet)
+    step = int(str(info.value).split("at step ")[1].split(":")[0])
+    assert step > 1 and f"step-{step - 1:08d}" in str(info.value)
+    cfg, state = load_adapter(out)
+    assert all(v.isfinite().all() for v in state.values())
+    code, _, err = run_cli(capsys, "train", "--config", str(out / "config.yaml"), "resume=false",
+                           f"out={tmp_path / 'div2'}", "save_every=1")
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and f"training stopped at step {step}" in errors[0]
+    state["proj.weight"][0, 0] = float("nan")
+    save_adapter(tmp_path / "nan", cfg, state)
+    with pytest.raises(UserError, match="'proj.weight' holds NaN or Inf"):
+        load_model(tmp_path / "nan")
