@@ -183,8 +183,13 @@ def _check_layout(group, meta) -> list[Problem]:
                                "metadata"))
     if out:
         return out
-    first, num = group["clip_first_row"][:], group["clip_num_rows"][:]
-    row_clip, row_segment = group["row_clip"][:], group["row_segment"][:]
+    try:  # a damaged plan chunk is a finding of verify, not a crash
+        first, num = group["clip_first_row"][:], group["clip_num_rows"][:]
+        row_clip, row_segment = group["row_clip"][:], group["row_segment"][:]
+    except Exception as exc:
+        return [Problem(None, "", 0, f"the row plan cannot be read ({type(exc).__name__}: "
+                                     f"{str(exc).strip().splitlines()[0][:120]}): the cache's "
+                                     "metadata is damaged; re-extract into a new --out", "plan")]
     expect_first = np.concatenate([[0], np.cumsum(num)[:-1]]) if clips else first
     if int(num.sum()) != rows or np.any(first != expect_first) or np.any(num < 1):
         out.append(Problem(None, "", 0, "clip_first_row/clip_num_rows do not tile the rows", "plan"))

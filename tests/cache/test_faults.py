@@ -188,13 +188,16 @@ def test_moved_rows_fail_their_checksums(cache):
     assert {p.row for p in problems} == {0, 1, 2, 3} and {p.kind for p in problems} == {"checksum"}
 
 
-@pytest.mark.parametrize("damage", ["root-json", "plan-chunk", "status-chunk"])
+@pytest.mark.parametrize("damage", ["root-json", "plan-chunk", "row-plan-chunk", "status-chunk"])
 def test_damaged_metadata_files_give_one_line(cache, synth, tmp_path, capsys, damage):
     if damage == "root-json":
         (cache / "zarr.json").write_bytes(b"\xff\xfe not json")
         needles = ("zarr.json cannot be read",)
     elif damage == "plan-chunk":
         (cache / "clip_id" / "c" / "0").write_bytes(b"\x28\xb5\x2f\xfd garbage zstd frame")
+        needles = ("the row plan cannot be read",)
+    elif damage == "row-plan-chunk":  # a per-row plan table that verify checks first
+        (cache / "row_clip" / "c" / "0").write_bytes(b"\x28\xb5\x2f\xfd garbage zstd frame")
         needles = ("the row plan cannot be read",)
     else:
         (cache / "status" / "c" / "1").write_bytes(b"\x00garbage")
@@ -207,8 +210,8 @@ def test_damaged_metadata_files_give_one_line(cache, synth, tmp_path, capsys, da
         assert code == 2
         one_line_error(err, *needles)
     else:                      # damage found and listed, with its own exit status
-        listed = "the row plan cannot be read" if damage == "plan-chunk" else \
-            "status unreadable (damaged shard 1)"
+        listed = "status unreadable (damaged shard 1)" if damage == "status-chunk" else \
+            "the row plan cannot be read"
         assert code == 4 and "verify failed:" in err and listed in out, out
     readers_refuse(capsys, cache, synth, tmp_path, *needles)
 
