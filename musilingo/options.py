@@ -150,12 +150,13 @@ def renamed(renames: dict, data: dict, verb: str) -> dict:
 
 
 def _renamed_item(renames: dict, item: str, verb: str) -> str:
-    key = item.split("=", 1)[0].strip()
-    head, dot, rest = key.partition(".")
-    if head in renames:
-        _deprecated(verb, head, renames[head])
-        return renames[head] + dot + rest + item[len(item.split("=", 1)[0]):]
-    return item
+    """One `key=value` with an old top-level key name replaced by the new one."""
+    key, eq, value = item.partition("=")
+    head, dot, rest = key.strip().partition(".")
+    if head not in renames:
+        return item
+    _deprecated(verb, head, renames[head])
+    return renames[head] + dot + rest + eq + value
 
 
 def from_dict(cls, data: dict, verb: str):
@@ -293,10 +294,22 @@ def split_overrides(args, cls) -> tuple[list[str], list[str]]:
     return positional, overrides
 
 
+def load_config_args(cls, verb: str, recipe, flags: dict, args, *, count: int | None = None,
+                     minimum: int = 0, usage: str = "") -> tuple[list[str], object]:
+    """(positional arguments, validated config) of a verb whose positional arguments share the
+    trailing list with its `key=value` overrides; `count` (exactly) or `minimum` positional
+    arguments, else a usage error saying `usage`."""
+    positional, overrides = split_overrides(args, cls)
+    if (count is not None and len(positional) != count) or len(positional) < minimum:
+        raise click.UsageError(usage)
+    return positional, load_config(cls, verb, recipe, flags, overrides)
+
+
 # ------------------------------------------------------------------------ click
-def field_options(cls, skip=(), choices: dict | None = None):
+def field_options(cls, skip=()):
     """One click option per dataclass field (default None = "not given"; help = field help)."""
-    choices = {**getattr(cls, "CHOICES", {}), **(choices or {})}
+    # Each class of the hierarchy may name allowed values of its own fields (`CHOICES`).
+    choices = {k: v for c in reversed(cls.__mro__) for k, v in vars(c).get("CHOICES", {}).items()}
 
     def decorate(func):
         for f in reversed(dataclasses.fields(cls)):
@@ -321,7 +334,7 @@ def field_options(cls, skip=(), choices: dict | None = None):
     return decorate
 
 
-def config_options(cls, verb: str, skip=(), choices: dict | None = None, args: str | None = None):
+def config_options(cls, verb: str, skip=(), args: str | None = None):
     """`--config RECIPE`, a flag per field of `cls`, and KEY=VALUE overrides.
 
     `args`: the name of the verb's positional arguments (they share the trailing argument list
@@ -329,7 +342,7 @@ def config_options(cls, verb: str, skip=(), choices: dict | None = None, args: s
     override."""
     def decorate(func):
         func = click.argument(args or "overrides", nargs=-1)(func)
-        func = field_options(cls, skip, choices)(func)
+        func = field_options(cls, skip)(func)
         names = recipes(verb)
         return click.option("--config", "recipe", default=None,
                             help="recipe: a YAML file or a shipped name (" +

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import click
 
-from ..options import config_options, load_config, option as _opt, split_overrides
+from ..options import config_options, load_config_args, option as _opt
 
 # `cache verify` found damage (listed above the exit): not a bug (1), not a usage error (2).
 EXIT_DAMAGED = 4
@@ -48,10 +48,9 @@ class ExportConfig:
 
 def _config(cls, verb: str, recipe, args, flags):
     """(PATH, validated config) of a cache subcommand's command line."""
-    positional, overrides = split_overrides(args, cls)
-    if len(positional) != 1:
-        raise click.UsageError("give one cache PATH")
-    return positional[0], load_config(cls, verb, recipe, flags, overrides)
+    (path,), cfg = load_config_args(cls, verb, recipe, flags, args, count=1,
+                                    usage="give one cache PATH")
+    return path, cfg
 
 
 @click.group()

@@ -13,21 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..runs.compare import loss_curve
 from .evaluation import CONDITIONS
 
 HEADLINE = ("B-U", "METEOR", "ROUGE-L", "BERTScore-R")
-
-
-def _losses(run_dir: Path) -> tuple[list[int], list[float]]:
-    path = run_dir / "metrics.jsonl"
-    steps, losses = [], []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
-            if "loss" in row:
-                steps.append(int(row["step"]))
-                losses.append(float(row["loss"]))
-    return steps, losses
 
 
 def _plot_loss(runs: Path, path: Path) -> None:
@@ -38,8 +27,9 @@ def _plot_loss(runs: Path, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     offset = 0
     for stage in ("pretrain", "instruct"):
-        steps, losses = _losses(runs / stage)
-        if steps:
+        curve = loss_curve(runs / stage)   # metrics.jsonl, as `musilingo compare` reads it
+        if curve:
+            steps, losses = zip(*curve)
             ax.plot([s + offset for s in steps], losses, label=f"stage {1 if stage == 'pretrain' else 2}: {stage}")
             offset += max(steps)
     ax.set_xlabel("optimizer step")

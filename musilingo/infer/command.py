@@ -21,7 +21,7 @@ import sys
 import click
 
 from ..errors import UserError
-from ..options import config_options, load_config, split_overrides
+from ..options import config_options, load_config_args
 from .config import AskConfig, CaptionConfig, ChatConfig, GenerateConfig
 
 CAPTION_COLUMNS = ("clip", "start", "end", "scope", "caption")
@@ -71,10 +71,8 @@ def caption(recipe, args, **flags):
     """Caption AUDIO files and folders (one caption per segment, with its time span).
 
     ARGS: AUDIO files or folders (clip ids with --cache), then any KEY=VALUE overrides."""
-    audio, overrides = split_overrides(args, CaptionConfig)
-    if not audio:
-        raise click.UsageError("give at least one AUDIO file or folder")
-    cfg = load_config(CaptionConfig, "caption", recipe, flags, overrides)
+    audio, cfg = load_config_args(CaptionConfig, "caption", recipe, flags, args, minimum=1,
+                                  usage="give at least one AUDIO file or folder")
     predictor = load_predictor(cfg)
     writer = RowWriter(cfg.out, cfg.format, CAPTION_COLUMNS)
     failed: list[str] = []
@@ -104,11 +102,9 @@ def ask(recipe, args, **flags):
     """Answer QUESTION about AUDIO (whole track when it fits the LLM's context).
 
     ARGS: AUDIO QUESTION, then any KEY=VALUE overrides."""
-    positional, overrides = split_overrides(args, AskConfig)
-    if len(positional) != 2:
-        raise click.UsageError("give AUDIO and QUESTION (quote a question with spaces)")
-    audio, question = positional
-    cfg = load_config(AskConfig, "ask", recipe, flags, overrides)
+    (audio, question), cfg = load_config_args(
+        AskConfig, "ask", recipe, flags, args, count=2,
+        usage="give AUDIO and QUESTION (quote a question with spaces)")
     predictor = load_predictor(cfg)
     rows = predictor.ask(audio, question, whole_track=not cfg.per_segment)
     writer = RowWriter(cfg.out, cfg.format, ASK_COLUMNS)
@@ -125,12 +121,10 @@ def chat(recipe, args, **flags):
     """Talk about AUDIO: one question per stdin line, one answer per stdout line.
 
     ARGS: AUDIO, then any KEY=VALUE overrides."""
-    positional, overrides = split_overrides(args, ChatConfig)
-    if len(positional) != 1:
-        raise click.UsageError("give one AUDIO file")
-    cfg = load_config(ChatConfig, "chat", recipe, flags, overrides)
+    (audio,), cfg = load_config_args(ChatConfig, "chat", recipe, flags, args, count=1,
+                                     usage="give one AUDIO file")
     predictor = load_predictor(cfg)
-    session = predictor.chat(positional[0])
+    session = predictor.chat(audio)
     interactive = sys.stdin.isatty()
     stdin = getattr(sys.stdin, "buffer", None)
     number = 0

@@ -33,6 +33,15 @@ def part(cfg, cls):
     return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
 
+def validate_groups(cfg, *groups) -> None:
+    """Validate each group of `cfg` and take back the values validation normalised (a device
+    resolved, a dtype spelled fp32, a sampling preset applied)."""
+    for cls in groups:
+        checked = part(cfg, cls).validate()
+        for f in fields(cls):
+            setattr(cfg, f.name, getattr(checked, f.name))
+
+
 @dataclass
 class GenerationConfig:
     """How answers are decoded; the field help texts are the CLI's option help."""
@@ -86,6 +95,10 @@ class GenerationConfig:
             kw.update(top_p=None, temperature=None, top_k=None)
         return kw
 
+    def generation(self) -> "GenerationConfig":
+        """The decoding settings alone (of a verb config holding them among others), validated."""
+        return part(self, GenerationConfig).validate()
+
     def to_dict(self) -> dict:
         """The decoding settings (the preset's name is not one: its values are)."""
         out = asdict(self)
@@ -132,17 +145,8 @@ class GenerateConfig(ModelConfig, RuntimeConfig, GenerationConfig):
         if not self.run:
             raise UserError("--run is required: a run folder from `musilingo train` or "
                             "`musilingo import-checkpoint`")
-        rt, gen = part(self, RuntimeConfig).validate(), part(self, GenerationConfig).validate()
-        for group in (rt, gen):
-            for f in fields(group):
-                setattr(self, f.name, getattr(group, f.name))
+        validate_groups(self, RuntimeConfig, GenerationConfig)
         return self
-
-    def generation(self) -> GenerationConfig:
-        return part(self, GenerationConfig).validate()
-
-    def runtime(self) -> RuntimeConfig:
-        return part(self, RuntimeConfig)
 
 
 @dataclass
@@ -160,15 +164,11 @@ class CaptionConfig(GenerateConfig, RowsConfig):
     whole_track: bool = _opt(False, "one caption per file over all its segments (when they fit the "
                                     "LLM's context), instead of one per segment")
 
-    CHOICES = {**GenerationConfig.CHOICES, **RowsConfig.CHOICES}
-
 
 @dataclass
 class AskConfig(GenerateConfig, RowsConfig):
     per_segment: bool = _opt(False, "answer each segment separately even when the whole track "
                                     "fits")
-
-    CHOICES = {**GenerationConfig.CHOICES, **RowsConfig.CHOICES}
 
 
 @dataclass

@@ -30,7 +30,8 @@ import torch
 from ..errors import UserError
 from ..models.musilingo import make_batch
 from ..models.prompts import (AUDIO_MARKER, PromptTemplate, TokenizedExample,
-                              answer_from_generation, render, tokenize_example, tokenize_prompt)
+                              answer_from_generation, chat_messages, render, tokenize_example,
+                              tokenize_prompt)
 from .config import GenerationConfig
 
 # Later turns of a chat continue the instruct template's "###Human: ... ###Assistant: " pattern:
@@ -80,13 +81,8 @@ def chat_example(model, turns: list[tuple[str, str | None]]) -> TokenizedExample
 def _chat_turns(tokenizer, turns: list[tuple[str, str | None]]) -> tuple[str, str]:
     """The text before and after the audio of a conversation in the tokenizer's chat template;
     the audio opens the first user turn, as in training (models/prompts.py, chat_template)."""
-    messages = []
-    for i, (question, answer) in enumerate(turns):
-        content = f"{AUDIO_MARKER} {question}" if i == 0 else question
-        messages.append({"role": "user", "content": content})
-        if answer is not None:
-            messages.append({"role": "assistant", "content": answer})
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(chat_messages(turns), tokenize=False,
+                                         add_generation_prompt=True)
     before, after = text.split(AUDIO_MARKER)
     return before, after
 

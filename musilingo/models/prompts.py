@@ -73,7 +73,6 @@ TEMPLATES = {
 }
 STAGE_TEMPLATES = {"pretrain": "caption", "instruct": "instruct"}
 PROMPTS = ("vicuna", "chat")  # the paper's layout above, or the LLM tokenizer's chat template
-DEFAULT_TARGET_TOKENS = {"pretrain": 32, "instruct": 160}
 
 
 def stage_template(tokenizer, stage: str, prompt: str = "vicuna",
@@ -82,6 +81,18 @@ def stage_template(tokenizer, stage: str, prompt: str = "vicuna",
     if prompt == "chat":
         return chat_template(tokenizer, stage, max_target_tokens)
     return get_template(STAGE_TEMPLATES[stage], max_target_tokens)
+
+
+def chat_messages(turns: list[tuple[str, str | None]]) -> list[dict]:
+    """A conversation [(question, answer or None), ...] as chat-template messages; the audio
+    opens the first user turn (training renders one turn, chat renders them all)."""
+    messages = []
+    for i, (question, answer) in enumerate(turns):
+        messages.append({"role": "user",
+                         "content": f"{AUDIO_MARKER} {question}" if i == 0 else question})
+        if answer is not None:
+            messages.append({"role": "assistant", "content": answer})
+    return messages
 
 
 def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None) -> PromptTemplate:
@@ -94,12 +105,11 @@ def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None) -
         raise UserError("prompt=chat: the LLM's tokenizer has no chat template (its "
                         "tokenizer_config.json has no chat_template); use prompt=vicuna")
     question = "{question}" if stage == "instruct" else CAPTION_QUESTION
-    user = [{"role": "user", "content": f"{AUDIO_MARKER} {question}"}]
+    probe = "MusilingoAnswerProbe"  # letters only: templates strip() message content
     try:
-        prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-        probe = "MusilingoAnswerProbe"  # letters only: templates strip() message content
-        full = tokenizer.apply_chat_template(
-            user + [{"role": "assistant", "content": probe}], tokenize=False)
+        prompt = tokenizer.apply_chat_template(chat_messages([(question, None)]), tokenize=False,
+                                               add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(chat_messages([(question, probe)]), tokenize=False)
     except Exception as exc:  # a template that needs other roles or raises on its own
         raise UserError(f"prompt=chat: the tokenizer's chat template cannot render a user turn "
                         f"and an answer ({type(exc).__name__}: {str(exc)[:120]}); use "
@@ -108,12 +118,13 @@ def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None) -
         raise UserError("prompt=chat: the tokenizer's chat template changes the message text or "
                         "the turn layout between prompt and answer; use prompt=vicuna")
     # What the assistant turn puts before the answer (Llama-2: a space) belongs to the prompt.
-    prompt += full[len(prompt):full.index(probe)]
-    end = full[full.index(probe) + len(probe):].strip()
+    at = full.index(probe)
+    prompt += full[len(prompt):at]
+    end = full[at + len(probe):].strip()
     if not end:
         raise UserError("prompt=chat: the tokenizer's chat template ends an answer with nothing "
                         "(no end-of-turn text to stop on); use prompt=vicuna")
-    limit = max_target_tokens or DEFAULT_TARGET_TOKENS[stage]
+    limit = max_target_tokens or TEMPLATES[STAGE_TEMPLATES[stage]].max_target_tokens
     name = "chat-instruct" if stage == "instruct" else "chat-caption"
     return PromptTemplate(name, prompt, end, int(limit), bos=False)
 

@@ -103,6 +103,13 @@ def record_evaluation(folder: str | Path, entry: dict) -> None:
     atomic_write_text(folder / EVALUATIONS, json.dumps(entries, indent=2) + "\n")
 
 
+def shuffled_control(entry: dict) -> dict[tuple[str, str], dict]:
+    """{(protocol, metric): control row} of an evaluation's shuffled-audio control (the rows of
+    the silence and noise controls carry `control`; the shuffled-audio ones predate it)."""
+    return {(r["protocol"], r["metric"]): r for r in entry.get("control") or []
+            if r.get("control", "shuffled-audio") == "shuffled-audio"}
+
+
 def evaluations_markdown(entries: list) -> list[str]:
     """One table per evaluation: metric, value and (with the control) shuffled audio, delta."""
     if not entries:
@@ -111,8 +118,7 @@ def evaluations_markdown(entries: list) -> list[str]:
     out = []
     for e in entries:
         out += [f"**{e.get('dataset')}** ({e.get('kind', 'scores')}; {e.get('source', '')})", ""]
-        control = {(r["protocol"], r["metric"]): r for r in e.get("control") or []
-                   if r.get("control", "shuffled-audio") == "shuffled-audio"}
+        control = shuffled_control(e)
         for protocol, values in (e.get("protocols") or {}).items():
             head = "| metric | value |" + (" shuffled audio | delta |" if control else "")
             out += [f"protocol `{protocol}`", "", head,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import click
 
 from ..errors import UserError
-from ..options import config_options, load_config, option as _opt, split_overrides
+from ..options import config_options, load_config_args, option as _opt
 
 
 @dataclass
@@ -65,13 +65,6 @@ class ExportConfig:
         return self
 
 
-def _one(args, cls, what: str) -> tuple[str, list[str]]:
-    positional, overrides = split_overrides(args, cls)
-    if len(positional) != 1:
-        raise click.UsageError(f"give one {what}")
-    return positional[0], overrides
-
-
 @click.command("import-checkpoint")
 @config_options(ImportConfig, "import-checkpoint", args="args")
 def import_checkpoint(recipe, args, **flags):
@@ -81,8 +74,9 @@ def import_checkpoint(recipe, args, **flags):
     ARGS: CHECKPOINT, then any KEY=VALUE overrides."""
     from .import_checkpoint import import_checkpoint as run_import
 
-    checkpoint, overrides = _one(args, ImportConfig, "CHECKPOINT (.pth, folder or hub id)")
-    cfg = load_config(ImportConfig, "import-checkpoint", recipe, flags, overrides)
+    (checkpoint,), cfg = load_config_args(ImportConfig, "import-checkpoint", recipe, flags, args,
+                                          count=1,
+                                          usage="give one CHECKPOINT (.pth, folder or hub id)")
     folder, notes = run_import(checkpoint, cfg.out, llm=cfg.llm, encoder=cfg.encoder,
                                layers=cfg.layers, stride=cfg.stride, t=cfg.t,
                                overwrite=cfg.overwrite,
@@ -101,8 +95,8 @@ def export(recipe, args, **flags):
     ARGS: RUN (a run folder), then any KEY=VALUE overrides."""
     from .export import export_run, push_to_hub
 
-    run, overrides = _one(args, ExportConfig, "RUN folder")
-    cfg = load_config(ExportConfig, "export", recipe, flags, overrides)
+    (run,), cfg = load_config_args(ExportConfig, "export", recipe, flags, args, count=1,
+                                   usage="give one RUN folder")
     folder = export_run(run, cfg.out, overwrite=cfg.overwrite)
     click.echo(f"exported {run} -> {folder} (README.md is the model card)")
     if cfg.push_to_hub:
@@ -123,8 +117,7 @@ def compare(recipe, args, **flags):
     ARGS: RUN folders, then any KEY=VALUE overrides."""
     from .compare import compare_runs
 
-    runs, overrides = split_overrides(args, CompareConfig)
-    cfg = load_config(CompareConfig, "compare", recipe, flags, overrides)
+    runs, cfg = load_config_args(CompareConfig, "compare", recipe, flags, args)
     result = compare_runs(runs, cfg.out)
     click.echo(result["markdown"])
     if cfg.out:

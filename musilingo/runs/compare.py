@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from .card import RunCard
+from .card import RunCard, shuffled_control
 
 
 def variant(card: RunCard) -> dict:
@@ -44,13 +44,11 @@ def scores(card: RunCard) -> dict[str, tuple[float | None, float | None]]:
     """{"<dataset> <protocol> <metric>": (value, shuffled-audio value or None)}."""
     out = {}
     for e in card.evaluations:
-        control = {(r["protocol"], r["metric"]): r.get("shuffled")
-                   for r in e.get("control") or []
-                   if r.get("control", "shuffled-audio") == "shuffled-audio"}
+        control = shuffled_control(e)
         for protocol, values in (e.get("protocols") or {}).items():
             for metric, value in (values or {}).items():
                 out[f"{e.get('dataset')} {protocol} {metric}"] = (
-                    value, control.get((protocol, metric)))
+                    value, control.get((protocol, metric), {}).get("shuffled"))
     return out
 
 

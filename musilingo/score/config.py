@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from ..data import TEST_SETS
 from ..errors import UserError
 from ..evaluate.scoring import MetricsConfig
-from ..infer.config import (CONTROLS, GenerationConfig, ModelConfig, RuntimeConfig, part)
+from ..infer.config import (CONTROLS, GenerationConfig, ModelConfig, RuntimeConfig, part,
+                            validate_groups)
 from ..options import option as _opt
 
 # The one name of each data set is its reader's (as in extract and train); the split names of
@@ -56,7 +57,6 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
                                        "(the control permutes clips)")
 
     RENAMED = {"limit": "max_items"}
-    CHOICES = {**MetricsConfig.CHOICES, **GenerationConfig.CHOICES}
 
     @property
     def generates(self) -> bool:
@@ -64,14 +64,11 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
 
     def validate(self) -> "ScoreConfig":
         part(self, MetricsConfig).validate()
-        if not self.generates:
-            if self.predictions is None:
-                raise UserError("give --predictions FILE, or --run RUN --dataset NAME to "
-                                "generate first")
-            return self
-        if self.predictions is not None:
+        if self.predictions is not None and self.generates:
             raise UserError("give either --predictions FILE (score existing outputs) or --run "
                             "RUN --dataset NAME (generate, then score), not both")
+        if self.predictions is not None:
+            return self
         if self.run is None:
             raise UserError("give --predictions FILE, or --run RUN --dataset NAME to generate "
                             "first")
@@ -91,14 +88,8 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
                             f"{', '.join(CONTROLS)} (give a comma list)")
         if self.max_items is not None and self.max_items < 1:
             raise UserError("--max-items must be at least 1")
-        rt, gen = part(self, RuntimeConfig).validate(), part(self, GenerationConfig).validate()
-        for group in (rt, gen):
-            for name in group.__dataclass_fields__:
-                setattr(self, name, getattr(group, name))
+        validate_groups(self, RuntimeConfig, GenerationConfig)
         return self
 
     def metrics_config(self) -> MetricsConfig:
         return part(self, MetricsConfig)
-
-    def generation(self) -> GenerationConfig:
-        return part(self, GenerationConfig).validate()

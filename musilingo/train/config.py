@@ -20,6 +20,7 @@ import yaml
 
 from ..data import TRAIN_SETS
 from ..errors import UserError
+from ..models.prompts import PROMPTS
 from ..options import DEVICE_HELP, coerce as _coerce, dtype_name, from_dict, help_of, resolve
 from ..options import option as _opt
 
@@ -146,7 +147,7 @@ class TrainConfig:
                    "segments": ("random", "concat"), "layer_aggregation": ("mean", "learned"),
                    "mixing": ("equal", "proportional", "weighted"),
                    "adapter_init": ("default", "embedding-scale"),
-                   "adapter": ("linear", "mlp"), "prompt": ("vicuna", "chat"),
+                   "adapter": ("linear", "mlp"), "prompt": PROMPTS,
                    "shuffle": ("auto", "rows", "shards")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

@@ -42,8 +42,9 @@ def split_clips(sets: list[TrainSet], fraction: float, seed: int
     """(training sets, held-out sets): a seeded `fraction` of each set's clips held out."""
     train, val = [], []
     for ts in sets:
-        keep = [ex for ex in ts.examples if not _held_out(seed, ex.clip_id, fraction)]
-        out = [ex for ex in ts.examples if _held_out(seed, ex.clip_id, fraction)]
+        held = [_held_out(seed, ex.clip_id, fraction) for ex in ts.examples]
+        keep = [ex for ex, h in zip(ts.examples, held) if not h]
+        out = [ex for ex, h in zip(ts.examples, held) if h]
         if not keep or not out:
             raise UserError(f"val_fraction={fraction}: data set {ts.name} has "
                             f"{len({e.clip_id for e in ts.examples})} clips, too few to hold "
