@@ -11,6 +11,7 @@ encoder frame) get one failed row with the reason, so the cache records why they
 """
 from __future__ import annotations
 
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,37 +91,46 @@ def _probe(clip: ClipSource) -> AudioInfo | str:
         return str(exc)
 
 
+PROBE_BATCH = 4096  # headers in flight at once: memory stays flat whatever the clip count
+
+
 def build_plan(clips: list[ClipSource], encoder, segment_seconds: float,
                min_tail_seconds: float = 1.0, threads: int = 8) -> CachePlan:
-    """Rows for every clip, from headers read in parallel (libsndfile releases the GIL)."""
+    """Rows for every clip, from headers read in parallel (libsndfile releases the GIL), in
+    bounded batches: no per-clip Future or AudioInfo outlives its batch."""
+    errors = []
+    # typed arrays: 8 bytes or fewer per value, not a Python object each
+    rates, frames, channels, first, nrows = (array("i"), array("q"), array("i"), array("q"),
+                                             array("i"))
+    row_clip, row_segment, row_start, row_seconds = array("i"), array("i"), array("d"), array("d")
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        infos = list(pool.map(_probe, clips, chunksize=64))
-    errors, rates, frames, channels, first, nrows = [], [], [], [], [], []
-    row_clip, row_segment, row_start, row_seconds = [], [], [], []
-    for ci, info in enumerate(infos):
-        error, segments = "", []
-        if isinstance(info, str):
-            error = info
-        else:
-            segments = segment_plan(encoder, info, segment_seconds, min_tail_seconds)
-            if not segments:
-                error = (f"audio shorter than one encoder frame ({info.seconds * 1000:.1f} ms; "
-                         f"needs {encoder.min_samples} samples at {encoder.sample_rate} Hz = "
-                         f"{encoder.min_samples / encoder.sample_rate * 1000:.1f} ms)")
-        ok = not isinstance(info, str)
-        errors.append(error)
-        rates.append(info.sample_rate if ok else 0)
-        frames.append(info.frames if ok else 0)
-        channels.append(info.channels if ok else 0)
-        first.append(len(row_clip))
-        if error:  # one failed row records the clip and its reason
-            segments = [None]
-        nrows.append(len(segments))
-        for k, seg in enumerate(segments):
-            row_clip.append(ci)
-            row_segment.append(k)
-            row_start.append(seg.start if seg else 0.0)
-            row_seconds.append(seg.seconds if seg else (info.seconds if ok else 0.0))
+        for base in range(0, len(clips), PROBE_BATCH):
+            batch = clips[base:base + PROBE_BATCH]
+            for ci, info in enumerate(pool.map(_probe, batch, chunksize=64), start=base):
+                error, segments = "", []
+                if isinstance(info, str):
+                    error = info
+                else:
+                    segments = segment_plan(encoder, info, segment_seconds, min_tail_seconds)
+                    if not segments:
+                        error = (f"audio shorter than one encoder frame "
+                                 f"({info.seconds * 1000:.1f} ms; needs {encoder.min_samples} "
+                                 f"samples at {encoder.sample_rate} Hz = "
+                                 f"{encoder.min_samples / encoder.sample_rate * 1000:.1f} ms)")
+                ok = not isinstance(info, str)
+                errors.append(error)
+                rates.append(info.sample_rate if ok else 0)
+                frames.append(info.frames if ok else 0)
+                channels.append(info.channels if ok else 0)
+                first.append(len(row_clip))
+                if error:  # one failed row records the clip and its reason
+                    segments = [None]
+                nrows.append(len(segments))
+                for k, seg in enumerate(segments):
+                    row_clip.append(ci)
+                    row_segment.append(k)
+                    row_start.append(seg.start if seg else 0.0)
+                    row_seconds.append(seg.seconds if seg else (info.seconds if ok else 0.0))
     return CachePlan(
         clip_id=[c.clip_id for c in clips], clip_path=[c.audio_path for c in clips],
         clip_error=errors, clip_sample_rate=np.array(rates, dtype=np.int32),
