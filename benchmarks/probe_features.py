@@ -23,7 +23,9 @@ import zarr
 def clip_means(path: Path) -> tuple[np.ndarray, np.ndarray]:
     g = zarr.open_group(str(path), mode="r")
     feats, counts = g["features"][:].astype(np.float32), g["counts"][:]
-    ids = g["clip_id"][:][g["row_clip"][:]]
+    off, data = g["clip_id_offsets"][:], g["clip_id_bytes"][:]
+    names = np.array([data[a:b].tobytes().decode() for a, b in zip(off[:-1], off[1:])])
+    ids = names[g["row_clip"][:]]
     w = counts[:, None, :, None].astype(np.float32)
     return ((feats * w).sum(2) / w.sum(2)).mean(1), ids
 

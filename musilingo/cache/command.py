@@ -1,8 +1,9 @@
 """`musilingo cache info|verify|export`: inspect, check and convert a feature cache.
 
-    musilingo cache info cache.zarr [--json] [--failures]
-    musilingo cache verify cache.zarr [--reset-damaged]
+    musilingo cache info cache.zarr [--json] [--failures] [--deep]
+    musilingo cache verify cache.zarr [--workers 4] [--reset-damaged]
     musilingo cache export cache.zarr --format hdf5 --out cache.h5
+    musilingo cache upgrade cache.zarr          # format 2 -> 3, features untouched
 """
 from __future__ import annotations
 
@@ -22,12 +23,27 @@ EXIT_DAMAGED = 4
 class InfoConfig:
     json: bool = _opt(False, "print the numbers as one JSON object")
     failures: bool = _opt(False, "also list every failed row with its reason")
+    deep: bool = _opt(False, "measure the size on disk by walking every file (default: the sizes "
+                             "recorded when each shard was committed)")
 
 
 @dataclass
 class VerifyConfig:
     reset_damaged: bool = _opt(False, "mark shards with damaged rows pending, so re-running "
                                       "extract redoes them")
+    workers: int = _opt(1, "processes that divide the shards between them")
+    progress: bool = _opt(True, "draw a tqdm progress bar")
+
+    def validate(self) -> "VerifyConfig":
+        from ..errors import UserError
+
+        if not 1 <= self.workers <= 256:
+            raise UserError(f"--workers {self.workers}: give 1 to 256 processes")
+        return self
+
+
+@dataclass
+class UpgradeConfig:
     progress: bool = _opt(True, "draw a tqdm progress bar")
 
 
@@ -55,7 +71,7 @@ def _config(cls, verb: str, recipe, args, flags):
 
 @click.group()
 def cache():
-    """Inspect (info), check (verify) and convert (export) a feature cache."""
+    """Inspect (info), check (verify), convert (export) and upgrade a feature cache."""
 
 
 @cache.command()
@@ -68,7 +84,7 @@ def info(recipe, args, **flags):
     from .verify import cache_info
 
     path, cfg = _config(InfoConfig, "cache-info", recipe, args, flags)
-    data = cache_info(path)
+    data = cache_info(path, deep=cfg.deep)
     fails = FeatureCache.open(path).failures() if cfg.failures else []
     if cfg.json:
         if cfg.failures:
@@ -84,8 +100,11 @@ def info(recipe, args, **flags):
     click.echo(f"rows        {data['done']} done, {data['failed']} failed, "
                f"{data['pending']} pending  ({data['shard_rows']} per shard)")
     click.echo(f"clips       {data['clips']} planned, {data['clips_with_features']} with features")
-    click.echo(f"disk        {data['bytes'] / 1e6:.2f} MB"
+    click.echo(f"disk        {data['bytes'] / 1e6:.2f} MB {data['bytes_measured']}"
                + (f"  ({per_row / 1e6:.3f} MB per done row)" if per_row else ""))
+    if not data["indexed"]:
+        click.echo("index       none yet (extraction unfinished): opening reads every commit "
+                   "record; the extract run that completes the cache writes the index")
     for clip_id, segment, reason in fails:
         click.echo(f"failed      {clip_id} segment {segment}: {reason}")
 
@@ -100,7 +119,7 @@ def verify(recipe, args, **flags):
     from .verify import reset_shards, verify_cache
 
     path, cfg = _config(VerifyConfig, "cache-verify", recipe, args, flags)
-    problems = verify_cache(path, progress=cfg.progress)
+    problems = verify_cache(path, progress=cfg.progress, workers=cfg.workers)
     if not problems:
         click.echo(f"ok: {path} is complete and every row matches its checksum")
         return
@@ -117,6 +136,22 @@ def verify(recipe, args, **flags):
         click.echo(f"reset {len(shards)} shards to pending: re-run the extract command to redo "
                    "them", err=True)
     sys.exit(EXIT_DAMAGED)
+
+
+@cache.command()
+@config_options(UpgradeConfig, "cache-upgrade", args="args")
+def upgrade(recipe, args, **flags):
+    """Convert a format-2 cache to format 3 in place: strings as bytes + offsets, a commit record
+    per shard, the row index. The features files are not touched, and every row checksum stays
+    valid. Running it again finishes an interrupted upgrade.
+
+    ARGS: the cache PATH, then any KEY=VALUE overrides."""
+    from .upgrade import upgrade_cache
+
+    path, cfg = _config(UpgradeConfig, "cache-upgrade", recipe, args, flags)
+    done = upgrade_cache(path, progress=cfg.progress)
+    click.echo(f"{path}: format {done['from']} -> 3, {done['shards']} committed shards; check it "
+               f"with `musilingo cache verify {path}`")
 
 
 @cache.command()

@@ -3,8 +3,11 @@
     musilingo cache export cache.zarr --format hdf5 --out cache.h5
 
 For users whose tools read HDF5 rather than Zarr. Every array of the Zarr group becomes a dataset
-of the same name, shape and dtype (strings as UTF-8 variable-length strings); features keep
-one-row chunks so random access stays cheap. Group attributes that are not plain scalars (the
+of the same name, shape and dtype, the row tables (status, counts, seconds, checksum, reasons)
+with the values the commit records hold (also for an unfinished cache, whose row index is not
+written yet), and the clip ids, paths and reasons also as UTF-8 variable-length string datasets
+(`clip_id`, `clip_path`, `clip_error`, `reason`); features keep one-row chunks so random access
+stays cheap. Group attributes that are not plain scalars (the
 encoder identity, the dataset description) are stored as JSON strings, and the whole attribute
 dict is also in the `musilingo_attrs_json` attribute. Features are copied one shard at a time, so
 memory stays bounded, and every row is checked on the way (plan digest at open, each row's
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .layout import PENDING
+from .layout import PENDING, STRING_ARRAYS
 from .reader import FeatureCache
 
 
@@ -27,7 +30,7 @@ def export_hdf5(src, dst, progress: bool = False) -> tuple[Path, int]:
     """Write `dst`; returns (dst, number of pending rows exported as zeros)."""
     import h5py
 
-    cache = FeatureCache.open(src)  # plan digest, row tables, missing files: checked here
+    cache = FeatureCache.open(src)  # plan digest and commit records: checked here
     group, meta = cache.group, cache.meta
     dst = Path(dst)
     if dst.exists():
@@ -38,16 +41,18 @@ def export_hdf5(src, dst, progress: bool = False) -> tuple[Path, int]:
         for key, value in meta.items():
             f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value)
         f.attrs["musilingo_attrs_json"] = json.dumps(meta)
+        truth = {"status": cache.status, "counts": cache.counts, "seconds": cache.seconds,
+                 "checksum": cache.checksums, "reason_offsets": cache.reasons.offsets,
+                 "reason_bytes": cache.reasons.data}
         for name in sorted(group.array_keys()):
-            arr = group[name]
             if name == "features":
                 continue
-            data = arr[:]
-            if data.dtype.kind in "OUT":
-                ds = f.create_dataset(name, shape=data.shape, dtype=h5py.string_dtype("utf-8"))
-                ds[:] = np.array([str(x) for x in data], dtype=object)
-            else:
-                f.create_dataset(name, data=np.asarray(data))
+            data = truth[name] if name in truth else group[name][:]
+            f.create_dataset(name, data=np.asarray(data))
+        strings = {"reason": cache.reasons, **{n: getattr(cache.plan, n) for n in STRING_ARRAYS}}
+        for name, column in strings.items():
+            ds = f.create_dataset(name, shape=(len(column),), dtype=h5py.string_dtype("utf-8"))
+            ds[:] = np.array(list(column), dtype=object)
         feats = group["features"]
         out = f.create_dataset("features", shape=feats.shape, dtype=np.dtype(str(feats.dtype)),
                                chunks=(1, *feats.shape[1:]))

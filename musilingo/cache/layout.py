@@ -1,7 +1,8 @@
 """The feature cache's on-disk contract: array names, metadata, row checksums, compatibility.
 
-A cache is one Zarr v3 group. Everything a reader needs is in plain arrays and flat group
-attributes, so a user without musilingo can open it with zarr-python alone:
+A cache (format 3) is one Zarr v3 group of plain numeric arrays, flat group attributes, and one
+small JSON commit record per shard, so a user without musilingo can read it with zarr-python (or
+any Zarr v3 reader: no array uses a Zarr extension type):
 
     import zarr, numpy as np
     g = zarr.open_group("cache.zarr", mode="r")
@@ -10,16 +11,27 @@ attributes, so a user without musilingo can open it with zarr-python alone:
     feats = g["features"][row]                             # [L+1, W, D] window means, fp16
     counts = g["counts"][row]                              # [W] frames per window, 0 = padding
     done = g["status"][:] == 1                             # 0 pending, 1 done, 2 failed
-    clip = g["clip_id"][g["row_clip"][row]]
+    off = g["clip_id_offsets"][:]                          # strings: UTF-8 bytes + offsets
+    i = int(g["row_clip"][row])
+    clip = g["clip_id_bytes"][off[i]:off[i + 1]].tobytes().decode()
 
 Rows are segments (consecutive `segment_seconds` pieces of a clip), fixed before extraction
-starts. The arrays written during extraction (`ROW_ARRAYS`) are chunked so that one shard of
-`shard_rows` rows is exactly one file per array: its single owner writes it whole, and `status`
-is written last, so a shard is either entirely committed or entirely pending after a crash.
+starts (the plan arrays, `PLAN_ARRAYS`). During extraction each shard of `shard_rows` rows has
+exactly one writer, which writes two files: the shard's features (one Zarr shard file) and then
+its commit record `commits/<shard>.json` (status, counts, seconds, checksum and failure reason of
+every row; `COMMIT_FIELDS`), written atomically and last, so that a shard is either committed or
+pending after a crash, and a resume learns which shards are done from one listing of `commits/`.
+
+When every shard is committed, the extraction writes the row index (`INDEX_ARRAYS`: the same
+per-row values as the commit records, in large chunks) and records it in the group attribute
+`index`; opening a finished cache then reads a handful of objects whatever its row count. The
+root `status` array is the index's: before the index is written it is all 0 (pending), and
+musilingo itself reads the commit records until then (`store.row_tables`).
 """
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,23 +40,40 @@ from ..errors import UserError
 
 FORMAT = "musilingo-feature-cache"
 # 2: row checksums also cover the row's identity (its index and the plan digest), and the group
-# attributes carry `plan_sha256`. Version 1 caches stay readable (without those two checks).
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# attributes carry `plan_sha256`. 3: strings as UTF-8 bytes + offsets, per-shard commit records,
+# the row index in large chunks (an open reads a handful of objects, not one per shard).
+# `musilingo cache upgrade` turns a format-2 cache into format 3 without touching its features.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (3,)
+UPGRADABLE_VERSIONS = (2,)
 PENDING, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 STORE_DTYPES = ("float16", "float32")
 FP16_MAX = float(np.finfo(np.float16).max)
 
-# Written by a shard's owner during extraction, one chunk (or one Zarr shard) per cache shard.
+# Written by a shard's owner during extraction: its features, then its commit record.
 ROW_ARRAYS = {
-    "features": "[rows, L+1, W, D] per-hidden-state means over windows of `stride` frames",
+    "features": "[rows, L+1, W, D] per-hidden-state means over windows of `stride` frames; "
+                "one Zarr shard file per cache shard",
+}
+COMMIT_FIELDS = {
+    "status": "per row: 1 done, 2 failed (a shard without a record is pending)",
+    "counts": "per row: [W] frames in each window; 0 marks a padding window (zeros)",
+    "seconds": "per row: decoded segment length in seconds (0 for failed rows)",
+    "checksum": "per row: 16 hex digits, blake2b-64 of the row's index, the plan digest, and its "
+                "features, counts, seconds, status, reason",
+    "reason": "per row: why it failed ('' otherwise)",
+    "features_bytes": "size of the shard's features file when it was committed",
+}
+# The row index: the commit records' values in large chunks, written once every shard is done.
+INDEX_ARRAYS = {
+    "status": "[rows] uint8 0 pending, 1 done, 2 failed",
     "counts": "[rows, W] int32 frames in each window; 0 marks a padding window (zeros)",
     "seconds": "[rows] float64 decoded segment length in seconds (0 for failed rows)",
-    "status": "[rows] uint8 0 pending, 1 done, 2 failed; written last (the commit marker)",
-    "reason": "[rows] str why a row failed ('' otherwise)",
-    "checksum": "[rows] uint64 blake2b-64 of the row's index, the plan digest, and its features, "
-                "counts, seconds, status, reason",
+    "checksum": "[rows] uint64 the rows' checksums (see the commit record)",
+    "reason_offsets": "[rows + 1] int64 offsets into reason_bytes",
+    "reason_bytes": "[n] uint8 the failure reasons, UTF-8, concatenated",
+    "shard_bytes": "[shards] int64 size of each shard's features file at commit",
 }
 # Written once when the cache is created: the row plan, fixed before any audio is decoded.
 PLAN_ARRAYS = {
@@ -61,6 +90,50 @@ PLAN_ARRAYS = {
     "clip_frames": "[clips] int64 the file's length in samples per channel (0 if unreadable)",
     "clip_channels": "[clips] int32 the file's channel count (0 if unreadable)",
 }
+# Stored as two arrays each, `<name>_offsets` (int64 [n + 1]) and `<name>_bytes` (uint8, UTF-8):
+# what Arrow does, readable by any Zarr v3 reader, and loaded as two numpy arrays instead of one
+# Python object per clip.
+STRING_ARRAYS = ("clip_id", "clip_path", "clip_error")
+
+
+class StringColumn(Sequence):
+    """n strings kept as UTF-8 bytes + offsets; `col[i]` decodes one."""
+
+    def __init__(self, offsets: np.ndarray, data: np.ndarray):
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.data = np.asarray(data, dtype=np.uint8)
+
+    @classmethod
+    def from_strings(cls, strings) -> "StringColumn":
+        if isinstance(strings, StringColumn):
+            return strings
+        encoded = [str(s).encode("utf-8") for s in strings]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        return cls(offsets, np.frombuffer(b"".join(encoded), dtype=np.uint8))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        return self.data[self.offsets[i]:self.offsets[i + 1]].tobytes().decode("utf-8")
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def joined(self) -> bytes:
+        """The strings joined by NUL bytes, UTF-8: what the plan digest hashes (format 2's rule),
+        built with numpy rather than one Python string per clip."""
+        if len(self) <= 1:
+            return self.data.tobytes()
+        return np.insert(self.data, self.offsets[1:-1], 0).tobytes()
+
+
 PREPROCESSING = ("decode with libsndfile; average channels; resample to the encoder's rate with "
                  "soxr HQ; cut into consecutive segments of segment_seconds (a tail under "
                  "min_tail_seconds is dropped); then the encoder's own input processing "
@@ -91,7 +164,8 @@ def build_meta(*, encoder_identity: dict, encoder_dtype: str, stride: int, windo
         "shard_rows": shard_rows, "preprocessing": PREPROCESSING, "dataset": dataset,
         "clip_list_sha256": clip_list_sha256,
         "status_codes": {str(k): v for k, v in STATUS_NAMES.items()},
-        "arrays": {**ROW_ARRAYS, **PLAN_ARRAYS},
+        "arrays": {**ROW_ARRAYS, **PLAN_ARRAYS, **INDEX_ARRAYS},
+        "commit_record": COMMIT_FIELDS, "index": None,
     }
 
 
@@ -107,8 +181,8 @@ def check_compatible(stored: dict, wanted: dict, path) -> None:
         raise UserError(f"{path} exists but is not a musilingo feature cache: choose another --out")
     if stored.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path} has cache format {stored.get('format_version')}, this musilingo "
-                        f"writes {FORMAT_VERSION}: extract into a new --out (the old cache stays "
-                        "readable)")
+                        f"writes {FORMAT_VERSION}: run `musilingo cache upgrade {path}` first, or "
+                        "extract into a new --out")
     se, we = stored["encoder"], wanted["encoder"]
     for key, what in (("config_sha256", "encoder config"), ("weights_sha256", "encoder weights"),
                       ("num_hidden_states", "number of hidden states"), ("hidden_size", "width"),
@@ -140,6 +214,8 @@ PLAN_META = ("format_version", "encoder", "encoder_dtype", "sample_rate", "frame
 
 
 def _array_bytes(values) -> bytes:
+    if isinstance(values, StringColumn):
+        return values.joined()
     a = np.asarray(values)
     if a.dtype.kind in "OUT":  # strings: the same bytes whatever numpy width holds them
         return "\0".join(str(x) for x in a).encode("utf-8")
@@ -152,8 +228,10 @@ def plan_digest(plan_arrays: dict, meta: dict) -> str:
     import json
 
     h = hashlib.sha256()
-    h.update(json.dumps({k: meta.get(k) for k in PLAN_META}, sort_keys=True,
-                        default=str).encode("utf-8"))
+    fields = {k: meta.get(k) for k in PLAN_META}
+    # An upgraded cache keeps the digest (and so every row checksum) it was extracted with.
+    fields["format_version"] = meta.get("digest_format_version", meta.get("format_version"))
+    h.update(json.dumps(fields, sort_keys=True, default=str).encode("utf-8"))
     for name in PLAN_ARRAYS:
         data = _array_bytes(plan_arrays[name])
         h.update(f"\0{name}\0{len(data)}\0".encode("utf-8"))

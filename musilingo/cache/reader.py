@@ -6,16 +6,19 @@
         seg.features                              # float32 [L+1, w, D], padding windows dropped
 
 Random access is the training workload, so the small per-row tables (status, counts, seconds,
-checksums, the plan) are read once into memory at open, and a row's features are one
-`features[row]` call (one inner chunk of a shard; docs/REFERENCE.md section 5: `oindex` on sharded
-arrays is ~13x slower than a loop of single-row reads). Training, inference and scoring read a
-cache through `features.sources.CacheSource`, which opens one reader per DataLoader worker.
+checksums, the plan) are read once into memory at open: from the row index of a finished cache,
+a handful of objects whatever its size (`rows.row_tables`), and the clip-id lookup is built on
+first use. A row's features are one `features[row]` call (one inner chunk of a shard;
+docs/REFERENCE.md section 5: `oindex` on sharded arrays is ~13x slower than a loop of single-row
+reads). Training, inference and scoring read a cache through `features.sources.CacheSource`,
+which opens one reader per DataLoader worker.
 
 Nothing is trusted: opening checks the plan digest (which clip and segment every row is, and the
-metadata that gives rows their meaning), that every row table is readable and that no committed
-shard lost a file; every `read_row` recomputes the row's checksum. Damage stops the reader with one
-line naming the cache, the row and its clip, and `musilingo cache verify` (`bad_rows="skip"` leaves
-bad rows out of `segments()` and counts them in `skipped` instead).
+metadata that gives rows their meaning) and that every commit record is readable; every
+`read_row` recomputes the row's checksum (a lost features file reads back as zeros and fails it,
+and the error then names the missing file). Damage stops the reader with one line naming the
+cache, the row and its clip, and `musilingo cache verify` (`bad_rows="skip"` leaves bad rows out
+of `segments()` and counts them in `skipped` instead).
 """
 from __future__ import annotations
 
@@ -25,8 +28,9 @@ import numpy as np
 from ..errors import UserError
 from ..features import PooledSegment
 from .location import Location
-from .layout import DONE, FAILED, PENDING, STATUS_NAMES
-from .store import load_checked_plan, missing_files, open_group, read_rows, stored_checksum
+from .layout import DONE, FAILED, STATUS_NAMES
+from .rows import missing_features, row_tables
+from .store import load_checked_plan, open_group, stored_checksum
 
 
 class BadRowError(UserError):
@@ -45,32 +49,40 @@ class FeatureCache:
         self.meta = dict(group.attrs)
         self.bad_rows, self.skipped = bad_rows, []
         self.fetched_bytes = 0   # feature bytes read so far (what a remote store was asked for)
-        shard_rows = self.shard_rows = int(self.meta["shard_rows"])
+        self.shard_rows = int(self.meta["shard_rows"])
         self.plan = load_checked_plan(group, self.meta, path)
-        tables = {}
-        for name, fill in (("status", PENDING), ("counts", 0), ("seconds", 0.0),
-                           ("checksum", 0), ("reason", "")):
-            tables[name], bad = read_rows(group[name], shard_rows, fill=fill)
-            if bad:
-                a = bad[0] * shard_rows
-                raise UserError(f"{path}: the {name} table of shard {bad[0]} (rows {a}-"
-                                f"{min(a + shard_rows, self.num_rows) - 1}) cannot be read: the "
-                                f"cache is damaged; run `musilingo cache verify {path} "
-                                "--reset-damaged`, then the extract command again")
-        self.status, self.counts, self.seconds = tables["status"], tables["counts"], tables["seconds"]
-        self.checksums, self.reasons = tables["checksum"], tables["reason"]
-        lost = missing_files(path, group, self.status, shard_rows)
-        if lost:
-            more = f" (and {len(lost) - 1} more files)" if len(lost) > 1 else ""
-            raise UserError(f"{path}: {lost[0]} is missing{more} although its shard is "
-                            f"committed: the cache is damaged; run "
-                            f"`musilingo cache verify {path} --reset-damaged`, then the extract "
-                            "command again")
+        tables = row_tables(location, group, self.meta)
+        if tables.bad_shards:
+            shard, why = tables.bad_shards[0]
+            raise UserError(f"{path}: the commit record of shard {shard} (commits/{shard}.json) "
+                            f"cannot be read ({why}): the cache is damaged; run `musilingo cache "
+                            f"verify {path} --reset-damaged`, then the extract command again")
+        self.status, self.counts, self.seconds = tables.status, tables.counts, tables.seconds
+        self.checksums, self.reasons = tables.checksum, tables.reason
         self._features = group["features"]
-        self._clip_index = {cid: i for i, cid in enumerate(self.plan.clip_id)}
-        done_clips = np.unique(self.plan.row_clip[self.status == DONE])
-        self.clip_ids: list[str] = [self.plan.clip_id[i] for i in done_clips]
+        self._clip_index_map = None
+        if not self.remote:  # one directory listing; a remote store pays per 1000 shards, so
+            # there a lost file is caught by the checksums of the rows read from it instead
+            committed = np.unique(np.flatnonzero(self.status) // self.shard_rows)
+            lost = missing_features(location, self._features, committed.tolist())
+            if lost:
+                more = f" (and {len(lost) - 1} more files)" if len(lost) > 1 else ""
+                raise UserError(f"{path}: {lost[0]} is missing{more} although its shard is "
+                                f"committed: the cache is damaged; run `musilingo cache verify "
+                                f"{path} --reset-damaged`, then the extract command again")
+
+    @property
+    def _clip_index(self) -> dict:
+        """clip id -> clip number, built on first use (one dict entry per clip)."""
+        if self._clip_index_map is None:
+            self._clip_index_map = {cid: i for i, cid in enumerate(self.plan.clip_id)}
+        return self._clip_index_map
+
+    @property
+    def clip_ids(self) -> list[str]:
         """Clips with at least one done row, in cache order."""
+        done_clips = np.unique(self.plan.row_clip[self.status == DONE])
+        return [self.plan.clip_id[i] for i in done_clips]
 
     @classmethod
     def open(cls, path, *, bad_rows: str = "error") -> "FeatureCache":
@@ -92,6 +104,10 @@ class FeatureCache:
     @property
     def num_rows(self) -> int:
         return int(self.meta["rows"])
+
+    def clip_count(self) -> int:
+        """Clips with at least one done row (without building the list of their ids)."""
+        return int(len(np.unique(self.plan.row_clip[self.status == DONE])))
 
     def status_counts(self) -> dict[str, int]:
         """{"done": n, "failed": n, "pending": n} over rows."""
@@ -131,6 +147,12 @@ class FeatureCache:
         expect = stored_checksum(self.meta, row, stored, self.counts[row], self.seconds[row],
                                  self.status[row], str(self.reasons[row]))
         if expect != int(self.checksums[row]):
+            shard = row // self.shard_rows
+            lost = missing_features(self.path, self._features, [shard])
+            if lost:
+                raise UserError(f"{self.path}: {lost[0]} is missing although shard {shard} is "
+                                f"committed: the cache is damaged; run `musilingo cache verify "
+                                f"{self.path} --reset-damaged`, then the extract command again")
             raise self._bad(row, "does not match its checksum")
 
     def read_row(self, row: int) -> PooledSegment:

@@ -4,20 +4,25 @@
     store = CacheStore.create("cache.zarr", plan, meta)     # atomic: a tmp folder, then rename
     store = CacheStore.open("cache.zarr")                   # resume, another rank
     for s in store.pending_shards(rank, world): store.write_shard(s, ...)
+    store.build_index()                                     # once every shard is committed
 
 Why it looks like this (docs/REFERENCE.md section 5): Zarr rewrites a shard as a whole, so two
 processes writing rows of one shard lose data and row-by-row writes are 10x slower. Each cache
 shard therefore has exactly one owner (rank r owns shards r, r+N, ...), which buffers the whole
-shard and writes each array's shard file once. `status` goes last: Zarr's LocalStore writes files
-atomically (tmp + rename), so after a crash a shard is committed (status non-zero) or pending,
-never half done, and a resumed run redoes only pending shards, computing them exactly as before.
-Inner chunks carry a crc32c, so a damaged shard fails to decode instead of returning wrong
-numbers; per-row blake2b checksums (which also cover the row's index and the plan digest) catch
-everything else, and every reader checks them (`reader.py`, `cache verify`). A missing chunk
-file would read back as zeros (Zarr's fill value): `missing_files` names it instead.
+shard and writes its features file once, then its commit record `commits/<shard>.json` (written
+atomically, last): after a crash a shard is committed or pending, never half done, and a resumed
+run redoes only pending shards, computing them exactly as before. Inner chunks carry a crc32c, so
+a damaged shard fails to decode instead of returning wrong numbers; per-row blake2b checksums
+(which also cover the row's index and the plan digest) catch everything else, including a lost
+features file (it would read back as zeros), and every reader checks them.
+
+The start-up cost of a reader must not grow with the corpus: the plan arrays are a few large
+chunks (strings as bytes + offsets), and a finished cache carries the row index (every commit
+record's values in large chunks), so an open reads a handful of objects for any row count.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,20 +30,19 @@ import zarr
 from zarr.codecs import Crc32cCodec
 
 from ..errors import UserError
+from .layout import (DONE, FAILED, FORMAT, PENDING, PLAN_ARRAYS, READABLE_VERSIONS, STRING_ARRAYS,
+                     UPGRADABLE_VERSIONS, StringColumn, plan_digest, row_checksum)
 from .location import Location
-from .layout import (FAILED, FORMAT, PENDING, PLAN_ARRAYS, READABLE_VERSIONS, ROW_ARRAYS,
-                     plan_digest, row_checksum)
-
-PLAN_CHUNK = 1 << 16  # plan tables are written once, by one process: large chunks read fast
-
+from .rows import (RowTables, commit_key, committed_shards, create_empty_index, create_table,
+                   features_key, make_commits_group, row_tables, write_index, write_strings)
 
 @dataclass
 class CachePlan:
     """The row layout: which clip and segment each row holds, decided from file headers."""
 
-    clip_id: list[str]
-    clip_path: list[str]
-    clip_error: list[str]
+    clip_id: StringColumn          # lists of str are accepted and converted
+    clip_path: StringColumn
+    clip_error: StringColumn
     clip_sample_rate: np.ndarray   # int32 [clips]
     clip_frames: np.ndarray        # int64 [clips]
     clip_channels: np.ndarray      # int32 [clips]
@@ -49,6 +53,10 @@ class CachePlan:
     row_start: np.ndarray          # float64 [rows]
     row_planned_seconds: np.ndarray  # float64 [rows]
 
+    def __post_init__(self):
+        for name in STRING_ARRAYS:
+            setattr(self, name, StringColumn.from_strings(getattr(self, name)))
+
     @property
     def num_rows(self) -> int:
         return len(self.row_clip)
@@ -57,19 +65,19 @@ class CachePlan:
     def num_clips(self) -> int:
         return len(self.clip_id)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        out = {}
-        for name in PLAN_ARRAYS:
-            value = getattr(self, name)
-            out[name] = np.array(value, dtype=str) if isinstance(value, list) else value
-        return out
+    def arrays(self) -> dict:
+        return {name: getattr(self, name) for name in PLAN_ARRAYS}
 
     @classmethod
     def load(cls, group) -> "CachePlan":
         values = {}
         for name in PLAN_ARRAYS:
-            data = group[name][:]
-            values[name] = [str(x) for x in data] if data.dtype.kind in "OUT" else np.asarray(data)
+            if name in STRING_ARRAYS and f"{name}_offsets" not in group and name in group:
+                values[name] = [str(x) for x in group[name][:]]  # format 2 (being upgraded)
+            elif name in STRING_ARRAYS:
+                values[name] = StringColumn(group[f"{name}_offsets"][:], group[f"{name}_bytes"][:])
+            else:
+                values[name] = np.asarray(group[name][:])
         return cls(**values)
 
 
@@ -95,27 +103,22 @@ class CacheStore:
         group = zarr.open_group(store=tmp.zarr_store(), mode="w", zarr_format=3)
         rows, shard = plan.num_rows, int(meta["shard_rows"])
         layers, windows, dim = int(meta["layers"]), int(meta["windows"]), int(meta["dim"])
-        crc = [Crc32cCodec()]  # fp16 features compress ~0.88x: not worth the read time
+        # fp16 features compress ~0.88x: not worth the read time; "." keys: one file per shard
         group.create_array("features", shape=(rows, layers, windows, dim), dtype=meta["dtype"],
                            chunks=(1, layers, windows, dim), shards=(shard, layers, windows, dim),
-                           fill_value=0, compressors=crc,
+                           fill_value=0, compressors=[Crc32cCodec()],
+                           chunk_key_encoding={"name": "default", "separator": "."},
                            dimension_names=("row", "hidden_state", "window", "dim"))
-        group.create_array("counts", shape=(rows, windows), dtype="int32", chunks=(shard, windows),
-                           fill_value=0, compressors=crc, dimension_names=("row", "window"))
-        for name, dtype, fill in (("seconds", "float64", 0.0), ("status", "uint8", PENDING),
-                                  ("checksum", "uint64", 0), ("reason", str, "")):
-            group.create_array(name, shape=(rows,), dtype=dtype, chunks=(shard,), fill_value=fill,
-                               dimension_names=("row",))
         for name, data in plan.arrays().items():
-            n = max(1, len(data))
-            kind = str if data.dtype.kind in "OUT" else data.dtype
             axis = "clip" if name.startswith("clip") else "row"
-            arr = group.create_array(name, shape=(len(data),), dtype=kind,
-                                     chunks=(min(n, PLAN_CHUNK),),
-                                     fill_value="" if kind is str else 0, dimension_names=(axis,))
-            if len(data):
-                arr[:] = data
+            if name in STRING_ARRAYS:
+                write_strings(group, name, data, axis)
+            else:
+                create_table(group, name, data, axis)
+        create_empty_index(group, rows, windows)
+        make_commits_group(group)
         group.attrs.update(meta)
+        group.attrs["index"] = None
         # The digest is taken of the attributes as stored (JSON round trip), as readers see them.
         group.attrs["plan_sha256"] = plan_digest(plan.arrays(), dict(group.attrs))
         if final.remote:  # no rename in an object store: copy, the root zarr.json last
@@ -139,50 +142,68 @@ class CacheStore:
         start = shard * self.shard_rows
         return start, min(self.num_rows, start + self.shard_rows)
 
-    def shard_committed(self, shard: int) -> bool:
-        """True when the shard's status chunk is written and has no pending row."""
-        start, stop = self.shard_range(shard)
-        try:
-            status = self.group["status"][start:stop]
-        except Exception:  # a damaged status chunk: the shard is redone, which is always safe
-            return False
-        return bool(np.all(status != PENDING))
+    def committed_shards(self) -> set[int]:
+        return committed_shards(self.location)
 
-    def owned_shards(self, rank: int = 0, world: int = 1) -> list[int]:
-        return list(range(rank, self.num_shards, world))
+    def pending_shards(self, rank: int = 0, world: int = 1) -> list[int]:
+        """The shards rank `rank` of `world` owns (r, r+N, ...) that have no commit record."""
+        done = self.committed_shards()
+        return [s for s in range(rank, self.num_shards, world) if s not in done]
 
     def write_shard(self, shard: int, features: np.ndarray, counts: np.ndarray,
                     seconds: np.ndarray, status: np.ndarray, reason: list[str]) -> None:
-        """Commit one whole shard: data and checksums first, then status (the commit marker)."""
+        """Commit one whole shard: its features file first, then its commit record."""
         start, stop = self.shard_range(shard)
         n = stop - start
         assert features.shape[0] == counts.shape[0] == len(seconds) == len(status) == n
         assert len(reason) == n
         assert np.all(status != PENDING), "a committed shard has no pending rows"
+        if self.meta.get("index"):  # the index describes a finished cache; this one changes
+            self.drop_index()
         features = features.astype(self.features.dtype, copy=False)
-        checks = np.array([stored_checksum(self.meta, start + i, features[i], counts[i],
-                                           seconds[i], status[i], reason[i])
-                           for i in range(n)], dtype=np.uint64)
-        # Every file is written, even one equal to the fill value (all rows failed, no reasons):
-        # a committed shard then has all its files, and a missing one is damage, never zeros.
-        def put(name, values):
-            self.group[name].with_config({"write_empty_chunks": True})[start:stop] = values
+        counts = counts.astype(np.int32, copy=False)
+        checks = [stored_checksum(self.meta, start + i, features[i], counts[i], seconds[i],
+                                  status[i], reason[i]) for i in range(n)]
+        # Written even when equal to the fill value (all rows failed): a committed shard has its
+        # features file, and a missing one is damage.
+        self.features.with_config({"write_empty_chunks": True})[start:stop] = features
+        key = features_key(self.features, shard)
+        record = {"shard": shard, "rows": [start, stop],
+                  "status": [int(x) for x in status], "counts": counts.tolist(),
+                  "seconds": [float(x) for x in seconds], "checksum": [f"{c:016x}" for c in checks],
+                  "reason": [str(r) for r in reason],
+                  "features_bytes": self.location.size(key)}
+        self.location.put(commit_key(shard), json.dumps(record, separators=(",", ":")).encode())
 
-        put("features", features)
-        put("counts", counts.astype(np.int32, copy=False))
-        put("seconds", np.asarray(seconds, dtype=np.float64))
-        put("reason", np.array(reason, dtype=str))
-        put("checksum", checks)
-        put("status", np.asarray(status, dtype=np.uint8))
+    def row_tables(self) -> RowTables:
+        return row_tables(self.location, self.group, self.meta)
 
-    def status(self) -> np.ndarray:
-        return read_rows(self.group["status"], self.shard_rows, fill=PENDING)[0]
+    def build_index(self, tables: RowTables | None = None) -> None:
+        """Write the row index from the commit records (every shard must be committed)."""
+        if tables is None or self.meta.get("index"):
+            tables = row_tables(self.location, self.group, self.meta, use_index=False)
+        if tables.bad_shards or np.any(tables.status == PENDING):
+            raise UserError(f"{self.path}: cannot index an unfinished or damaged cache: run "
+                            f"`musilingo cache verify {self.path}`")
+        self.drop_index()
+        write_index(self.group, tables)
+        index = {"shards": self.num_shards, "rows": self.num_rows,
+                 "done": int(np.sum(tables.status == DONE)),
+                 "failed": int(np.sum(tables.status == FAILED)),
+                 "features_bytes": int(tables.shard_bytes.sum())}
+        self.group.attrs["index"] = index
+        self.meta["index"] = index
+
+    def drop_index(self) -> None:
+        """Mark the row index stale (readers fall back to the commit records)."""
+        self.group.attrs["index"] = None
+        self.meta["index"] = None
 
     def disk_bytes(self) -> int:
         return self.location.total_bytes()
 
 
-def open_group(path, mode: str = "r"):
+def open_group(path, mode: str = "r", upgrading: bool = False):
     """A cache's Zarr group, or one line (a UserError) saying what is wrong with it."""
     path = Location(path)
     if not path.is_file("zarr.json"):
@@ -198,9 +219,15 @@ def open_group(path, mode: str = "r"):
                         "--out") from None
     if attrs.get("format") != FORMAT:
         raise UserError(f"{path} is a Zarr group but not a musilingo feature cache")
-    if attrs.get("format_version") not in READABLE_VERSIONS:
-        raise UserError(f"{path} has cache format {attrs.get('format_version')!r}; this musilingo "
-                        f"reads {', '.join(map(str, READABLE_VERSIONS))}: re-extract it")
+    version = attrs.get("format_version")
+    if version in UPGRADABLE_VERSIONS and not upgrading:
+        raise UserError(f"{path} has cache format {version}; this musilingo reads format "
+                        f"{READABLE_VERSIONS[-1]}: run `musilingo cache upgrade {path}` (it rewrites "
+                        "the metadata in place and leaves the features as they are)")
+    if version not in READABLE_VERSIONS and not (upgrading and version in UPGRADABLE_VERSIONS):
+        raise UserError(f"{path} has cache format {version!r}; this musilingo reads "
+                        f"{', '.join(map(str, READABLE_VERSIONS))} and upgrades "
+                        f"{', '.join(map(str, UPGRADABLE_VERSIONS))}: re-extract it")
     return group
 
 
@@ -213,46 +240,19 @@ def load_checked_plan(group, meta: dict, path) -> CachePlan:
         raise UserError(f"{path}: the row plan cannot be read ({type(exc).__name__}: "
                         f"{_first_line(exc)}): the cache is damaged; run `musilingo cache verify "
                         f"{path}`") from None
-    if int(meta.get("format_version", 1)) >= 2:
-        expected = meta.get("plan_sha256")
-        if not expected or plan_digest(plan.arrays(), meta) != expected:
-            raise UserError(f"{path}: the row plan or the metadata changed after extraction (clip "
-                            "ids, segments, stride, windows, dtype or encoder no longer match "
-                            f"plan_sha256), so its rows cannot be trusted: run `musilingo cache "
-                            f"verify {path}`, and re-extract into a new --out")
+    expected = meta.get("plan_sha256")
+    if not expected or plan_digest(plan.arrays(), meta) != expected:
+        raise UserError(f"{path}: the row plan or the metadata changed after extraction (clip "
+                        "ids, segments, stride, windows, dtype or encoder no longer match "
+                        f"plan_sha256), so its rows cannot be trusted: run `musilingo cache "
+                        f"verify {path}`, and re-extract into a new --out")
     return plan
 
 
 def stored_checksum(meta: dict, row: int, features, counts, seconds, status, reason) -> int:
-    """The checksum a row of this cache must carry (format 2: identity included)."""
-    if int(meta.get("format_version", 1)) >= 2:
-        return row_checksum(features, counts, seconds, status, reason, row=row,
-                            plan=meta["plan_sha256"])
-    return row_checksum(features, counts, seconds, status, reason)
-
-
-def shard_file(name: str, shard: int, ndim: int) -> str:
-    """The file (relative to the cache) that holds one cache shard of a row array."""
-    return "/".join([name, "c", str(shard)] + ["0"] * (ndim - 1))
-
-
-def missing_files(path, group, status: np.ndarray, shard_rows: int) -> list[str]:
-    """Row-array files absent for shards whose status says committed (a deleted file would
-    otherwise read back as Zarr's fill value: zeros). Format 1 writers skipped files equal to
-    the fill value, so there only the row checksums can tell."""
-    if int(group.attrs.get("format_version", 1)) < 2:
-        return []
-    path = Location(path)
-    ndims = {name: len(group[name].shape) for name in ROW_ARRAYS}
-    # One listing instead of a request per file: thousands of shards open in one round trip.
-    present = {k for k, _ in path.keys()} if path.remote else None
-    out = []
-    for shard, start in enumerate(range(0, len(status), shard_rows)):
-        if np.any(status[start:start + shard_rows] == PENDING):
-            continue  # not committed: nothing is expected on disk yet
-        out += [f for f in (shard_file(n, shard, d) for n, d in ndims.items())
-                if not (f in present if present is not None else path.is_file(f))]
-    return out
+    """The checksum a row of this cache must carry (its identity included)."""
+    return row_checksum(features, counts, seconds, status, reason, row=row,
+                        plan=meta["plan_sha256"])
 
 
 def _first_line(exc: Exception) -> str:
@@ -260,28 +260,10 @@ def _first_line(exc: Exception) -> str:
     return text[0][:160] if text else ""
 
 
-def read_rows(array, shard_rows: int, fill=0) -> tuple[np.ndarray, list[int]]:
-    """A whole per-row array, chunk by chunk, so one damaged chunk costs only its rows.
-
-    Returns the values (damaged chunks filled with `fill`) and the shards that could not be read.
-    """
-    try:
-        return array[:], []
-    except Exception:
-        pass
-    out = np.full(array.shape, fill, dtype=array.dtype if array.dtype.kind not in "OUT" else object)
-    bad = []
-    for shard, start in enumerate(range(0, array.shape[0], shard_rows)):
-        try:
-            out[start:start + shard_rows] = array[start:start + shard_rows]
-        except Exception:
-            bad.append(shard)
-    return out, bad
-
 
 def disk_bytes(path) -> int:
     return Location(path).total_bytes()
 
 
 __all__ = ["CachePlan", "CacheStore", "open_group", "load_checked_plan", "stored_checksum",
-           "missing_files", "read_rows", "disk_bytes", "FAILED", "PENDING"]
+           "disk_bytes", "FAILED", "PENDING"]

@@ -1,16 +1,19 @@
 """`cache info` and `cache verify`: what a cache holds, and whether every row is intact.
 
-    musilingo cache info cache.zarr [--json] [--failures]
-    musilingo cache verify cache.zarr      # exit 1 and the rows affected if anything is wrong
+    musilingo cache info cache.zarr [--json] [--failures] [--deep]
+    musilingo cache verify cache.zarr [--workers 4]   # exit 4 and the rows affected on damage
 
-verify re-reads every row (whole shards at a time; row by row inside a shard that fails to
-decode, to name the rows) and checks: the metadata against the arrays' shapes and dtypes, the
-plan digest (which clip and segment each row is, and the metadata that gives rows their meaning),
-the plan tables' consistency, that committed shards have all their files, completeness (no
-pending rows), each row's blake2b checksum (which covers its identity), NaN/Inf, window counts,
-and that failed rows carry a reason. A damaged shard file shows up as a crc32c or decoding error
-(Zarr checks the shard index and every inner chunk) or a checksum mismatch. Every problem is of
-one kind: metadata, plan, missing file, unreadable, checksum, pending, content.
+info reads the metadata, the plan and the row index (a handful of objects at any size; the sizes
+on disk were recorded at commit); `--deep` also walks every file. verify re-reads every row
+(whole shards at a time; row by row inside a shard that fails to decode, to name the rows), in
+`workers` processes that divide the shards, and checks: the metadata against the arrays' shapes
+and dtypes, the plan digest (which clip and segment each row is, and the metadata that gives rows
+their meaning), the plan tables' consistency, that every commit record reads and that the row
+index agrees with them, that committed shards have their features file, completeness (no pending
+rows), each row's blake2b checksum (which covers its identity), NaN/Inf, window counts, and that
+failed rows carry a reason. A damaged shard file shows up as a crc32c or decoding error (Zarr
+checks the shard index and every inner chunk) or a checksum mismatch. Every problem is of one
+kind: metadata, plan, index, missing file, unreadable, checksum, pending, content.
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ import numpy as np
 import zarr
 
 from ..errors import UserError
-from .layout import DONE, FAILED, PENDING, PLAN_ARRAYS
+from .layout import DONE, FAILED, PENDING, PLAN_ARRAYS, STRING_ARRAYS
 from .location import Location
-from .store import disk_bytes, load_checked_plan, missing_files, open_group, read_rows, stored_checksum
+from .rows import commit_key, missing_features, row_tables
+from .store import disk_bytes, load_checked_plan, open_group, stored_checksum
 
 REQUIRED_META = ("format", "format_version", "encoder", "layers", "dim", "stride", "windows",
                  "segment_seconds", "dtype", "rows", "clips", "shard_rows")
@@ -34,7 +38,7 @@ class Problem:
     clip_id: str
     segment: int
     what: str
-    kind: str = "content"  # metadata | plan | missing file | unreadable | checksum | pending | content
+    kind: str = "content"  # metadata|plan|index|missing file|unreadable|checksum|pending|content
 
     def __str__(self):
         if self.row is None:
@@ -43,25 +47,31 @@ class Problem:
                 f"{self.what}")
 
 
-def cache_info(path) -> dict:
+def cache_info(path, deep: bool = False) -> dict:
+    """What `musilingo cache info` prints: from the metadata, plan and row index alone."""
     from .reader import FeatureCache
 
     cache = FeatureCache.open(path)
     m = cache.meta
     counts = cache.status_counts()
-    size = disk_bytes(path)
+    recorded = [int(b) for b in np.asarray(row_tables(path, cache.group, m).shard_bytes)
+                if b >= 0] if not m.get("index") else None
+    size = disk_bytes(path) if deep else (int(m["index"]["features_bytes"]) if m.get("index")
+                                          else sum(recorded))
     return {"path": str(path), "encoder": m["encoder"]["encoder"],
             "encoder_weights_sha256": m["encoder"]["weights_sha256"],
             "shape": [m["rows"], m["layers"], m["windows"], m["dim"]], "layers": m["layers"],
             "dim": m["dim"], "stride": m["stride"], "windows": m["windows"],
             "segment_seconds": m["segment_seconds"], "dtype": m["dtype"], "rows": m["rows"],
-            "clips": m["clips"], "clips_with_features": len(cache.clip_ids), **counts,
+            "clips": m["clips"], "clips_with_features": cache.clip_count(), **counts,
             "shard_rows": m["shard_rows"], "bytes": size,
+            "bytes_measured": "every file" if deep else "features files, recorded at commit",
             "bytes_per_done_row": size / counts["done"] if counts["done"] else None,
+            "indexed": bool(m.get("index")),
             "dataset": m.get("dataset"), "musilingo_version": m.get("musilingo_version")}
 
 
-def verify_cache(path, progress: bool = False) -> list[Problem]:
+def verify_cache(path, progress: bool = False, workers: int = 1) -> list[Problem]:
     group = open_group(path)
     meta = dict(group.attrs)
     missing = [k for k in REQUIRED_META if k not in meta]
@@ -80,40 +90,125 @@ def verify_cache(path, progress: bool = False) -> list[Problem]:
     def problem(row, what, kind="content"):
         problems.append(Problem(row, clip_id[row_clip[row]], int(row_segment[row]), what, kind))
 
-    tables = {}
-    for name, fill in (("status", PENDING), ("counts", 0), ("seconds", 0.0), ("checksum", 0),
-                       ("reason", "")):
-        tables[name], bad = read_rows(group[name], shard_rows, fill=fill)
-        for shard in bad:
-            for row in range(shard * shard_rows, min(rows, (shard + 1) * shard_rows)):
-                problem(row, f"{name} unreadable (damaged shard {shard})", "unreadable")
-    status = tables["status"]
-    lost_shards = set()
-    for name in missing_files(path, group, status, shard_rows):
-        shard = int(name.split("/")[2])
-        lost_shards.add(shard)
-        for row in range(shard * shard_rows, min(rows, (shard + 1) * shard_rows)):
+    def shard_rows_of(shard):
+        return range(shard * shard_rows, min(rows, (shard + 1) * shard_rows))
+
+    tables = row_tables(path, group, meta, use_index=False)  # the commit records: the truth
+    skip = set()
+    for shard, why in tables.bad_shards:
+        skip.add(shard)
+        for row in shard_rows_of(shard):
+            problem(row, f"{commit_key(shard)} unreadable ({why})", "unreadable")
+    if meta.get("index"):
+        problems += _check_index(path, group, meta, tables, skip)
+    status = tables.status
+    committed = sorted({r // shard_rows for r in np.flatnonzero(status != PENDING)})
+    for name in missing_features(path, group["features"], committed):
+        shard = int(name.replace("/", ".").split(".")[2])
+        skip.add(shard)
+        for row in shard_rows_of(shard):
             problem(row, f"{name} is missing (shard {shard} is committed)", "missing file")
     for row in np.flatnonzero(status == PENDING):
-        problem(int(row), "pending: extraction did not finish (re-run the extract command)",
-                "pending")
-    shards = range(0, rows, shard_rows)
+        if int(row) // shard_rows not in skip:
+            problem(int(row), "pending: extraction did not finish (re-run the extract command)",
+                    "pending")
+    shards = [s for s in committed if s not in skip]
+    found = _check_shards(path, shards, tables, meta, workers, progress)
+    for row, what, kind in found:
+        problem(row, what, kind)
+    return sorted(problems, key=lambda p: (-1 if p.row is None else p.row))
+
+
+def _check_shards(path, shards, tables, meta, workers, progress):
+    """(row, what, kind) for every damaged row of `shards`; with `workers` > 1, processes take
+    batches of shards in turn (each reads its own shards' files: no file is read twice)."""
+    shard_rows = int(meta["shard_rows"])
+    step = 1 if workers <= 1 else max(1, min(64, len(shards) // (8 * workers) or 1))
+    batches = [shards[i:i + step] for i in range(0, len(shards), step)]
+    jobs = [(str(path), b, meta, _slice_tables(tables, b, shard_rows)) for b in batches]
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        shards = tqdm(shards, unit="shard", desc="verify")
-    features = group["features"]
-    stride = int(meta["stride"])
-    for start in shards:
-        if start // shard_rows in lost_shards:
-            continue  # already reported; its zeros would only add checksum mismatches
-        stop = min(rows, start + shard_rows)
+        bar = tqdm(total=len(shards), unit="shard", desc="verify", smoothing=0.1)
+    out = []
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            results = (_verify_part(*job) for job in jobs)
+        else:
+            import multiprocessing as mp
+
+            pool = mp.get_context("spawn").Pool(min(workers, len(jobs)))
+            results = pool.imap_unordered(_verify_star, jobs)
+        for batch, found in results:
+            out += found
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+        if workers > 1 and len(jobs) > 1:
+            pool.terminate()
+    return out
+
+
+def _verify_star(job):
+    return _verify_part(*job)
+
+
+def _slice_tables(tables, shards, shard_rows) -> dict:
+    """Only the rows a worker checks travel to it (not the whole index)."""
+    out = {}
+    for s in shards:
+        a, b = s * shard_rows, (s + 1) * shard_rows
+        out[s] = (tables.status[a:b], tables.counts[a:b], tables.seconds[a:b],
+                  tables.checksum[a:b], tables.reason[a:min(b, len(tables.status))])
+    return out
+
+
+def _verify_part(path, shards, meta, tables):
+    group = open_group(path)
+    features, stride = group["features"], int(meta["stride"])
+    rows, shard_rows = int(meta["rows"]), int(meta["shard_rows"])
+    found = []
+
+    def problem(row, what, kind="content"):
+        found.append((row, what, kind))
+
+    for shard in shards:
+        start, stop = shard * shard_rows, min(rows, (shard + 1) * shard_rows)
         block = _read_block(features, start, stop, problem)
+        status, counts, seconds, checksum, reason = tables[shard]
         for i, row in enumerate(range(start, stop)):
-            if block[i] is None or status[row] == PENDING:
+            if block[i] is None or status[i] == PENDING:
                 continue
-            _check_row(row, block[i], tables, stride, problem, meta)
-    return problems
+            _check_row(row, block[i], (counts[i], int(status[i]), seconds[i], int(checksum[i]),
+                                       str(reason[i])), stride, problem, meta)
+    return shards, found
+
+
+def _check_index(path, group, meta, tables, skip) -> list[Problem]:
+    """The row index must hold exactly the commit records' values."""
+    try:
+        index = row_tables(path, group, meta, use_index=True)
+    except Exception as exc:
+        return [Problem(None, "", 0, f"the row index cannot be read ({type(exc).__name__}); "
+                                     "--reset-damaged rebuilds it on the next extract run",
+                        "index")]
+    keep = np.ones(len(tables.status), dtype=bool)
+    shard_rows = int(meta["shard_rows"])
+    for s in skip:
+        keep[s * shard_rows:(s + 1) * shard_rows] = False
+    for name in ("status", "counts", "seconds", "checksum"):
+        a, b = getattr(index, name), getattr(tables, name)
+        if a.shape != b.shape or not np.array_equal(a[keep], b[keep]):
+            return [Problem(None, "", 0, f"the row index's {name} disagrees with the commit "
+                                         "records; --reset-damaged drops the index and the next "
+                                         "extract run rewrites it", "index")]
+    if list(index.reason) != list(tables.reason) and not skip:
+        return [Problem(None, "", 0, "the row index's reasons disagree with the commit records",
+                        "index")]
+    return []
 
 
 def _read_block(features, start, stop, problem):
@@ -131,11 +226,10 @@ def _read_block(features, start, stop, problem):
         return out
 
 
-def _check_row(row, feats, tables, stride, problem, meta):
-    counts, status = tables["counts"][row], int(tables["status"][row])
-    reason = str(tables["reason"][row])
-    expect = stored_checksum(meta, row, feats, counts, tables["seconds"][row], status, reason)
-    if expect != int(tables["checksum"][row]):
+def _check_row(row, feats, values, stride, problem, meta):
+    counts, status, seconds, checksum, reason = values
+    expect = stored_checksum(meta, row, feats, counts, seconds, status, reason)
+    if expect != checksum:
         problem(row, "checksum mismatch (the row's bytes, or which row it is, changed after it "
                      "was written)", "checksum")
     if status == FAILED:
@@ -160,10 +254,14 @@ def _check_layout(group, meta) -> list[Problem]:
     rows, clips = int(meta["rows"]), int(meta["clips"])
     want = {"features": ((rows, meta["layers"], meta["windows"], meta["dim"]), meta["dtype"]),
             "counts": ((rows, meta["windows"]), "int32"), "seconds": ((rows,), "float64"),
-            "status": ((rows,), "uint8"), "checksum": ((rows,), "uint64"),
-            "reason": ((rows,), None)}
+            "status": ((rows,), "uint8"), "checksum": ((rows,), "uint64")}
     for name in PLAN_ARRAYS:
-        want[name] = (((clips if name.startswith("clip") else rows),), None)
+        n = clips if name.startswith("clip") else rows
+        if name in STRING_ARRAYS:
+            want[f"{name}_offsets"] = ((n + 1,), "int64")
+            want[f"{name}_bytes"] = (None, "uint8")
+        else:
+            want[name] = ((n,), None)
     out = []
     enc = meta["encoder"]
     if (enc.get("num_hidden_states"), enc.get("hidden_size")) != (meta["layers"], meta["dim"]):
@@ -175,7 +273,7 @@ def _check_layout(group, meta) -> list[Problem]:
             out.append(Problem(None, "", 0, f"array {name!r} is missing", "metadata"))
             continue
         arr = group[name]
-        if tuple(arr.shape) != tuple(int(x) for x in shape):
+        if shape is not None and tuple(arr.shape) != tuple(int(x) for x in shape):
             out.append(Problem(None, "", 0, f"{name} has shape {arr.shape}, metadata says {shape}",
                                "metadata"))
         if dtype and str(arr.dtype) != dtype:
@@ -200,11 +298,13 @@ def _check_layout(group, meta) -> list[Problem]:
 
 
 def reset_shards(path, problems: list[Problem]) -> list[int]:
-    """Mark every shard holding a damaged row pending, so that re-running extract redoes it."""
-    group = zarr.open_group(store=Location(path).zarr_store(), mode="r+", zarr_format=3)
-    shard_rows, rows = int(group.attrs["shard_rows"]), int(group.attrs["rows"])
-    shards = sorted({p.row // shard_rows for p in problems if p.row is not None})
-    for shard in shards:
-        start, stop = shard * shard_rows, min(rows, (shard + 1) * shard_rows)
-        group["status"][start:stop] = np.zeros(stop - start, dtype=np.uint8)
+    """Make every shard holding a damaged row pending (its commit record removed, the row index
+    dropped), so that re-running extract redoes it and writes a fresh index."""
+    from .store import CacheStore
+
+    store = CacheStore(path, zarr.open_group(store=Location(path).zarr_store(), mode="r+",
+                                             zarr_format=3))
+    shards = sorted({p.row // store.shard_rows for p in problems if p.row is not None})
+    store.drop_index()
+    Location(path).delete([commit_key(s) for s in shards])
     return shards

@@ -9,7 +9,8 @@ Rank 0 plans every row from audio headers and creates the cache (or re-opens it 
 it was made differently); then each process takes the shards it owns (rank r: r, r+N, ...) that
 are not yet committed. DataLoader workers decode and resample segments while the main process
 runs the encoder; segments of equal length are batched within a shard (never padded: padding
-changes the result), pooled, buffered, and the whole shard is written at once, status last.
+changes the result), pooled, buffered, and the whole shard is written at once, its commit
+record last; the run that completes the cache writes its row index.
 Because a shard's rows, batches and arithmetic depend only on the plan, a re-run after a crash,
 kill -9 or Ctrl-C redoes exactly the uncommitted shards and ends with the same cache as an
 uninterrupted run, and N processes produce the same cache as one, bit for bit, when each uses
@@ -182,11 +183,12 @@ class _Job:
 
     def run(self):
         cfg, store, plan = self.cfg, self.store, self.plan
-        owned = store.owned_shards(self.rank, self.world)
-        pending = [s for s in owned if not store.shard_committed(s)]
-        for s in set(owned) - set(pending):
-            a, b = store.shard_range(s)
-            self.stats["skipped"] += b - a
+        pending = store.pending_shards(self.rank, self.world)  # one listing of commit records
+        todo = set(pending)
+        for s in range(self.rank, store.num_shards, self.world):
+            if s not in todo:
+                a, b = store.shard_range(s)
+                self.stats["skipped"] += b - a
         rows = [r for s in pending for r in range(*store.shard_range(s))
                 if not plan.clip_error[plan.row_clip[r]]]
         ci = plan.row_clip[rows] if rows else np.zeros(0, dtype=np.int32)
@@ -321,8 +323,12 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
             raise
         stats = _sum_over_ranks(job.stats, world)
         stats["seconds"] = time.time() - t0
-        if rank == 0:
-            status = store.status()
+        if rank == 0:  # every rank has committed its shards (the sum above waited for them)
+            tables = store.row_tables()
+            status = tables.status
+            if not store.meta.get("index") and not tables.bad_shards and \
+                    not np.any(status == 0):
+                store.build_index(tables)  # the finished cache opens from a few objects
             stats.update(total_done=int(np.sum(status == DONE)),
                          total_failed=int(np.sum(status == FAILED)),
                          pending=int(np.sum(status == 0)), missing_clips=missing,

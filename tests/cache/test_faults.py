@@ -20,6 +20,7 @@ import zarr
 from musilingo.cache import FeatureCache
 from musilingo.cache.verify import verify_cache
 from tests.helpers.cli import run_cli
+from tests.helpers.extraction import assert_same_cache
 from musilingo.cli import main
 
 EXTRACT = ["--encoder", "tiny", "--segment-seconds", "2", "--shard-rows", "2", "--storage-dtype",
@@ -65,12 +66,7 @@ def cache(pristine, tmp_path):
     return path
 
 
-def same_cache(a, b):
-    ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
-    assert dict(ga.attrs) == dict(gb.attrs)
-    for name in ga.array_keys():
-        x, y = ga[name][:], gb[name][:]
-        assert x.dtype == y.dtype and np.array_equal(x, y), name
+same_cache = assert_same_cache  # arrays, attributes and commit records, bit for bit
 
 
 def readers_refuse(capsys, cache, synth, tmp_path, *needles, clip=None):
@@ -109,11 +105,11 @@ def adapter_run(tmp_path):
 
 
 def test_deleted_shard_file_is_an_error_not_zeros(cache, pristine, synth, tmp_path, capsys):
-    lost = cache / "features" / "c" / "1" / "0" / "0" / "0"
+    lost = cache / "features" / "c.1.0.0.0"
     lost.unlink()
-    with pytest.raises(Exception, match=r"features/c/1/0/0/0 is missing"):
-        FeatureCache.open(cache)
-    readers_refuse(capsys, cache, synth, tmp_path, "features/c/1/0/0/0 is missing")
+    with pytest.raises(Exception, match=r"features/c\.1\.0\.0\.0 is missing"):
+        FeatureCache.open(cache)  # a local open lists the features folder
+    readers_refuse(capsys, cache, synth, tmp_path, "features/c.1.0.0.0 is missing")
     problems = verify_cache(cache)
     assert {p.kind for p in problems} == {"missing file"} and {p.row for p in problems} == {2, 3}
     # Repair: mark the shard pending, re-run the same extract: bit-identical to the original.
@@ -162,10 +158,13 @@ def test_edited_metadata_is_caught_at_open(cache, edit, capsys):
 
 
 def test_swapped_clip_ids_are_caught(cache, capsys):
+    from musilingo.cache.layout import StringColumn
+
     g = zarr.open_group(str(cache), mode="r+")
-    ids = [str(x) for x in g["clip_id"][:]]
+    ids = list(StringColumn(g["clip_id_offsets"][:], g["clip_id_bytes"][:]))
     ids[0], ids[1] = ids[1], ids[0]
-    g["clip_id"][:] = np.array(ids, dtype=str)
+    swapped = StringColumn.from_strings(ids)
+    g["clip_id_offsets"][:], g["clip_id_bytes"][:] = swapped.offsets, swapped.data
     with pytest.raises(Exception, match="row plan or the metadata changed"):
         FeatureCache.open(cache)
     assert [p.kind for p in verify_cache(cache)] == ["plan"]
@@ -176,32 +175,33 @@ def test_swapped_clip_ids_are_caught(cache, capsys):
 def test_moved_rows_fail_their_checksums(cache):
     """Two shard files swapped whole (data and checksums alike): each row's checksum covers its
     index, so the rows no longer match where they now sit."""
-    from musilingo.cache.store import shard_file
-
-    for name, ndim in (("features", 4), ("counts", 2), ("seconds", 1), ("checksum", 1),
-                       ("reason", 1), ("status", 1)):
-        a, b = cache / shard_file(name, 0, ndim), cache / shard_file(name, 1, ndim)
-        data_a, data_b = a.read_bytes(), b.read_bytes()
-        a.write_bytes(data_b)
-        b.write_bytes(data_a)
+    a, b = cache / "features" / "c.0.0.0.0", cache / "features" / "c.1.0.0.0"
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    records = [json.loads((cache / "commits" / f"{s}.json").read_text()) for s in (0, 1)]
+    for shard, record in zip((1, 0), records):  # each record moved along, relabelled to fit
+        record["shard"], record["rows"] = shard, [2 * shard, 2 * shard + 2]
+        (cache / "commits" / f"{shard}.json").write_text(json.dumps(record))
     problems = verify_cache(cache)
-    assert {p.row for p in problems} == {0, 1, 2, 3} and {p.kind for p in problems} == {"checksum"}
+    assert {p.row for p in problems if p.row is not None} == {0, 1, 2, 3}
+    assert {p.kind for p in problems} == {"checksum", "index"}  # the index still has the old
 
 
-@pytest.mark.parametrize("damage", ["root-json", "plan-chunk", "row-plan-chunk", "status-chunk"])
-def test_damaged_metadata_files_give_one_line(cache, synth, tmp_path, capsys, damage):
+@pytest.mark.parametrize("damage", ["root-json", "plan-chunk", "row-plan-chunk", "index-chunk"])
+def test_damaged_metadata_files_give_one_line(cache, pristine, synth, tmp_path, capsys, damage):
     if damage == "root-json":
         (cache / "zarr.json").write_bytes(b"\xff\xfe not json")
         needles = ("zarr.json cannot be read",)
     elif damage == "plan-chunk":
-        (cache / "clip_id" / "c" / "0").write_bytes(b"\x28\xb5\x2f\xfd garbage zstd frame")
+        (cache / "clip_id_bytes" / "c" / "0").write_bytes(b"\x28\xb5\x2f\xfd garbage zstd frame")
         needles = ("the row plan cannot be read",)
     elif damage == "row-plan-chunk":  # a per-row plan table that verify checks first
         (cache / "row_clip" / "c" / "0").write_bytes(b"\x28\xb5\x2f\xfd garbage zstd frame")
         needles = ("the row plan cannot be read",)
     else:
-        (cache / "status" / "c" / "1").write_bytes(b"\x00garbage")
-        needles = ("status table of shard 1",)
+        (cache / "status" / "c" / "0").write_bytes(b"\x00garbage")
+        needles = ("the row index cannot be read",)
     code, out, err = cli(capsys, "cache", "info", str(cache))
     assert code == 2, err
     one_line_error(err, *needles)
@@ -210,10 +210,15 @@ def test_damaged_metadata_files_give_one_line(cache, synth, tmp_path, capsys, da
         assert code == 2
         one_line_error(err, *needles)
     else:                      # damage found and listed, with its own exit status
-        listed = "status unreadable (damaged shard 1)" if damage == "status-chunk" else \
+        listed = "the row index cannot be read" if damage == "index-chunk" else \
             "the row plan cannot be read"
         assert code == 4 and "verify failed:" in err and listed in out, out
     readers_refuse(capsys, cache, synth, tmp_path, *needles)
+    if damage == "index-chunk":  # the index is a copy: dropped, then rewritten by the re-run
+        cli(capsys, "cache", "verify", str(cache), "--reset-damaged", "--no-progress")
+        code, out, _ = cli(capsys, *extract_args(synth, cache))
+        assert code == 0 and "done: 0 rows" in out
+        same_cache(cache, pristine)
 
 
 def test_disk_full_is_an_environment_fault_and_the_rerun_is_identical(synth, pristine, tmp_path,

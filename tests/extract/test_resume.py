@@ -25,13 +25,13 @@ def cli(real_folder, out, *extra):
 
 
 def run_until_committed(cmd, out, shard, sig):
-    """Start the CLI, wait until `shard`'s status chunk exists (committed), send `sig`."""
+    """Start the CLI, wait until `shard`'s commit record exists, send `sig`."""
     # Default Ctrl-C handling in the child whatever the suite inherited: a shell's background
     # job (`cmd &` in a script) starts with SIGINT ignored, and Python then never raises
     # KeyboardInterrupt, so the run would ignore the Ctrl-C under test.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    marker = out / "status" / "c" / str(shard)
+    marker = out / "commits" / f"{shard}.json"
     deadline = time.time() + 180
     while not marker.exists():
         if proc.poll() is not None:
@@ -56,7 +56,7 @@ def interrupted_twice(real_folder, out, total):
     assert rc == 130 and "interrupted" in err and "resume" in err
     after_int = FeatureCache.open(out).status_counts()
     assert 2 <= after_int["done"] < total and after_int["pending"] > 0
-    stamp = (out / "features" / "c" / "0" / "0" / "0" / "0").stat().st_mtime_ns
+    stamp = (out / "features" / "c.0.0.0.0").stat().st_mtime_ns
 
     rc, _, _ = run_until_committed(cli(real_folder, out), out, 3, signal.SIGKILL)
     if rc == 0 and FeatureCache.open(out).status_counts()["done"] == total:
@@ -76,7 +76,7 @@ def test_ctrl_c_and_kill9_then_resume(real_folder, ref_cache, tiny_encoder, tmp_
     else:
         pytest.fail("three runs finished before kill -9 landed: a machine too loaded for this test")
     after_int, after_kill, stamp = states
-    shard0 = out / "features" / "c" / "0" / "0" / "0" / "0"
+    shard0 = out / "features" / "c.0.0.0.0"
     assert after_int["done"] < after_kill["done"] < total
 
     done = subprocess.run(cli(real_folder, out), capture_output=True, text=True, timeout=300)

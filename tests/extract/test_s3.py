@@ -56,7 +56,7 @@ def test_kill9_then_resume_on_s3_is_bit_identical(real_folder, ref_cache, s3):
     proc = subprocess.Popen(cli(real_folder, url, "--no-progress"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
-    while not (loc.is_file("zarr.json") and loc.is_file("status/c/1")):
+    while not (loc.is_file("zarr.json") and loc.is_file("commits/1.json")):
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline, "no shard committed in 3 minutes"
         time.sleep(0.01)
@@ -80,18 +80,23 @@ def test_verify_finds_a_damaged_and_a_missing_object(real_folder, ref_cache, s3)
                         timeout=300)
     assert ok.returncode == 0, ok.stderr[-3000:]
     loc = Location(url)
-    key = "features/c/1/0/0/0"
+    key = "features/c.1.0.0.0"
     data = bytearray(obstore.get(loc.objects, key).bytes())
     data[len(data) // 2] ^= 0xFF
     obstore.put(loc.objects, key, bytes(data))
-    obstore.delete(loc.objects, "counts/c/2/0")
-    out = subprocess.run([sys.executable, "-m", "musilingo", "cache", "verify", url],
-                         capture_output=True, text=True, timeout=120)
+    obstore.delete(loc.objects, "features/c.2.0.0.0")
+    out = subprocess.run([sys.executable, "-m", "musilingo", "cache", "verify", url,
+                          "--workers", "2"], capture_output=True, text=True, timeout=120)
     report = out.stdout + out.stderr
-    assert out.returncode != 0
-    assert "counts/c/2/0" in report and ("checksum" in report or "unreadable" in report), report
-    with pytest.raises(Exception, match="musilingo cache verify"):
-        FeatureCache.open(url)  # a reader refuses the missing object at open
+    assert out.returncode == 4
+    assert "features/c.2.0.0.0 is missing" in report, report
+    # the flipped byte sits in the shard's second row: row 3
+    assert "row 3 " in report and ("checksum" in report or "unreadable" in report), report
+    cache = FeatureCache.open(url)  # a remote open lists nothing: the rows read refuse instead
+    with pytest.raises(Exception, match=r"features/c\.2\.0\.0\.0 is missing.*cache verify"):
+        cache.read_row(4)
+    with pytest.raises(Exception, match=r"row 3 .*cache verify"):
+        cache.read_row(3)
 
 
 @pytest.mark.slow

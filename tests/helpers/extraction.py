@@ -45,3 +45,8 @@ def assert_same_cache(a, b):
         x, y = ga[name][:], gb[name][:]
         assert x.dtype == y.dtype and x.shape == y.shape, name
         assert np.array_equal(x, y), f"array {name} differs"
+    la, lb = Location(a), Location(b)
+    records = la.names("commits")
+    assert records == lb.names("commits")
+    for name in records:
+        assert la.get(f"commits/{name}") == lb.get(f"commits/{name}"), f"commit record {name}"

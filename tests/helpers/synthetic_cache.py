@@ -56,6 +56,8 @@ def write_synthetic(path, rows_per_clip=(3, 1, 2, 1, 2), failed_rows=(3,), pendi
             seconds[i] = (counts[i].sum() - 1) * 320 / 24000 + 400 / 24000
             expect[row] = (feats[i, :, :w].astype(dtype).astype(np.float32), counts[i, :w].copy())
         store.write_shard(s, feats, counts, seconds, status, reason)
+    if not pending_shards:  # what the end of an extraction does
+        store.build_index()
     return plan, expect
 
 

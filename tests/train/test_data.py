@@ -136,7 +136,7 @@ def test_readahead_reads_the_next_shards_in_the_background_once(synth, sharded):
     import threading
 
     cache = FeatureCache.open(sharded)
-    ids = [c for c in cache.group["clip_id"][:] if cache.has(c)]
+    ids = [c for c in cache.plan.clip_id if cache.has(c)]
     order = sorted(ids, key=lambda c: cache.rows(c)[0])     # shard by shard, as after a shuffle
 
     def epoch(readahead):
