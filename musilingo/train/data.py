@@ -123,31 +123,57 @@ def shard_aware_order(rng: np.random.Generator, groups: np.ndarray, window: int)
 
 
 def epoch_plan(sizes: list[int], probs: np.ndarray, micro_batches: int, global_micro: int,
-               seed: int, epoch: int, groups: list | None = None,
-               window: int = 4) -> list[tuple[int, np.ndarray]]:
+               seed: int, epoch: int, groups: list | None = None, window: int = 4,
+               lanes: int = 1) -> list[tuple[int, np.ndarray]]:
     """[(data set, example indices of one global micro-batch)] for one epoch.
 
     `groups[d]` (the cache shard of each example of data set d, or None) switches data set d to
-    the shard-aware order; without it every order is a uniform permutation (the paper's)."""
+    the shard-aware order; without it every order is a uniform permutation (the paper's).
+
+    `lanes` (the DataLoader's worker count) divides a shard-aware data set's shards between the
+    workers: micro-batch i draws only on shards s with s % lanes == i % lanes. A DataLoader hands
+    item i to worker (i - first item) % lanes, always the same worker for a lane, so each worker
+    reads only its own shards and no shard is fetched by two workers. Each lane runs through its
+    own shard-aware order (lanes = 1: the order of one process)."""
     choice = _rng(seed, epoch, 1).choice(len(sizes), size=micro_batches, p=probs)
-    cursor = [0] * len(sizes)
-    orders: list[list[np.ndarray]] = [[] for _ in sizes]
+    members = [_lane_members(groups[d] if groups is not None else None, sizes[d], lanes)
+               for d in range(len(sizes))]
+    cursor = [[0] * len(m) for m in members]
+    orders: list[list[list[np.ndarray]]] = [[[] for _ in m] for m in members]
     plan = []
-    for d in choice:
-        n = sizes[d]
+    for i, d in enumerate(choice):
+        lane = i % len(members[d])
+        mine = members[d][lane]  # None: every example of d
+        n = sizes[d] if mine is None else len(mine)
         out = []
         while len(out) < global_micro:
-            k, pos = divmod(cursor[d], n)
-            while len(orders[d]) <= k:
-                rng = _rng(seed, epoch, 2, d, len(orders[d]))
+            k, pos = divmod(cursor[d][lane], n)
+            lane_orders = orders[d][lane]
+            while len(lane_orders) <= k:
+                key = (seed, epoch, 2, d, len(lane_orders)) + ((lane,) if mine is not None else ())
+                rng = _rng(*key)
                 g = groups[d] if groups is not None else None
-                orders[d].append(rng.permutation(n) if g is None
-                                 else shard_aware_order(rng, np.asarray(g), window))
+                if g is None:
+                    lane_orders.append(rng.permutation(n))
+                elif mine is None:
+                    lane_orders.append(shard_aware_order(rng, np.asarray(g), window))
+                else:
+                    lane_orders.append(mine[shard_aware_order(rng, np.asarray(g)[mine], window)])
             take = min(global_micro - len(out), n - pos)
-            out.extend(orders[d][k][pos:pos + take])
-            cursor[d] += take
+            out.extend(lane_orders[k][pos:pos + take])
+            cursor[d][lane] += take
         plan.append((int(d), np.asarray(out)))
     return plan
+
+
+def _lane_members(groups, n: int, lanes: int) -> list:
+    """[None] (one lane: all examples), or per lane the examples whose shard falls in it; one
+    lane when there are no groups or too few shards to give every lane one."""
+    if groups is None or lanes <= 1:
+        return [None]
+    shard = np.asarray(groups)
+    out = [np.flatnonzero(shard % lanes == lane) for lane in range(lanes)]
+    return out if all(len(m) for m in out) else [None]
 
 
 def segment_choice(seed: int, epoch: int, clip_id: str, n: int) -> int:

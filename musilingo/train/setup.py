@@ -262,7 +262,8 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
 
     def loader(epoch: int, start_micro: int):
         plan = epoch_plan(sizes, probs, steps_per_epoch * cfg.grad_accum, global_micro,
-                          cfg.seed, epoch, groups=groups, window=cfg.shuffle_window)
+                          cfg.seed, epoch, groups=groups, window=cfg.shuffle_window,
+                          lanes=max(1, workers))  # each worker reads only its own shards
         data = MicroBatches(sets, plan, rank=rank, micro=cfg.batch_size, tokenizer=tokenizer,
                             template=template, seed=cfg.seed, epoch=epoch,
                             factor=model.adapter.factor, mode=cfg.segments,

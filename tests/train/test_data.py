@@ -130,6 +130,42 @@ def test_shard_aware_shuffle_fetches_each_shard_once_per_epoch(synth, sharded):
     assert sorted(shard_aware_order(rng, np.array([3, 3, 1, 1, 2]), 2).tolist()) == [0, 1, 2, 3, 4]
 
 
+def test_dataloader_workers_divide_the_shards_between_them(synth, sharded):
+    """With lanes = 2 (two DataLoader workers), worker k gets micro-batches k, k + 2, ... and they
+    draw only on its own shards: the two workers together read every shard once per epoch, also
+    when the loader starts mid-epoch (a resume), where one shared lane order would read most
+    shards twice."""
+    spec = DataSpec(name="synth", annotations=str(synth / "captions.csv"))
+    cache = FeatureCache.open(sharded)
+    total = sum(cache._features[r].nbytes for r in range(cache.num_rows))
+
+    def fetched(lanes, start=0):
+        readers = [CacheSource(FeatureCache.open(sharded), shard_reads=True, keep_shards=3)
+                   for _ in range(2)]
+        ts = build_trainset(spec, "pretrain", readers[0], 0.0)
+        g = [np.array([readers[0].group(e.clip_id) for e in ts.examples])]
+        n = len(ts.examples)
+        plan = epoch_plan([n], np.array([1.0]), n // 2, 2, seed=0, epoch=0, groups=g, window=2,
+                          lanes=lanes)
+        for i in range(start, len(plan)):
+            worker = readers[(i - start) % 2]            # the DataLoader's hand-out
+            for j in plan[i][1]:
+                example_features(ts.examples[j], worker, mode="random", seed=0, epoch=0,
+                                 factor=2, max_audio_tokens=8)
+            if lanes == 2:
+                assert {int(g[0][j]) % 2 for j in plan[i][1]} == {i % 2}
+        return sum(r.cache.fetched_bytes for r in readers), plan
+
+    together, plan = fetched(2)
+    assert together <= total                       # no shard read by both workers
+    assert fetched(2, start=3)[0] <= total         # resumed at an odd micro-batch: still once
+    shared, _ = fetched(1)
+    assert shared >= 1.3 * total                   # one order for both: shards read twice
+    again = epoch_plan([len(plan) * 2], np.array([1.0]), 4, 2, seed=0, epoch=0)
+    assert [x.tolist() for _, x in again] == [x.tolist() for _, x in epoch_plan(
+        [len(plan) * 2], np.array([1.0]), 4, 2, seed=0, epoch=0, lanes=2)]  # rows: no lanes
+
+
 def test_readahead_reads_the_next_shards_in_the_background_once(synth, sharded):
     """`expect` starts reads of upcoming shards on another thread; every shard is still fetched
     once per epoch, and the features are exactly those of plain shard reads."""
