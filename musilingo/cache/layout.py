@@ -126,12 +126,50 @@ class StringColumn(Sequence):
     def __eq__(self, other):
         return list(self) == list(other)
 
-    def joined(self) -> bytes:
-        """The strings joined by NUL bytes, UTF-8: what the plan digest hashes (format 2's rule),
-        built with numpy rather than one Python string per clip."""
-        if len(self) <= 1:
-            return self.data.tobytes()
-        return np.insert(self.data, self.offsets[1:-1], 0).tobytes()
+    def joined_pieces(self, block: int = 1 << 16):
+        """The strings joined by NUL bytes, UTF-8 (what the plan digest hashes: format 2's rule),
+        in pieces of `block` strings built with numpy: bounded memory, no str per clip."""
+        off, n = self.offsets, len(self)
+        for a in range(0, n, block):
+            b = min(n, a + block)
+            if a:
+                yield b"\0"
+            yield memoryview(np.insert(self.data[off[a]:off[b]], off[a + 1:b] - off[a], 0))
+
+    def fixed_width(self, block: int = 1 << 16) -> np.ndarray:
+        """The strings as one numpy bytes array of the longest string's width (`S<w>`): compact
+        and sortable, built in blocks without a Python object per string."""
+        n, off = len(self), self.offsets
+        lengths = np.diff(off)
+        w = max(1, int(lengths.max()) if n else 1)
+        out = np.zeros((n, w), dtype=np.uint8)
+        cols = np.arange(w)
+        for a in range(0, n, block):
+            b = min(n, a + block)
+            mask = cols[None, :] < lengths[a:b, None]
+            out[a:b][mask] = self.data[(off[a:b, None] + cols[None, :])[mask]]
+        return out.view(f"S{w}").reshape(n)
+
+    def lookup(self):
+        """A function: string -> its position, or None; a sorted array and a binary search
+        (about 1/10 of a dict's memory for clip ids)."""
+        keys = self.fixed_width()
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+
+        width, n = ordered.dtype.itemsize, len(ordered)
+
+        def find(text: str):
+            key = text.encode("utf-8")
+            if len(key) > width or key.endswith(b"\0"):  # numpy would truncate / strip it
+                return None
+            i = ordered.searchsorted(key)
+            return int(order[i]) if i < n and ordered[i] == key else None
+
+        return find
+
+    def joined_length(self) -> int:
+        return int(self.offsets[-1]) + max(0, len(self) - 1)
 
 
 PREPROCESSING = ("decode with libsndfile; average channels; resample to the encoder's rate with "
@@ -213,13 +251,17 @@ PLAN_META = ("format_version", "encoder", "encoder_dtype", "sample_rate", "frame
              "clips", "shard_rows")
 
 
-def _array_bytes(values) -> bytes:
+def _array_pieces(values) -> tuple[int, list]:
+    """(length, pieces) of the bytes the plan digest hashes for one plan array, without copying
+    a little-endian numeric array and without one Python string per clip."""
     if isinstance(values, StringColumn):
-        return values.joined()
+        return values.joined_length(), values.joined_pieces()
     a = np.asarray(values)
     if a.dtype.kind in "OUT":  # strings: the same bytes whatever numpy width holds them
-        return "\0".join(str(x) for x in a).encode("utf-8")
-    return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes()
+        data = "\0".join(str(x) for x in a).encode("utf-8")
+        return len(data), [data]
+    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    return a.nbytes, [memoryview(a).cast("B")]
 
 
 def plan_digest(plan_arrays: dict, meta: dict) -> str:
@@ -233,9 +275,10 @@ def plan_digest(plan_arrays: dict, meta: dict) -> str:
     fields["format_version"] = meta.get("digest_format_version", meta.get("format_version"))
     h.update(json.dumps(fields, sort_keys=True, default=str).encode("utf-8"))
     for name in PLAN_ARRAYS:
-        data = _array_bytes(plan_arrays[name])
-        h.update(f"\0{name}\0{len(data)}\0".encode("utf-8"))
-        h.update(data)
+        length, pieces = _array_pieces(plan_arrays[name])
+        h.update(f"\0{name}\0{length}\0".encode("utf-8"))
+        for piece in pieces:
+            h.update(piece)
     return h.hexdigest()
 
 

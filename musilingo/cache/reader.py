@@ -71,12 +71,11 @@ class FeatureCache:
                                 f"committed: the cache is damaged; run `musilingo cache verify "
                                 f"{path} --reset-damaged`, then the extract command again")
 
-    @property
-    def _clip_index(self) -> dict:
-        """clip id -> clip number, built on first use (one dict entry per clip)."""
+    def _clip_number(self, clip_id: str) -> int | None:
+        """The clip's number in the plan, or None; the lookup is built on first use."""
         if self._clip_index_map is None:
-            self._clip_index_map = {cid: i for i, cid in enumerate(self.plan.clip_id)}
-        return self._clip_index_map
+            self._clip_index_map = self.plan.clip_id.lookup()
+        return self._clip_index_map(str(clip_id))
 
     @property
     def clip_ids(self) -> list[str]:
@@ -122,7 +121,7 @@ class FeatureCache:
     # -- rows -----------------------------------------------------------------------------
     def has(self, clip_id: str) -> bool:
         """True if the clip has at least one done row."""
-        i = self._clip_index.get(clip_id)
+        i = self._clip_number(clip_id)
         if i is None:
             return False
         first, n = int(self.plan.clip_first_row[i]), int(self.plan.clip_num_rows[i])
@@ -130,7 +129,7 @@ class FeatureCache:
 
     def rows(self, clip_id: str) -> list[int]:
         """The done rows of a clip, in segment order."""
-        i = self._clip_index.get(clip_id)
+        i = self._clip_number(clip_id)
         if i is None:
             raise KeyError(f"clip {clip_id!r} is not in the cache {self.path}")
         first, n = int(self.plan.clip_first_row[i]), int(self.plan.clip_num_rows[i])

@@ -86,3 +86,21 @@ def test_float32_store_and_pending_shards(tmp_path):
     # shard 1 (rows 4-7) is pending: clip2 and clip3 have nothing yet, clip4 only its row 8
     assert cache.clip_ids == ["clip0", "clip4"]
     assert [s.start for s in cache.segments("clip4")] == [4.0]
+
+
+def test_string_columns_round_trip_look_up_and_hash_like_format_2():
+    """Clip ids as bytes + offsets: every string back, the lookup exact (no prefix or truncated
+    match), and the digest's bytes those of format 2's NUL-joined strings, block by block."""
+    from musilingo.cache.layout import StringColumn
+
+    strings = ["b", "a", "", "çà/é", "abc", "aaa", "x" * 40]
+    col = StringColumn.from_strings(strings)
+    assert list(col) == strings and col[-1] == "x" * 40 and col[1:3] == ["a", ""]
+    find = col.lookup()
+    assert [find(s) for s in strings] == list(range(len(strings)))
+    assert [find(s) for s in ("ab", "abcd", "a\0", "x" * 41, "zz")] == [None] * 5
+    for block in (1, 2, 3, 1 << 16):
+        joined = b"".join(bytes(p) for p in col.joined_pieces(block=block))
+        assert joined == "\0".join(strings).encode() and len(joined) == col.joined_length()
+    empty = StringColumn.from_strings([])
+    assert len(empty) == 0 and empty.lookup()("a") is None and empty.joined_length() == 0
