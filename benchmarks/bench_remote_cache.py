@@ -11,7 +11,10 @@ In one run, on the same synthetic cache layout (MERT-330M shapes: 25 hidden stat
 - opening the cache (plan digest, row tables, one listing for the missing-file check);
 - one training epoch's reads through `CacheSource`: uniform shuffle + row reads vs the
   shard-aware shuffle + shard reads (`shuffle: auto` on a remote cache), with the bytes fetched
-  over the cache size and the feature requests issued.
+  over the cache size and the feature requests issued;
+- the same shard-aware epoch through a real DataLoader: one process, 2 workers sharing one order
+  (each reads every shard), 2 workers each reading its own shards (`epoch_plan(lanes=2)`, what
+  training does now). `--only-loader` runs just the writes and this.
 A loopback S3 server has no network latency: these ratios are the software's cost, a floor on
 what a real object store costs. Results go to benchmarks/README.md with the date and machine.
 """
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
 
 
 def synthetic_cache(location, clips: int, shard_rows: int = 64):
@@ -115,6 +118,61 @@ def epoch_reads(url: str, clips: int, shards: bool, window: int = 4, readahead: 
             "feature_reads": requests["n"] if shards else clips}
 
 
+class _PlanReads:
+    """DataLoader items = the micro-batches of a training plan; each reads its rows' features
+    through the worker's own CacheSource (re-opened in the worker, as in training)."""
+
+    def __init__(self, url, plan, keys):
+        from musilingo.cache import FeatureCache
+        from musilingo.features.sources import CacheSource
+
+        self.src = CacheSource(FeatureCache.open(url), shard_reads=True, keep_shards=5)
+        self.plan, self.keys = plan, keys
+
+    def __len__(self):
+        return len(self.plan)
+
+    def __getitem__(self, i):
+        import torch
+
+        for j in self.plan[i][1]:
+            self.src.segments(self.keys[j])[0]
+        info = torch.utils.data.get_worker_info()
+        return (info.id if info else 0), self.src.cache.fetched_bytes, len(self.plan[i][1])
+
+
+def loader_epoch(url: str, clips: int, workers: int, lanes: int, window: int = 4) -> dict:
+    """One epoch of shard-aware reads through a real DataLoader with `workers` processes,
+    the plan divided into `lanes` (1: the order before workers divided the shards)."""
+    import torch
+
+    from musilingo.cache import FeatureCache
+    from musilingo.train.data import epoch_plan
+
+    cache = FeatureCache.open(url)
+    keys = [cache.plan.clip_id[i] for i in range(clips)]
+    groups = [np.arange(clips) // cache.shard_rows]
+    plan = epoch_plan([clips], np.array([1.0]), clips // 4, 4, seed=0, epoch=0, groups=groups,
+                      window=window, lanes=lanes)
+    data = _PlanReads(url, plan, keys)
+    remote = url.startswith("s3://")
+    t0 = time.perf_counter()
+    loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=range(len(plan)),
+                                         num_workers=workers,
+                                         multiprocessing_context="spawn" if workers and remote
+                                         else None)
+    fetched, rows, first = {}, 0, None
+    for worker, nbytes, n in loader:
+        first = first or time.perf_counter()
+        fetched[worker] = nbytes
+        rows += n
+    seconds = time.perf_counter() - t0
+    size = cache._features[0].nbytes * clips
+    return {"rows_per_s": rows / seconds, "rows_per_s_after_first": rows / (time.perf_counter()
+                                                                            - first),
+            "fetched_over_cache": sum(fetched.values()) / size}
+
+
 def fsspec_reader(url: str):
     """FeatureCache over Zarr's FsspecStore + s3fs instead of ObjectStore + obstore."""
     import zarr
@@ -137,6 +195,8 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=400)
     ap.add_argument("--work-ms", type=float, default=5.0,
                     help="other work per row in the readahead comparison (a sleep)")
+    ap.add_argument("--only-loader", action="store_true",
+                    help="only the DataLoader comparison (1 process vs 2 workers)")
     args = ap.parse_args()
     from s3_server import BUCKET, s3_server
 
@@ -147,6 +207,13 @@ def main() -> None:
         local, remote = str(Path(tmp) / "bench.zarr"), f"s3://{BUCKET}/bench.zarr"
         out["local_write"] = synthetic_cache(local, args.clips)
         out["s3_write"] = synthetic_cache(remote, args.clips)
+        for url, where in ((remote, "s3"), (local, "local")):  # shard-aware, a real DataLoader
+            out[f"{where}_loader_1_process"] = loader_epoch(url, args.clips, 0, 1)
+            out[f"{where}_loader_2_workers_shared_order"] = loader_epoch(url, args.clips, 2, 1)
+            out[f"{where}_loader_2_workers_own_shards"] = loader_epoch(url, args.clips, 2, 2)
+        if args.only_loader:
+            print(json.dumps(out, indent=2))
+            return
         out["local_read"] = read_rows(lambda: FeatureCache.open(local), args.clips, args.reads)
         out["s3_obstore_read"] = read_rows(lambda: FeatureCache.open(remote), args.clips,
                                            args.reads)

@@ -138,7 +138,9 @@ def _check_shards(path, shards, tables, meta, workers, progress):
         else:
             import multiprocessing as mp
 
-            pool = mp.get_context("spawn").Pool(min(workers, len(jobs)))
+            # fork starts a worker in milliseconds; an object-store client does not survive it
+            method = "spawn" if Location(path).remote else "fork"
+            pool = mp.get_context(method).Pool(min(workers, len(jobs)))
             results = pool.imap_unordered(_verify_star, jobs)
         for batch, found in results:
             out += found
