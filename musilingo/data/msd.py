@@ -128,19 +128,23 @@ def read_msd(annotations: str | Path | None, audio_root: str | Path | None, *,
         # One Arrow -> Python conversion per column is ~50x faster than indexing row by row.
         table = dataset.select_columns(wanted).with_format("arrow")[:]
         columns = {c: table.column(c).to_pylist() for c in wanted}
-        for row in range(len(dataset)):
-            source = f"{where}:{row + 1}"
-            values = {c: columns[c][row] for c in wanted}
-            for required in ("track_id", "path", caption_field):
-                if not isinstance(values[required], str) or not values[required].strip():
-                    raise fail(where, row + 1, f"column {required!r} is {values[required]!r}, "
-                               "not a non-empty string", "fix or drop that row")
-            texts = {"caption": values[caption_field]}
-            texts.update({c: values[c] for c in CAPTION_FIELDS
-                          if isinstance(values.get(c), str)})
-            meta = {c: values[c] for c in _META_COLUMNS if c in values}
-            meta["path"] = values["path"]
-            records.append(Record(clip_id=values["track_id"],
-                                  audio_path=root / values["path"], split=split_name,
-                                  texts=texts, source=source, meta=meta))
+        for required in ("track_id", "path", caption_field):
+            for row, value in enumerate(columns[required]):
+                if not isinstance(value, str) or not value.strip():
+                    raise fail(where, row + 1, f"column {required!r} is {value!r}, not a "
+                               "non-empty string", "fix or drop that row")
+        captions = [c for c in CAPTION_FIELDS if c in columns]
+        metas = [c for c in _META_COLUMNS if c in columns]
+        chosen = columns[caption_field]
+        # Column by column and zipped, not a dict per row: 520k rows in seconds.
+        for row, (track, rel) in enumerate(zip(columns["track_id"], columns["path"])):
+            texts = {"caption": chosen[row]}
+            for c in captions:
+                value = columns[c][row]
+                if isinstance(value, str):
+                    texts[c] = value
+            meta = {c: columns[c][row] for c in metas}
+            meta["path"] = rel
+            records.append(Record(clip_id=track, audio_path=root / rel, split=split_name,
+                                  texts=texts, source=f"{where}:{row + 1}", meta=meta))
     return partition(name, records, locator, root)

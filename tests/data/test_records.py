@@ -95,3 +95,20 @@ def test_default_audio_root_is_the_annotation_folder(name, tmp_path, shared_data
     data = read_dataset(name, annotations, None)
     first = (data.records + data.missing)[0]
     assert first.audio_path.is_relative_to(annotations.parent.absolute())
+
+
+def test_confine_keeps_paths_under_the_root_and_nothing_beside_it(tmp_path):
+    """A sibling folder sharing the root's name as a prefix is outside; `..` is normalised."""
+    from musilingo.data.records import DatasetRecords, Record
+
+    root = tmp_path / "audio"
+
+    def rec(path):
+        return Record(clip_id=str(path), audio_path=path, split="train", texts={}, source="a:1")
+
+    inside = [rec(root / "x.wav"), rec(root / "d" / ".." / "y.wav"), rec(root / "d" / "z.wav")]
+    outside = [rec(tmp_path / "audio2" / "x.wav"), rec(root / ".." / "s.wav"), rec(Path("/etc/passwd"))]
+    data = DatasetRecords(name="t", records=inside + outside[:2], missing=outside[2:], root=root)
+    data.confine()
+    assert data.records == inside and data.missing == []
+    assert [r for r, _ in data.refused] == outside
