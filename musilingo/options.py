@@ -92,6 +92,15 @@ def check_positive(cfg, names, *, allow_zero: bool = False) -> None:
             raise UserError(f"{name}={value} must be {'>= 0' if allow_zero else 'positive'}")
 
 
+def check_range(cfg, name: str, low: int, high: int, what: str) -> None:
+    """A UserError unless the (optional) whole-number field lies in [low, high]: a count of
+    threads or processes outside it is a typo that would otherwise crash deep inside torch or
+    start 100000 processes."""
+    value = getattr(cfg, name)
+    if value is not None and not low <= value <= high:
+        raise UserError(f"{name}={value}: give {low} to {high} {what}")
+
+
 # ------------------------------------------------------------------------ dicts -> dataclasses
 def coerce(cls, name: str, value):
     """Strings to the field's number/bool type (YAML reads `3e-5` as a string: no dot); numbers

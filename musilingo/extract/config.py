@@ -14,8 +14,8 @@ from ..cache.layout import STORE_DTYPES
 from ..data import DATASETS
 from ..errors import UserError
 from ..features.pooling import window_factor
-from ..options import (DEVICE_HELP, TORCH_NAMES, check_positive, dtype_name, from_dict, help_of,
-                       option as _opt)
+from ..options import (DEVICE_HELP, TORCH_NAMES, check_positive, check_range, dtype_name,
+                       from_dict, help_of, option as _opt)
 
 TRAINING_T = 325  # the paper's window: a cache's stride must divide it to be re-pooled exactly
 
@@ -92,6 +92,9 @@ class ExtractConfig:
         self.encoder_dtype = dtype_name(self.encoder_dtype, "--encoder-dtype")
         check_positive(self, ("segment_seconds", "batch_size", "shard_rows"))
         check_positive(self, ("min_tail_seconds",), allow_zero=True)
+        check_range(self, "threads", 1, 1024, "CPU threads (or leave it unset: torch's default)")
+        check_range(self, "decode_workers", 0, 256, "decode processes (0: decode in the main "
+                                                    "process)")
         if self.max_clips is not None and self.max_clips <= 0:
             raise UserError("--max-clips must be positive")
         return self

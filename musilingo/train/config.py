@@ -21,7 +21,8 @@ import yaml
 from ..data import TRAIN_SETS
 from ..errors import UserError
 from ..models.prompts import PROMPTS
-from ..options import DEVICE_HELP, coerce as _coerce, dtype_name, from_dict, help_of, resolve
+from ..options import (DEVICE_HELP, check_range, coerce as _coerce, dtype_name, from_dict, help_of,
+                       resolve)
 from ..options import option as _opt
 
 
@@ -156,6 +157,8 @@ class TrainConfig:
                     "max_audio_tokens", "shuffle_window"):
             if int(getattr(self, key)) < 1:
                 raise UserError(f"{key}={getattr(self, key)} must be at least 1")
+        check_range(self, "num_workers", 0, 64, "DataLoader workers (0: read in the main "
+                                                "process)")
         for key in ("max_steps", "steps_per_epoch", "warmup_steps", "stop_after"):
             value = getattr(self, key)
             if value is not None and int(value) < (1 if key == "steps_per_epoch" else 0):

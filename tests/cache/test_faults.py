@@ -298,6 +298,11 @@ def test_annotation_paths_stay_inside_the_audio_root(tmp_path, capsys):
       "--segment-seconds", "nan"], "segment_seconds=nan must be a finite number"),
     (["train", "--config", "pretrain_msd", "lr=nan"], "lr='nan' must be a finite number"),
     (["train", "--config", "pretrain_msd", "max_steps=2.5"], "max_steps=2.5 is not a whole number"),
+    (["extract", "--dataset", "folder", "--audio-root", "nowhere", "--out", "x.zarr",
+      "--threads", "-1"], "threads=-1: give 1 to 1024"),
+    (["extract", "--dataset", "folder", "--audio-root", "nowhere", "--out", "x.zarr",
+      "--decode-workers", "100000"], "decode_workers=100000: give 0 to 256"),
+    (["train", "--config", "pretrain_msd", "num_workers=-3"], "num_workers=-3: give 0 to 64"),
 ])
 def test_bad_numbers_are_refused(args, needle, capsys):
     code, _, err = cli(capsys, *args)
