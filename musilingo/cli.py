@@ -16,6 +16,7 @@ import errno
 import importlib
 import os
 import sys
+import traceback
 
 import click
 
@@ -127,8 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="musilingo", standalone_mode=False)
     except UserError as exc:
-        if _debug():
-            raise
+        if _debug():  # the traceback too, but the same exit status as without --debug
+            traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USER)
     except click.exceptions.Abort:
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
         if _debug():
-            raise
+            traceback.print_exc()
         fault = _environment_fault(exc)
         if fault is not None:
             click.echo(f"error: {fault}", err=True)

@@ -14,6 +14,7 @@ only rank 0 takes the lock, and each rank owns its own shards.
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import json
 import os
@@ -41,8 +42,14 @@ def writer_lock(cache):
         yield None
         return
     path = lock_path(cache)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EINVAL):
+            raise  # permission, read-only, disk full: the CLI names the environment fault
+        raise UserError(f"--out {cache}: cannot create files in {path.parent} "
+                        f"({exc.strerror}): choose an --out in a folder you can write") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -362,6 +362,26 @@ def test_unexpected_errors_are_one_line_unless_debug(capsys, monkeypatch):
     code, _, err = cli(capsys, "cache", "info", "x")
     assert code == 1
     one_line_error(err, "unexpected RuntimeError: something broke", "--debug")
-    monkeypatch.setenv("MUSILINGO_DEBUG", "1")
-    with pytest.raises(RuntimeError):
-        main(["cache", "info", "x"])
+    monkeypatch.setenv("MUSILINGO_DEBUG", "1")  # the traceback too, the same exit status
+    code, _, err = cli(capsys, "cache", "info", "x")
+    assert code == 1 and "Traceback" in err and 'raise RuntimeError("something broke' in err
+
+
+def test_debug_keeps_the_exit_status_of_a_user_error(capsys, monkeypatch, tmp_path):
+    """--debug adds the traceback; scripts that test `$? -eq 2` see the same status."""
+    monkeypatch.setenv("MUSILINGO_DEBUG", "0")  # --debug sets it: restored after the test
+    args = ["extract", "--dataset", "folder", "--audio-root", str(tmp_path / "nowhere"), "--out",
+            str(tmp_path / "x.zarr")]
+    code, _, err = cli(capsys, "--debug", *args)
+    assert code == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_an_out_where_nothing_can_be_created_is_a_user_error(capsys, tmp_path):
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(24000, np.float32) + 0.1, 24000)
+    code, _, err = cli(capsys, "extract", "--dataset", "folder", "--audio-root", str(tmp_path),
+                       "--out", "/proc/musilingo-test.zarr")
+    assert code == 2
+    one_line_error(err, "--out /proc/musilingo-test.zarr: cannot create files in /proc",
+                   "choose an --out")
