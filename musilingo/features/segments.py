@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..audio import AudioInfo, plan_segments
-from .pooling import window_pool
+
+# torch (and the pooling maths on it) load on first use: a cache reader, `cache info` and
+# `cache verify` need PooledSegment and numpy, not 1.5 s of torch import.
 
 
 @dataclass
@@ -66,6 +67,8 @@ def encode_pooled(encoder, waves, stride: int) -> tuple[torch.Tensor, torch.Tens
     """(window means [B, L+1, W, D] float32, counts [W]) of equal-length waves: the encoder's own
     `encode_pooled` (FrozenEncoder pools each hidden state as it is produced), or, for any object
     with just `encode` ([B, L+1, T, D]), pooling after it."""
+    from .pooling import window_pool
+
     own = getattr(encoder, "encode_pooled", None)
     if own is not None:
         return own(waves, stride)
@@ -75,5 +78,7 @@ def encode_pooled(encoder, waves, stride: int) -> tuple[torch.Tensor, torch.Tens
 
 def pool_hidden(hidden: torch.Tensor, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """[L+1, T, D] hidden states -> (float32 [L+1, W, D] window means, int32 [W] counts)."""
+    from .pooling import window_pool
+
     means, counts = window_pool(hidden, stride)
     return means.float().cpu().numpy(), counts.numpy()
