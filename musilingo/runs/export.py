@@ -21,6 +21,7 @@ its login); the token is never read, written or printed by us.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -105,23 +106,63 @@ def model_card(card: RunCard) -> str:
 
 
 def export_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Write the export folder; returns it. The adapter is re-read (safetensors) first."""
+    """Write the export folder; returns it. The adapter is re-read (safetensors) first.
+
+    Only the run's own files are copied: a file that is a symlink, or resolves outside the run
+    folder, is refused (a `config.yaml` linked to a private file must not reach the Hub). The
+    folder is written under a temporary name and renamed at the end, so a failed export leaves
+    nothing half-written, and an --overwrite replaces the old folder only once the new one is
+    whole."""
     card = RunCard.read(run)
     load_adapter(card.folder)  # refuses a damaged adapter before anything is written
+    folder = card.folder.resolve()
     out = Path(out).expanduser()
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    where = out.resolve()
+    if where == folder or folder in where.parents:
+        raise UserError(f"--out {out} is inside the run folder {card.folder}: export into a "
+                        "folder of its own")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise UserError(f"--out {out} is not empty: choose another folder or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in (ADAPTER_WEIGHTS, ADAPTER_CONFIG, "config.yaml", EVALUATIONS):
-        if (card.folder / name).is_file():
-            shutil.copy2(card.folder / name, out / name)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: choose a folder")
+    files = [name for name in (ADAPTER_WEIGHTS, ADAPTER_CONFIG, "config.yaml", EVALUATIONS)
+             if os.path.lexists(card.folder / name)]
     lora = card.folder / LORA_FOLDER
     if (lora / "adapter_model.safetensors").is_file():  # PEFT's own files, loadable by peft
-        (out / LORA_FOLDER).mkdir(exist_ok=True)
-        for name in ("adapter_config.json", "adapter_model.safetensors"):
-            shutil.copy2(lora / name, out / LORA_FOLDER / name)
-    (out / "README.md").write_text(model_card(card), encoding="utf-8")
+        files += [f"{LORA_FOLDER}/adapter_config.json", f"{LORA_FOLDER}/adapter_model.safetensors"]
+    for name in files:
+        _check_own_file(card.folder / name, folder)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        for name in files:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(card.folder / name, tmp / name, follow_symlinks=False)
+        (tmp / "README.md").write_text(model_card(card), encoding="utf-8")
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _check_own_file(path: Path, folder: Path) -> None:
+    """A UserError unless `path` is a regular file of the run folder itself."""
+    if path.is_symlink() or not path.is_file():
+        raise UserError(f"{path} is {'a symlink' if path.is_symlink() else 'not a regular file'}: "
+                        "export copies only the run's own files; replace it with the file "
+                        "itself")
+    real = path.resolve()
+    if folder not in real.parents:
+        raise UserError(f"{path} resolves outside the run folder ({real}): export copies only "
+                        "the run's own files")
 
 
 def push_to_hub(folder: Path, repo: str) -> str:
