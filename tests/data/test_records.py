@@ -112,3 +112,32 @@ def test_confine_keeps_paths_under_the_root_and_nothing_beside_it(tmp_path):
     data.confine()
     assert data.records == inside and data.missing == []
     assert [r for r, _ in data.refused] == outside
+
+
+def test_confine_refuses_symlinks_that_lead_outside_the_root(tmp_path):
+    """A link inside --audio-root to a file or folder outside it is refused like `..`; a link
+    to another file under the root is fine, and so is a root that is itself a link."""
+    from musilingo.data.records import DatasetRecords, Record
+
+    real_root, outside = tmp_path / "store", tmp_path / "private"
+    (real_root / "d").mkdir(parents=True)
+    outside.mkdir()
+    for f in (real_root / "a.wav", real_root / "d" / "b.wav", outside / "s.wav"):
+        f.write_bytes(b"RIFF")
+    root = tmp_path / "audio"
+    root.symlink_to(real_root)                                  # a linked root: allowed
+    (real_root / "to_secret.wav").symlink_to(outside / "s.wav")
+    (real_root / "to_b.wav").symlink_to(real_root / "d" / "b.wav")
+    (real_root / "out").symlink_to(outside)
+
+    def rec(name):
+        return Record(clip_id=name, audio_path=root / name, split="train", texts={}, source="a:1")
+
+    names = ["a.wav", "d/b.wav", "to_b.wav", "to_secret.wav", "out/s.wav"]
+    data = DatasetRecords(name="t", records=[rec(n) for n in names], missing=[], root=root)
+    data.confine()
+    assert [r.clip_id for r in data.records] == ["a.wav", "d/b.wav", "to_b.wav"]
+    assert [r.clip_id for r, _ in data.refused] == ["to_secret.wav", "out/s.wav"]
+    assert all("is a symlink to" in why and str(outside) in why for _, why in data.refused)
+    allowed = DatasetRecords(name="t", records=[rec(n) for n in names], missing=[], root=root)
+    assert len(allowed.confine(allow_outside=True).records) == 5
