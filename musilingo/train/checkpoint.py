@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 from contextlib import contextmanager
@@ -178,9 +179,17 @@ def latest_resume(run_dir: Path) -> Path | None:
 def load_resume(folder: Path, engine, *, rank: int) -> dict:
     """Restore the engine from `folder` and return the trainer state (RNG restored too)."""
     state = json.loads((folder / TRAINER_STATE).read_text())
-    with weights_only_loads():
-        path, _ = engine.load_checkpoint(str(folder), tag=ENGINE_TAG, load_module_strict=False,
-                                         load_optimizer_states=True, load_lr_scheduler_states=True)
+    try:
+        with weights_only_loads():
+            path, _ = engine.load_checkpoint(str(folder), tag=ENGINE_TAG,
+                                             load_module_strict=False, load_optimizer_states=True,
+                                             load_lr_scheduler_states=True)
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False: exactly what must not happen here
+        raise UserError(f"{folder}: the saved training state holds Python objects other than "
+                        "tensors, which could run code when loaded, so it was refused; delete "
+                        f"{folder} to resume from an earlier checkpoint, or {folder.parent} to "
+                        "start over") from None
     if path is None:
         raise UserError(f"could not read the engine state in {folder}: delete "
                         f"{folder.parent} to start over")

@@ -235,3 +235,27 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_adapter(mak
     save_adapter(tmp_path / "nan", cfg, state)
     with pytest.raises(UserError, match="'proj.weight' holds NaN or Inf"):
         load_model(tmp_path / "nan")
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickled_object_in_the_saved_state_is_refused_without_running(make_cfg, tmp_path):
+    """Resume loads DeepSpeed's .pt files with weights_only: a planted object is refused with one
+    line that says what to delete, and torch's 'weights_only=False' advice is not repeated."""
+    from musilingo.train.checkpoint import latest_resume
+
+    out = tmp_path / "r"
+    run(make_cfg(out=str(out), max_steps=3, save_every=1, stop_after=2), log=quiet)
+    states = sorted((latest_resume(out)).rglob("*model_states.pt"))
+    assert states
+    marker = tmp_path / "PWNED"
+    torch.save({"module": _Exploit(marker)}, states[0])
+    with pytest.raises(UserError, match="holds Python objects other than tensors") as info:
+        run(make_cfg(out=str(out), max_steps=3, save_every=1, resume=True), log=quiet)
+    assert "weights_only=False" not in str(info.value) and not marker.exists()
