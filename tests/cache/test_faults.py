@@ -19,6 +19,7 @@ import zarr
 
 from musilingo.cache import FeatureCache
 from musilingo.cache.verify import verify_cache
+from tests.helpers.exploit import Exploit
 from tests.helpers.cli import run_cli
 from tests.helpers.extraction import assert_same_cache
 from musilingo.cli import main
@@ -337,19 +338,11 @@ def test_damaged_adapter_and_pickled_llm_weights(tmp_path, capsys):
     state = load_file(str(llm / "model.safetensors"))
     (llm / "model.safetensors").unlink()
     marker = tmp_path / "PWNED"
-    state["x"] = _Exploit(marker)
+    state["x"] = Exploit(marker)
     torch.save(state, llm / "pytorch_model.bin")
     with pytest.raises(Exception, match="refused"):
         load_llm(str(llm))
     assert not marker.exists()
-
-
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_unexpected_errors_are_one_line_unless_debug(capsys, monkeypatch):

@@ -15,6 +15,7 @@ from musilingo.errors import UserError
 from musilingo.runs.adapter_file import load_model, model_config
 from musilingo.train import run
 from musilingo.train.config import TrainConfig
+from tests.helpers.exploit import Exploit
 
 
 def quiet(*_a, **_k):
@@ -237,14 +238,6 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_adapter(mak
         load_model(tmp_path / "nan")
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
 def test_a_pickled_object_in_the_saved_state_is_refused_without_running(make_cfg, tmp_path):
     """Resume loads DeepSpeed's .pt files with weights_only: a planted object is refused with one
     line that says what to delete, and torch's 'weights_only=False' advice is not repeated."""
@@ -255,7 +248,7 @@ def test_a_pickled_object_in_the_saved_state_is_refused_without_running(make_cfg
     states = sorted((latest_resume(out)).rglob("*model_states.pt"))
     assert states
     marker = tmp_path / "PWNED"
-    torch.save({"module": _Exploit(marker)}, states[0])
+    torch.save({"module": Exploit(marker)}, states[0])
     with pytest.raises(UserError, match="holds Python objects other than tensors") as info:
         run(make_cfg(out=str(out), max_steps=3, save_every=1, resume=True), log=quiet)
     assert "weights_only=False" not in str(info.value) and not marker.exists()
