@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import UserError
 from .layout import PENDING, STRING_ARRAYS
 from .reader import FeatureCache
+from .store import load_checked_plan
 
 
 def export_hdf5(src, dst, progress: bool = False) -> tuple[Path, int]:
@@ -49,7 +50,8 @@ def export_hdf5(src, dst, progress: bool = False) -> tuple[Path, int]:
                 continue
             data = truth[name] if name in truth else group[name][:]
             f.create_dataset(name, data=np.asarray(data))
-        strings = {"reason": cache.reasons, **{n: getattr(cache.plan, n) for n in STRING_ARRAYS}}
+        plan = load_checked_plan(group, meta, src)  # all of it: paths and errors too
+        strings = {"reason": cache.reasons, **{n: getattr(plan, n) for n in STRING_ARRAYS}}
         for name, column in strings.items():
             ds = f.create_dataset(name, shape=(len(column),), dtype=h5py.string_dtype("utf-8"))
             ds[:] = np.array(list(column), dtype=object)

@@ -264,9 +264,9 @@ def _array_pieces(values) -> tuple[int, list]:
     return a.nbytes, [memoryview(a).cast("B")]
 
 
-def plan_digest(plan_arrays: dict, meta: dict) -> str:
-    """sha256 of the row plan (which clip and segment every row is) and the metadata that gives
-    rows their meaning; recorded at creation as `plan_sha256`, recomputed by every opener."""
+def plan_hasher(meta: dict):
+    """A sha256 that has taken in the metadata giving rows their meaning; feed it the plan arrays
+    in PLAN_ARRAYS order with `hash_plan_array`, one at a time (a reader can drop each after)."""
     import json
 
     h = hashlib.sha256()
@@ -274,11 +274,22 @@ def plan_digest(plan_arrays: dict, meta: dict) -> str:
     # An upgraded cache keeps the digest (and so every row checksum) it was extracted with.
     fields["format_version"] = meta.get("digest_format_version", meta.get("format_version"))
     h.update(json.dumps(fields, sort_keys=True, default=str).encode("utf-8"))
+    return h
+
+
+def hash_plan_array(h, name: str, values) -> None:
+    length, pieces = _array_pieces(values)
+    h.update(f"\0{name}\0{length}\0".encode("utf-8"))
+    for piece in pieces:
+        h.update(piece)
+
+
+def plan_digest(plan_arrays: dict, meta: dict) -> str:
+    """sha256 of the row plan (which clip and segment every row is) and the metadata that gives
+    rows their meaning; recorded at creation as `plan_sha256`, recomputed by every opener."""
+    h = plan_hasher(meta)
     for name in PLAN_ARRAYS:
-        length, pieces = _array_pieces(plan_arrays[name])
-        h.update(f"\0{name}\0{length}\0".encode("utf-8"))
-        for piece in pieces:
-            h.update(piece)
+        hash_plan_array(h, name, plan_arrays[name])
     return h.hexdigest()
 
 

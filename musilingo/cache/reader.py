@@ -30,7 +30,7 @@ from ..features import PooledSegment
 from .location import Location
 from .layout import DONE, FAILED, STATUS_NAMES
 from .rows import missing_features, row_tables
-from .store import load_checked_plan, open_group, stored_checksum
+from .store import READER_PLAN, load_checked_plan, open_group, stored_checksum
 
 
 class BadRowError(UserError):
@@ -50,7 +50,9 @@ class FeatureCache:
         self.bad_rows, self.skipped = bad_rows, []
         self.fetched_bytes = 0   # feature bytes read so far (what a remote store was asked for)
         self.shard_rows = int(self.meta["shard_rows"])
-        self.plan = load_checked_plan(group, self.meta, path)
+        # only what reading rows needs stays: 6 of the 12 plan arrays (paths, header fields
+        # and planned lengths are hashed and dropped: ~1/3 of the memory at 5M clips)
+        self.plan = load_checked_plan(group, self.meta, path, keep=READER_PLAN)
         tables = row_tables(location, group, self.meta)
         if tables.bad_shards:
             shard, why = tables.bad_shards[0]
@@ -63,7 +65,7 @@ class FeatureCache:
         self._clip_index_map = None
         if not self.remote:  # one directory listing; a remote store pays per 1000 shards, so
             # there a lost file is caught by the checksums of the rows read from it instead
-            committed = np.unique(np.flatnonzero(self.status) // self.shard_rows)
+            committed = _distinct_sorted(np.flatnonzero(self.status) // self.shard_rows)
             lost = missing_features(location, self._features, committed.tolist())
             if lost:
                 more = f" (and {len(lost) - 1} more files)" if len(lost) > 1 else ""
@@ -80,7 +82,7 @@ class FeatureCache:
     @property
     def clip_ids(self) -> list[str]:
         """Clips with at least one done row, in cache order."""
-        done_clips = np.unique(self.plan.row_clip[self.status == DONE])
+        done_clips = _distinct_sorted(self.plan.row_clip[self.status == DONE])
         return [self.plan.clip_id[i] for i in done_clips]
 
     @classmethod
@@ -106,7 +108,7 @@ class FeatureCache:
 
     def clip_count(self) -> int:
         """Clips with at least one done row (without building the list of their ids)."""
-        return int(len(np.unique(self.plan.row_clip[self.status == DONE])))
+        return len(_distinct_sorted(self.plan.row_clip[self.status == DONE]))
 
     def status_counts(self) -> dict[str, int]:
         """{"done": n, "failed": n, "pending": n} over rows."""
@@ -199,3 +201,14 @@ class FeatureCache:
                     raise
                 self.skipped.append((r, str(exc)))
         return out
+
+
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """np.unique of an already sorted array (a clip's rows are consecutive), in one pass instead
+    of a sort: 5M rows in milliseconds."""
+    if len(values) == 0:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]

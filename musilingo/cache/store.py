@@ -31,7 +31,8 @@ from zarr.codecs import Crc32cCodec
 
 from ..errors import UserError
 from .layout import (DONE, FAILED, FORMAT, PENDING, PLAN_ARRAYS, READABLE_VERSIONS, STRING_ARRAYS,
-                     UPGRADABLE_VERSIONS, StringColumn, plan_digest, row_checksum)
+                     UPGRADABLE_VERSIONS, StringColumn, hash_plan_array, plan_digest, plan_hasher,
+                     row_checksum)
 from .location import Location
 from .rows import (RowTables, commit_key, committed_shards, create_empty_index, create_table,
                    features_key, make_commits_group, row_tables, write_index, write_strings)
@@ -55,7 +56,8 @@ class CachePlan:
 
     def __post_init__(self):
         for name in STRING_ARRAYS:
-            setattr(self, name, StringColumn.from_strings(getattr(self, name)))
+            if getattr(self, name) is not None:
+                setattr(self, name, StringColumn.from_strings(getattr(self, name)))
 
     @property
     def num_rows(self) -> int:
@@ -70,15 +72,21 @@ class CachePlan:
 
     @classmethod
     def load(cls, group) -> "CachePlan":
-        values = {}
-        for name in PLAN_ARRAYS:
-            if name in STRING_ARRAYS and f"{name}_offsets" not in group and name in group:
-                values[name] = [str(x) for x in group[name][:]]  # format 2 (being upgraded)
-            elif name in STRING_ARRAYS:
-                values[name] = StringColumn(group[f"{name}_offsets"][:], group[f"{name}_bytes"][:])
-            else:
-                values[name] = np.asarray(group[name][:])
-        return cls(**values)
+        return cls(**{name: load_plan_array(group, name) for name in PLAN_ARRAYS})
+
+
+def load_plan_array(group, name: str):
+    """One plan array: numpy, or a StringColumn for the strings."""
+    if name in STRING_ARRAYS and f"{name}_offsets" not in group and name in group:
+        return [str(x) for x in group[name][:]]  # format 2 (being upgraded)
+    if name in STRING_ARRAYS:
+        return StringColumn(group[f"{name}_offsets"][:], group[f"{name}_bytes"][:])
+    return np.asarray(group[name][:])
+
+
+# What a reader of features needs of the plan; the rest is hashed at open and dropped.
+READER_PLAN = ("clip_id", "clip_first_row", "clip_num_rows", "row_clip", "row_segment",
+               "row_start")
 
 
 class CacheStore:
@@ -231,22 +239,31 @@ def open_group(path, mode: str = "r", upgrading: bool = False):
     return group
 
 
-def load_checked_plan(group, meta: dict, path) -> CachePlan:
-    """The row plan, checked against the `plan_sha256` recorded at creation (format 2): a plan
-    array or a metadata field edited since (swapped clip ids, another stride) is refused."""
+def load_checked_plan(group, meta: dict, path, keep=None) -> CachePlan:
+    """The row plan, checked against the `plan_sha256` recorded at creation: a plan array or a
+    metadata field edited since (swapped clip ids, another stride) is refused. The arrays are
+    read and hashed one at a time; only those in `keep` (default: all) stay in memory, the others
+    are None in the plan returned."""
+    h = plan_hasher(meta)
+    values = {}
     try:
-        plan = CachePlan.load(group)
+        for name in PLAN_ARRAYS:
+            value = load_plan_array(group, name)
+            if name in STRING_ARRAYS and not isinstance(value, StringColumn):
+                value = StringColumn.from_strings(value)
+            hash_plan_array(h, name, value)
+            values[name] = value if keep is None or name in keep else None
     except Exception as exc:
         raise UserError(f"{path}: the row plan cannot be read ({type(exc).__name__}: "
                         f"{_first_line(exc)}): the cache is damaged; run `musilingo cache verify "
                         f"{path}`") from None
     expected = meta.get("plan_sha256")
-    if not expected or plan_digest(plan.arrays(), meta) != expected:
+    if not expected or h.hexdigest() != expected:
         raise UserError(f"{path}: the row plan or the metadata changed after extraction (clip "
                         "ids, segments, stride, windows, dtype or encoder no longer match "
                         f"plan_sha256), so its rows cannot be trusted: run `musilingo cache "
                         f"verify {path}`, and re-extract into a new --out")
-    return plan
+    return CachePlan(**values)
 
 
 def stored_checksum(meta: dict, row: int, features, counts, seconds, status, reason) -> int:

@@ -6,7 +6,6 @@ keeps the 120 segments fast: the memory behaviour under test is the job's, not t
 """
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import numpy as np
@@ -63,11 +62,10 @@ def micro_encoder():
 
 def test_plan_reads_only_the_header(hour_file, micro_encoder):
     tracemalloc.start()
-    t0 = time.time()
     plan = build_plan(clips_from_paths([hour_file]), micro_encoder, segment_seconds=30.0)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert time.time() - t0 < 5 and peak < 5e6
+    assert peak < 5e6  # one header read: no decoding, whatever the file's length
     assert plan.num_rows == 120 and plan.row_start[-1] == 3570.0
     assert not plan.clip_error[0]
 
