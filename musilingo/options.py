@@ -45,8 +45,10 @@ def option(default, help: str, **metadata):
 
 
 def help_of(cls, name: str) -> str:
-    """The help text of field `name` of dataclass `cls`."""
-    return {f.name: f.metadata.get("help", "") for f in fields(cls)}[name]
+    """The help text of field `name` of dataclass `cls`: a class's `HELP` (along the class
+    hierarchy) rewords a shared field for its verb, else the field's own help."""
+    own = {k: v for c in reversed(cls.__mro__) for k, v in vars(c).get("HELP", {}).items()}
+    return own.get(name) or {f.name: f.metadata.get("help", "") for f in fields(cls)}[name]
 
 
 # ------------------------------------------------------------------------ shared vocabularies
@@ -325,7 +327,7 @@ def field_options(cls, skip=()):
             if f.name in skip:
                 continue
             flag = "--" + f.name.replace("_", "-")
-            kind, helptext = str(f.type), f.metadata.get("help", "")
+            kind, helptext = str(f.type), help_of(cls, f.name)
             default = f.default if f.default is not dataclasses.MISSING else None
             if default not in (None, "", False):  # flags default to None = "not given"
                 helptext += f"  [default: {default}]"

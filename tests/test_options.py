@@ -110,3 +110,21 @@ def test_an_old_run_folder_config_still_loads(tmp_path, monkeypatch, capsys):
     assert (cfg.out, cfg.batch_size, cfg.dtype, cfg.standardize, cfg.stride) == \
         ("runs/x", 3, "fp32", True, 65)
     assert capsys.readouterr().err.count("is now called") == 5
+
+
+def test_a_shared_field_is_reworded_for_the_verb_that_uses_it_differently():
+    """serve takes no AUDIO and chat takes one: their --cache help says what --cache means there,
+    in the click help as in help_of; caption keeps the shared wording."""
+    from click.testing import CliRunner
+
+    from musilingo.cli import cli
+    from musilingo.infer.config import CaptionConfig, ChatConfig
+    from musilingo.options import help_of
+    from musilingo.serve.command import ServeConfig
+
+    assert "instead of audio uploaded from the browser" in help_of(ServeConfig, "cache")
+    assert "AUDIO is then a clip id" in help_of(ChatConfig, "cache")
+    assert "clips are then named by their cache clip ids" in help_of(CaptionConfig, "cache")
+    for verb, needle in (("serve", "uploaded from the browser"), ("chat", "clip id of the cache")):
+        out = CliRunner().invoke(cli, [verb, "--help"]).output
+        assert needle in " ".join(out.split()), out

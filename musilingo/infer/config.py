@@ -174,3 +174,6 @@ class AskConfig(GenerateConfig, RowsConfig):
 @dataclass
 class ChatConfig(GenerateConfig):
     """chat answers one line at a time: a batch size means nothing to it."""
+
+    HELP = {"cache": "read the features from this feature cache: AUDIO is then a clip id of the "
+                     "cache, not a file"}

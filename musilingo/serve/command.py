@@ -23,6 +23,9 @@ class ServeConfig(GenerateConfig):
     port: int = _opt(7860, "port to listen on")
     max_seconds: float = _opt(600.0, "longest clip accepted from a browser, in seconds")
 
+    HELP = {"cache": "serve the clips of this feature cache (picked by clip id in the app) "
+                     "instead of audio uploaded from the browser"}
+
     def validate(self) -> "ServeConfig":
         from ..errors import UserError
 
