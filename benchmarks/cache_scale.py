@@ -20,6 +20,8 @@ its peak RSS (ru_maxrss of that child) is its own:
            the shard of every example (not in the default steps: add it to --steps)
 
 Reported per step: wall s, CPU s (user+sys of the child), peak RSS MB; and the file count.
+The `hasattr`/`getattr` branches let the same script run against the format-2 code (commit
+3aad519, whose store had no index and no pending_shards): that is the "before" column.
 Wall seconds on a shared box wander; CPU seconds and RSS are the steady figures.
 """
 from __future__ import annotations

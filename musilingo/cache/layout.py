@@ -254,12 +254,11 @@ PLAN_META = ("format_version", "encoder", "encoder_dtype", "sample_rate", "frame
 def _array_pieces(values) -> tuple[int, list]:
     """(length, pieces) of the bytes the plan digest hashes for one plan array, without copying
     a little-endian numeric array and without one Python string per clip."""
-    if isinstance(values, StringColumn):
-        return values.joined_length(), values.joined_pieces()
-    a = np.asarray(values)
-    if a.dtype.kind in "OUT":  # strings: the same bytes whatever numpy width holds them
-        data = "\0".join(str(x) for x in a).encode("utf-8")
-        return len(data), [data]
+    a = values if isinstance(values, StringColumn) else np.asarray(values)
+    if not isinstance(a, StringColumn) and a.dtype.kind in "OUT":  # strings in a numpy array
+        a = StringColumn.from_strings(a)
+    if isinstance(a, StringColumn):  # the same bytes whatever holds the strings
+        return a.joined_length(), a.joined_pieces()
     a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
     return a.nbytes, [memoryview(a).cast("B")]
 

@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..features import PooledSegment
 from .location import Location
 from .layout import DONE, FAILED, STATUS_NAMES
-from .rows import missing_features, row_tables
+from .rows import committed_of, distinct_sorted, missing_features, row_tables
 from .store import READER_PLAN, load_checked_plan, open_group, stored_checksum
 
 
@@ -61,17 +61,26 @@ class FeatureCache:
                             f"verify {path} --reset-damaged`, then the extract command again")
         self.status, self.counts, self.seconds = tables.status, tables.counts, tables.seconds
         self.checksums, self.reasons = tables.checksum, tables.reason
+        self.shard_bytes = tables.shard_bytes  # features file sizes at commit (-1: pending)
         self._features = group["features"]
         self._clip_index_map = None
         if not self.remote:  # one directory listing; a remote store pays per 1000 shards, so
             # there a lost file is caught by the checksums of the rows read from it instead
-            committed = _distinct_sorted(np.flatnonzero(self.status) // self.shard_rows)
-            lost = missing_features(location, self._features, committed.tolist())
-            if lost:
-                more = f" (and {len(lost) - 1} more files)" if len(lost) > 1 else ""
-                raise UserError(f"{path}: {lost[0]} is missing{more} although its shard is "
-                                f"committed: the cache is damaged; run `musilingo cache verify "
-                                f"{path} --reset-damaged`, then the extract command again")
+            self._refuse_lost(committed_of(self.status, self.shard_rows).tolist())
+
+    def _refuse_lost(self, shards) -> None:
+        """A UserError naming the first of `shards` whose features file is gone."""
+        lost = missing_features(self.path, self._features, shards)
+        if lost:
+            (shard, name), more = lost[0], len(lost) - 1
+            raise UserError(f"{self.path}: {name} is missing"
+                            + (f" (and {more} more files)" if more else "")
+                            + f" although shard {shard} is committed: the cache is damaged; run "
+                            f"`musilingo cache verify {self.path} --reset-damaged`, then the "
+                            "extract command again")
+
+    def _done_clips(self) -> np.ndarray:
+        return distinct_sorted(self.plan.row_clip[self.status == DONE])
 
     def _clip_number(self, clip_id: str) -> int | None:
         """The clip's number in the plan, or None; the lookup is built on first use."""
@@ -82,8 +91,7 @@ class FeatureCache:
     @property
     def clip_ids(self) -> list[str]:
         """Clips with at least one done row, in cache order."""
-        done_clips = _distinct_sorted(self.plan.row_clip[self.status == DONE])
-        return [self.plan.clip_id[i] for i in done_clips]
+        return [self.plan.clip_id[i] for i in self._done_clips()]
 
     @classmethod
     def open(cls, path, *, bad_rows: str = "error") -> "FeatureCache":
@@ -108,7 +116,7 @@ class FeatureCache:
 
     def clip_count(self) -> int:
         """Clips with at least one done row (without building the list of their ids)."""
-        return len(_distinct_sorted(self.plan.row_clip[self.status == DONE]))
+        return len(self._done_clips())
 
     def status_counts(self) -> dict[str, int]:
         """{"done": n, "failed": n, "pending": n} over rows."""
@@ -148,12 +156,7 @@ class FeatureCache:
         expect = stored_checksum(self.meta, row, stored, self.counts[row], self.seconds[row],
                                  self.status[row], str(self.reasons[row]))
         if expect != int(self.checksums[row]):
-            shard = row // self.shard_rows
-            lost = missing_features(self.path, self._features, [shard])
-            if lost:
-                raise UserError(f"{self.path}: {lost[0]} is missing although shard {shard} is "
-                                f"committed: the cache is damaged; run `musilingo cache verify "
-                                f"{self.path} --reset-damaged`, then the extract command again")
+            self._refuse_lost([row // self.shard_rows])  # zeros read from a lost file
             raise self._bad(row, "does not match its checksum")
 
     def read_row(self, row: int) -> PooledSegment:
@@ -202,13 +205,3 @@ class FeatureCache:
                 self.skipped.append((r, str(exc)))
         return out
 
-
-def _distinct_sorted(values: np.ndarray) -> np.ndarray:
-    """np.unique of an already sorted array (a clip's rows are consecutive), in one pass instead
-    of a sort: 5M rows in milliseconds."""
-    if len(values) == 0:
-        return values
-    keep = np.empty(len(values), dtype=bool)
-    keep[0] = True
-    np.not_equal(values[1:], values[:-1], out=keep[1:])
-    return values[keep]

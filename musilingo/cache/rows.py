@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from zarr.codecs import Crc32cCodec
 
-from .layout import DONE, FAILED, StringColumn
+from ..errors import UserError
+from .layout import COMMIT_FIELDS, DONE, FAILED, StringColumn
 from .location import Location
 
 TABLE_CHUNK = 1 << 20  # plan and index tables are written once, by one process: large chunks
@@ -37,13 +38,18 @@ class RowTables:
     bad_shards: list       # [(shard, why)] commit records that could not be read
 
 
+def _new_table(group, name, shape, dtype, axis, fill=0):
+    """An empty table in chunks of TABLE_CHUNK rows, crc32c-checked (replacing any of its name)."""
+    return group.create_array(name, shape=shape, dtype=dtype, overwrite=True,
+                              chunks=(min(max(1, shape[0]), TABLE_CHUNK), *shape[1:]),
+                              fill_value=fill, compressors=[Crc32cCodec()],
+                              dimension_names=(axis, *(["window"] * (len(shape) - 1))))
+
+
 def create_table(group, name, data, axis, fill=0):
-    """A whole table written at once, in chunks of TABLE_CHUNK rows, crc32c-checked."""
+    """A whole table written at once."""
     data = np.asarray(data)
-    arr = group.create_array(name, shape=data.shape, dtype=data.dtype, overwrite=True,
-                             chunks=(min(max(1, len(data)), TABLE_CHUNK), *data.shape[1:]),
-                             fill_value=fill, compressors=[Crc32cCodec()],
-                             dimension_names=(axis, *(["window"] * (data.ndim - 1))))
+    arr = _new_table(group, name, data.shape, data.dtype, axis, fill)
     if data.size:
         arr[...] = data
     return arr
@@ -67,8 +73,6 @@ def features_key(features, shard: int) -> str:
 def make_commits_group(group) -> None:
     """`commits/` as a Zarr group of its own, so that Zarr readers listing the cache see a known
     node (its JSON records are not Zarr nodes: read them as plain files)."""
-    from .layout import COMMIT_FIELDS
-
     if "commits" not in group:
         group.create_group("commits", attributes={
             "about": "one JSON commit record per committed shard, <shard>.json", **COMMIT_FIELDS})
@@ -86,13 +90,10 @@ def committed_shards(location) -> set[int]:
 
 def create_empty_index(group, rows, windows):
     """The index arrays, all fill values (pending) until `build_index` writes them."""
-    chunk = min(max(1, rows), TABLE_CHUNK)
     for name, shape, dtype in (("status", (rows,), "uint8"), ("seconds", (rows,), "float64"),
                                ("checksum", (rows,), "uint64"),
                                ("counts", (rows, windows), "int32")):
-        group.create_array(name, shape=shape, dtype=dtype, chunks=(chunk, *shape[1:]),
-                           fill_value=0, compressors=[Crc32cCodec()], overwrite=True,
-                           dimension_names=("row", *(["window"] * (len(shape) - 1))))
+        _new_table(group, name, shape, dtype, "row")
 
 
 def write_index(group, t: RowTables):
@@ -102,6 +103,18 @@ def write_index(group, t: RowTables):
     create_table(group, "checksum", t.checksum, "row")
     write_strings(group, "reason", t.reason, "row")
     create_table(group, "shard_bytes", t.shard_bytes, "shard")
+
+
+def write_commit(location, shard: int, start: int, stop: int, status, counts, seconds,
+                 checksums, reasons, features_bytes: int) -> None:
+    """Commit a shard: its record (COMMIT_FIELDS), written atomically; its features are on disk
+    already, so the record's presence is what "committed" means."""
+    record = {"shard": shard, "rows": [start, stop], "status": [int(x) for x in status],
+              "counts": np.asarray(counts, dtype=np.int32).tolist(),
+              "seconds": [float(x) for x in seconds],
+              "checksum": [f"{int(c):016x}" for c in checksums],
+              "reason": [str(r) for r in reasons], "features_bytes": int(features_bytes)}
+    Location(location).put(commit_key(shard), json.dumps(record, separators=(",", ":")).encode())
 
 
 def read_commit(location, shard: int, start: int, stop: int, windows: int) -> dict:
@@ -123,8 +136,8 @@ def read_commit(location, shard: int, start: int, stop: int, windows: int) -> di
 def row_tables(location, group, meta, use_index: bool = True) -> RowTables:
     """Every row's status, counts, seconds, checksum and reason: from the row index when the
     cache is finished (a few objects), else from the commit records (one per committed shard)."""
-    rows, shard_rows = int(meta["rows"]), int(meta["shard_rows"])
-    windows, shards = int(meta["windows"]), -(-int(meta["rows"]) // int(meta["shard_rows"]))
+    rows, shard_rows, windows = int(meta["rows"]), int(meta["shard_rows"]), int(meta["windows"])
+    shards = -(-rows // shard_rows)
     if use_index and meta.get("index"):
         try:
             return RowTables(np.asarray(group["status"][:]), np.asarray(group["counts"][:]),
@@ -132,8 +145,6 @@ def row_tables(location, group, meta, use_index: bool = True) -> RowTables:
                              StringColumn(group["reason_offsets"][:], group["reason_bytes"][:]),
                              np.asarray(group["shard_bytes"][:]), [])
         except Exception as exc:  # crc32c mismatch, a lost or truncated chunk
-            from ..errors import UserError
-
             where = Location(location)
             raise UserError(f"{where}: the row index cannot be read ({type(exc).__name__}): the "
                             f"cache is damaged; run `musilingo cache verify {where} "
@@ -171,11 +182,28 @@ def row_tables(location, group, meta, use_index: bool = True) -> RowTables:
                      shard_bytes, bad)
 
 
-def missing_features(location, features, shards) -> list[str]:
-    """The features files of `shards` (committed ones) that are absent: one listing."""
+def missing_features(location, features, shards) -> list[tuple[int, str]]:
+    """(shard, file) of each of `shards` (committed ones) whose features file is absent: one
+    listing of the folder (a file at a time for "/" keys, an upgraded format-2 cache)."""
     location = Location(location)
+    keys = [(s, features_key(features, s)) for s in shards]
+    if any("/" in k[len("features/"):] for _, k in keys):
+        return [(s, k) for s, k in keys if not location.is_file(k)]
     names = set(location.names("features"))
-    keys = [features_key(features, s) for s in shards]
-    if all("/" not in k[len("features/"):] for k in keys):
-        return [k for k in keys if k[len("features/"):] not in names]
-    return [k for k in keys if not location.is_file(k)]  # "/" keys (an upgraded cache)
+    return [(s, k) for s, k in keys if k[len("features/"):] not in names]
+
+
+def distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """np.unique of an already sorted array (a clip's rows are consecutive, and so are a
+    shard's), in one pass instead of a sort: 5M rows in milliseconds."""
+    if len(values) == 0:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
+def committed_of(status: np.ndarray, shard_rows: int) -> np.ndarray:
+    """The shards holding a committed (non-pending) row, in order."""
+    return distinct_sorted(np.flatnonzero(status) // shard_rows)

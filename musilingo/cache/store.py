@@ -22,7 +22,6 @@ record's values in large chunks), so an open reads a handful of objects for any 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +33,10 @@ from .layout import (DONE, FAILED, FORMAT, PENDING, PLAN_ARRAYS, READABLE_VERSIO
                      UPGRADABLE_VERSIONS, StringColumn, hash_plan_array, plan_digest, plan_hasher,
                      row_checksum)
 from .location import Location
-from .rows import (RowTables, commit_key, committed_shards, create_empty_index, create_table,
-                   features_key, make_commits_group, row_tables, write_index, write_strings)
+from .rows import (RowTables, committed_shards, create_empty_index, create_table,
+                   features_key, make_commits_group, row_tables, write_commit, write_index,
+                   write_strings)
+
 
 @dataclass
 class CachePlan:
@@ -175,13 +176,8 @@ class CacheStore:
         # Written even when equal to the fill value (all rows failed): a committed shard has its
         # features file, and a missing one is damage.
         self.features.with_config({"write_empty_chunks": True})[start:stop] = features
-        key = features_key(self.features, shard)
-        record = {"shard": shard, "rows": [start, stop],
-                  "status": [int(x) for x in status], "counts": counts.tolist(),
-                  "seconds": [float(x) for x in seconds], "checksum": [f"{c:016x}" for c in checks],
-                  "reason": [str(r) for r in reason],
-                  "features_bytes": self.location.size(key)}
-        self.location.put(commit_key(shard), json.dumps(record, separators=(",", ":")).encode())
+        write_commit(self.location, shard, start, stop, status, counts, seconds, checks, reason,
+                     self.location.size(features_key(self.features, shard)))
 
     def row_tables(self) -> RowTables:
         return row_tables(self.location, self.group, self.meta)

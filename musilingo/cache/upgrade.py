@@ -19,17 +19,14 @@ not upgraded (its checksums do not cover the row's identity): re-extract it.
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
-import zarr
 
 from ..errors import UserError
-
 from .layout import (COMMIT_FIELDS, FORMAT_VERSION, INDEX_ARRAYS, PENDING, PLAN_ARRAYS, ROW_ARRAYS,
                      STRING_ARRAYS)
 from .location import Location
-from .rows import commit_key, committed_shards, features_key, make_commits_group, write_strings
+from .rows import (committed_shards, create_empty_index, features_key, make_commits_group,
+                   write_commit, write_strings)
 from .store import CacheStore, load_checked_plan, open_group
 
 OLD_ROW_ARRAYS = ("status", "counts", "seconds", "checksum", "reason")
@@ -42,9 +39,7 @@ def upgrade_cache(path, progress: bool = False) -> dict:
     meta = dict(group.attrs)
     version = meta.get("format_version")
     if version == FORMAT_VERSION:
-        store = CacheStore(location, group)
-        store.plan = load_checked_plan(group, meta, path)
-        _finish(store)
+        _finish(CacheStore.open(location))
         return {"from": version, "shards": len(committed_shards(location))}
     plan = load_checked_plan(group, meta, path)  # format 2 plan, its digest checked
     rows, shard_rows = int(meta["rows"]), int(meta["shard_rows"])
@@ -69,28 +64,19 @@ def upgrade_cache(path, progress: bool = False) -> dict:
         if np.any(status == PENDING):
             continue
         key = features_key(features, shard)
-        record = {"shard": shard, "rows": [start, stop], "status": status.tolist(),
-                  "counts": values["counts"].astype(np.int32).tolist(),
-                  "seconds": [float(x) for x in values["seconds"]],
-                  "checksum": [f"{int(c):016x}" for c in values["checksum"]],
-                  "reason": [str(r) for r in values["reason"]],
-                  "features_bytes": location.size(key) if location.is_file(key) else 0}
-        location.put(commit_key(shard), json.dumps(record, separators=(",", ":")).encode())
+        write_commit(location, shard, start, stop, status, values["counts"], values["seconds"],
+                     values["checksum"], values["reason"],
+                     location.size(key) if location.is_file(key) else 0)
     group.attrs.update({"format_version": FORMAT_VERSION, "digest_format_version": version,
                         "index": None, "commit_record": COMMIT_FIELDS,
                         "arrays": {**ROW_ARRAYS, **PLAN_ARRAYS, **INDEX_ARRAYS},
                         "upgraded_from": version})
-    store = CacheStore(location, zarr.open_group(store=location.zarr_store(), mode="r+",
-                                                 zarr_format=3))
-    store.plan = load_checked_plan(store.group, dict(store.group.attrs), path)
-    _finish(store)
+    _finish(CacheStore.open(location))  # now format 3: opened, and its plan checked, as such
     return {"from": version, "shards": len(committed_shards(location))}
 
 
 def _finish(store: CacheStore) -> None:
     """Step 3: old arrays out, the row index in (when every shard is committed)."""
-    from .rows import create_empty_index
-
     group = store.group
     if store.meta.get("index"):
         return  # finished already

@@ -25,7 +25,7 @@ import zarr
 from ..errors import UserError
 from .layout import DONE, FAILED, PENDING, PLAN_ARRAYS, STRING_ARRAYS
 from .location import Location
-from .rows import commit_key, missing_features, row_tables
+from .rows import commit_key, committed_of, missing_features, row_tables
 from .store import disk_bytes, load_checked_plan, open_group, stored_checksum
 
 REQUIRED_META = ("format", "format_version", "encoder", "layers", "dim", "stride", "windows",
@@ -54,10 +54,8 @@ def cache_info(path, deep: bool = False) -> dict:
     cache = FeatureCache.open(path)
     m = cache.meta
     counts = cache.status_counts()
-    recorded = [int(b) for b in np.asarray(row_tables(path, cache.group, m).shard_bytes)
-                if b >= 0] if not m.get("index") else None
-    size = disk_bytes(path) if deep else (int(m["index"]["features_bytes"]) if m.get("index")
-                                          else sum(recorded))
+    recorded = cache.shard_bytes
+    size = disk_bytes(path) if deep else int(recorded[recorded >= 0].sum())
     return {"path": str(path), "encoder": m["encoder"]["encoder"],
             "encoder_weights_sha256": m["encoder"]["weights_sha256"],
             "shape": [m["rows"], m["layers"], m["windows"], m["dim"]], "layers": m["layers"],
@@ -102,9 +100,8 @@ def verify_cache(path, progress: bool = False, workers: int = 1) -> list[Problem
     if meta.get("index"):
         problems += _check_index(path, group, meta, tables, skip)
     status = tables.status
-    committed = sorted({r // shard_rows for r in np.flatnonzero(status != PENDING)})
-    for name in missing_features(path, group["features"], committed):
-        shard = int(name.replace("/", ".").split(".")[2])
+    committed = committed_of(status, shard_rows).tolist()
+    for shard, name in missing_features(path, group["features"], committed):
         skip.add(shard)
         for row in shard_rows_of(shard):
             problem(row, f"{name} is missing (shard {shard} is committed)", "missing file")
@@ -131,7 +128,7 @@ def _check_shards(path, shards, tables, meta, workers, progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(shards), unit="shard", desc="verify", smoothing=0.1)
-    out = []
+    out, pool = [], None
     try:
         if workers <= 1 or len(jobs) <= 1:
             results = (_verify_part(*job) for job in jobs)
@@ -149,7 +146,7 @@ def _check_shards(path, shards, tables, meta, workers, progress):
     finally:
         if bar is not None:
             bar.close()
-        if workers > 1 and len(jobs) > 1:
+        if pool is not None:
             pool.terminate()
     return out
 
@@ -164,7 +161,7 @@ def _slice_tables(tables, shards, shard_rows) -> dict:
     for s in shards:
         a, b = s * shard_rows, (s + 1) * shard_rows
         out[s] = (tables.status[a:b], tables.counts[a:b], tables.seconds[a:b],
-                  tables.checksum[a:b], tables.reason[a:min(b, len(tables.status))])
+                  tables.checksum[a:b], tables.reason[a:b])
     return out
 
 

@@ -106,19 +106,16 @@ class DatasetRecords:
         if allow_outside or self.root is None:
             return self
         root = Path(os.path.normpath(self.root))
-        # `root in path.parents` as a string prefix test on normalised paths: the same answer,
-        # without building a Path and its parents per record (520k records: 25 s -> 1 s)
         root_s = os.fspath(root)
-        prefix = root_s if root_s.endswith(os.sep) else root_s + os.sep
         escapes = _SymlinkEscapes(root_s)
         keep, keep_missing = [], []
         for bucket, out in ((self.records, keep), (self.missing, keep_missing)):
             for record in bucket:
                 path = os.path.normpath(record.audio_path)
-                if not (path == root_s or path.startswith(prefix)):
+                if not _under(path, root_s):
                     why = "is outside"
-                elif escapes.target(path) is not None:
-                    why = f"is a symlink to {escapes.target(path)}, outside"
+                elif (target := escapes.target(path)) is not None:
+                    why = f"is a symlink to {target}, outside"
                 else:
                     out.append(record)
                     continue
@@ -129,17 +126,22 @@ class DatasetRecords:
         return self
 
 
+def _under(path: str, root: str) -> bool:
+    """`Path(root) in Path(path).parents or path == root`, for normalised paths, as a string
+    prefix test: the same answer without a Path and its parents per record (520k: 25 s -> 1 s)."""
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
+
+
 class _SymlinkEscapes:
     """Where a path under the audio root really leads when a symlink takes it outside: the
     folder's real path once per folder, and the file's own only when it is a link."""
 
     def __init__(self, root: str):
         self.real_root = os.path.realpath(root)
-        self.prefix = self.real_root.rstrip(os.sep) + os.sep
         self._folders: dict[str, str | None] = {}
 
     def _outside(self, real: str) -> bool:
-        return not (real == self.real_root or real.startswith(self.prefix))
+        return not _under(real, self.real_root)
 
     def target(self, path: str) -> str | None:
         """The real path when it lies outside the root, else None."""

@@ -136,7 +136,7 @@ def epoch_plan(sizes: list[int], probs: np.ndarray, micro_batches: int, global_m
     reads only its own shards and no shard is fetched by two workers. Each lane runs through its
     own shard-aware order (lanes = 1: the order of one process)."""
     choice = _rng(seed, epoch, 1).choice(len(sizes), size=micro_batches, p=probs)
-    members = [_lane_members(groups[d] if groups is not None else None, sizes[d], lanes)
+    members = [_lane_members(groups[d] if groups is not None else None, lanes)
                for d in range(len(sizes))]
     cursor = [[0] * len(m) for m in members]
     orders: list[list[list[np.ndarray]]] = [[[] for _ in m] for m in members]
@@ -166,7 +166,7 @@ def epoch_plan(sizes: list[int], probs: np.ndarray, micro_batches: int, global_m
     return plan
 
 
-def _lane_members(groups, n: int, lanes: int) -> list:
+def _lane_members(groups, lanes: int) -> list:
     """[None] (one lane: all examples), or per lane the examples whose shard falls in it; one
     lane when there are no groups or too few shards to give every lane one."""
     if groups is None or lanes <= 1:
