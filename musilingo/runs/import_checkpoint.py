@@ -103,50 +103,89 @@ def _adapter_keys(names, where: str) -> tuple[str, str]:
     return found[0], found[1]
 
 
-def _read_tensors(path: str, keys: list[str]) -> dict:
-    """Only `keys` from one weights file (safetensors: tensor by tensor; .bin: weights_only, mmap)."""
-    if path.endswith(".safetensors"):
-        from safetensors import safe_open
+def _read_tensors(path: str, keys: list[str] | None) -> dict | list[str]:
+    """Only `keys` from one weights file (safetensors: tensor by tensor; .bin: weights_only, mmap);
+    with keys=None, the names it holds. A damaged or truncated file is a user error naming it."""
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors import safe_open
 
-        with safe_open(path, framework="pt") as f:
-            return {k: f.get_tensor(k) for k in keys}
-    data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return {k: data[k].clone() for k in keys}
+            with safe_open(path, framework="pt") as f:
+                return list(f.keys()) if keys is None else {k: f.get_tensor(k) for k in keys}
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return list(data) if keys is None else {k: data[k].clone() for k in keys}
+    except pickle.UnpicklingError:
+        raise UserError(f"{path}: refused: it holds Python objects other than tensors, which "
+                        "could run code when loaded") from None
+    except Exception as exc:  # truncated, overwritten, or a key the index promised is absent
+        raise UserError(f"{path}: damaged weights file ({type(exc).__name__}: "
+                        f"{str(exc).strip()[:120]}); download the model again") from None
+
+
+def _json(path: str, where: str) -> dict:
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{where}: unreadable JSON ({type(exc).__name__}: "
+                        f"{str(exc).strip()[:120]}); download the model again") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _shard_file(source: str, name, index_name: str) -> str:
+    """The file an index names, refused unless it is a plain relative name inside the model
+    folder: an index is input, and `/etc/passwd` or `../../x` must never be opened through it."""
+    from pathlib import PurePosixPath
+
+    from ..models.hub import model_file
+
+    where = f"{source}/{index_name}"
+    parts = PurePosixPath(name).parts if isinstance(name, str) else ()
+    if not parts or PurePosixPath(name).is_absolute() or ".." in parts or "\\" in name \
+            or ":" in parts[0]:
+        raise UserError(f"{where}: refused shard name {str(name)[:80]!r}: an index may only name "
+                        "files inside the model folder")
+    path = model_file(source, name)
+    if path is None:
+        raise UserError(f"{source}: {index_name} names {name}, which is missing")
+    local = Path(source).expanduser()
+    if local.is_dir():
+        root, real = local.resolve(), Path(path).resolve()
+        # A hub cache snapshot links each file to ../../blobs/<sha>: that is still its own model.
+        roots = [root] + ([root.parent.parent / "blobs"] if root.parent.name == "snapshots" else [])
+        if not any(real == r or r in real.parents for r in roots):
+            raise UserError(f"{where}: refused shard {name!r}: it links to {real}, outside the "
+                            "model folder")
+    return path
 
 
 def read_published_model(source: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(weight, bias, config.json) of a published MusiLingo model folder or hub id."""
-    import json
-
     from ..models.hub import model_file
 
     config_path = model_file(source, "config.json")
     if config_path is None:
         raise UserError(f"{source}: no config.json (not a model folder, or the hub is unreachable)")
-    config = json.loads(Path(config_path).read_text())
+    config = _json(config_path, f"{source}/config.json")
     index = next(((name, p) for name in INDEX_FILES if (p := model_file(source, name))), None)
     if index is not None:
-        weight_map = json.loads(Path(index[1]).read_text()).get("weight_map") or {}
+        weight_map = _json(index[1], f"{source}/{index[0]}").get("weight_map") or {}
+        if not isinstance(weight_map, dict):
+            raise UserError(f"{source}/{index[0]}: 'weight_map' is not an object")
         w_key, b_key = _adapter_keys(weight_map, f"{source}/{index[0]}")
-        shards = {weight_map[w_key], weight_map[b_key]}
         tensors = {}
-        for shard in sorted(shards):
-            path = model_file(source, shard)
-            if path is None:
-                raise UserError(f"{source}: {index[0]} names {shard}, which is missing")
+        for shard in sorted({weight_map[w_key], weight_map[b_key]}, key=str):
+            path = _shard_file(source, shard, index[0])
             keys = [k for k in (w_key, b_key) if weight_map[k] == shard]
             tensors.update(_read_tensors(path, keys))
     else:
         single = next(((name, p) for name in SINGLE_FILES if (p := model_file(source, name))), None)
         if single is None:
             raise UserError(f"{source}: no {' or '.join(INDEX_FILES + SINGLE_FILES)}")
-        if single[1].endswith(".safetensors"):
-            from safetensors import safe_open
-
-            with safe_open(single[1], framework="pt") as f:
-                names = list(f.keys())
-        else:
-            names = list(torch.load(single[1], map_location="cpu", weights_only=True, mmap=True))
+        names = _read_tensors(single[1], None)
         w_key, b_key = _adapter_keys(names, f"{source}/{single[0]}")
         tensors = _read_tensors(single[1], [w_key, b_key])
     weight, bias = _checked(tensors[w_key], tensors[b_key], source)

@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
+from tests.helpers.cli import run_cli
 from tests.helpers.runs import MAX_NEW
 from tests.helpers.published import published_folder
 from musilingo.errors import UserError
@@ -91,3 +92,65 @@ def test_single_file_published_model(tmp_path):
     weight, bias, config = read_published_model(str(folder))
     assert weight.shape == (4, 3) and bias.shape == (4,)
     assert config["max_txt_len"] == 32 and config["end_sym"] == "\n"   # MusiLingoConfig defaults
+
+
+@pytest.mark.parametrize("shard", ["/etc/passwd", "../outside.safetensors",
+                                   "sub/../../outside.safetensors", "C:\\x.safetensors"])
+def test_index_may_not_name_files_outside_the_folder(tmp_path, shard):
+    folder, _, _ = published_folder(tmp_path / "model")
+    (tmp_path / "outside.safetensors").write_bytes((folder / "model-00002-of-00003.safetensors")
+                                                   .read_bytes())
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    for key in ("model.llama_proj.weight", "model.llama_proj.bias"):
+        index["weight_map"][key] = shard
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(UserError, match="refused shard name"):
+        read_published_model(str(folder))
+
+
+def test_index_shard_linking_outside_is_refused(tmp_path):
+    folder, _, _ = published_folder(tmp_path / "model")
+    private = tmp_path / "private.safetensors"
+    (folder / "model-00002-of-00003.safetensors").rename(private)
+    (folder / "model-00002-of-00003.safetensors").symlink_to(private)
+    with pytest.raises(UserError, match=r"refused shard .*outside the model folder"):
+        read_published_model(str(folder))
+
+
+def test_hub_cache_snapshot_links_into_its_blobs_are_read(tmp_path):
+    """The hub cache stores snapshots/<rev>/<file> -> ../../blobs/<sha>; that is the model's own."""
+    built, weight, _ = published_folder(tmp_path / "built")
+    repo = tmp_path / "models--m-a-p--MusiLingo-short-v1"
+    (repo / "blobs").mkdir(parents=True)
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    for i, f in enumerate(sorted(built.iterdir())):
+        blob = repo / "blobs" / f"sha{i}"
+        f.rename(blob)
+        (snapshot / f.name).symlink_to(f"../../blobs/sha{i}")
+    got, _, _ = read_published_model(str(snapshot))
+    assert torch.equal(got, weight)
+
+
+def test_damaged_published_files_are_user_errors(tmp_path, capsys):
+    """A truncated shard, an overwritten index or config: exit 2 naming the file, not a crash."""
+    folder, _, _ = published_folder(tmp_path / "trunc")
+    shard = folder / "model-00002-of-00003.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-40])
+    with pytest.raises(UserError, match=r"model-00002-of-00003.safetensors: damaged weights file"):
+        read_published_model(str(folder))
+    index_bad, _, _ = published_folder(tmp_path / "index")
+    (index_bad / "model.safetensors.index.json").write_text('{"weight_map": {')
+    with pytest.raises(UserError, match=r"model.safetensors.index.json: unreadable JSON"):
+        read_published_model(str(index_bad))
+    config_bad, _, _ = published_folder(tmp_path / "config")
+    (config_bad / "config.json").write_bytes(b"\xff\xfe garbage")
+    with pytest.raises(UserError, match=r"config.json: unreadable JSON"):
+        read_published_model(str(config_bad))
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "config.json").write_text("{}")
+    (single / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad json")
+    code, _, err = run_cli(capsys, "import-checkpoint", str(single), "--out", str(tmp_path / "o"))
+    assert code == 2, err
+    assert "model.safetensors: damaged weights file" in err and "Traceback" not in err
