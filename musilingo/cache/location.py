@@ -11,8 +11,9 @@ asyncio bridge; s3fs is not a dependency. The
 credentials, region and endpoint come only from the object store's standard environment (for
 S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL,
 AWS_ALLOW_HTTP for a plain-http server), never from our options, and a cache records only its
-URL. Every object write is atomic, so the local layout's rule carries over: a shard's commit
-record is written last and commits it.
+URL. The cloud instance-metadata service is asked only when AWS_METADATA_ENDPOINT says so.
+Every object write is atomic, so the local layout's rule carries over: a shard's commit record
+is written last and commits it.
 """
 from __future__ import annotations
 
@@ -23,8 +24,26 @@ from pathlib import Path
 from ..errors import UserError
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
-ENV_HINT = ("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or a profile's), AWS_REGION, "
+ENV_HINT = ("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_REGION, "
             "AWS_ENDPOINT_URL for an S3-compatible server")
+# Where obstore's S3 client finds credentials without asking the network: static keys, a web
+# identity token (EKS), an ECS container role, or no signing at all (a public bucket).
+S3_CREDENTIAL_SOURCES = (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+                         ("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"),
+                         ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",),
+                         ("AWS_CONTAINER_CREDENTIALS_FULL_URI",))
+
+
+def _s3_credentials_named() -> bool:
+    """Whether the environment names an S3 credential source. With none, obstore's last resort is
+    the cloud instance-metadata address (169.254.169.254): on a laptop or a cluster node that is a
+    request to whatever answers there and a long timeout, not the "no credentials" a user needs.
+    Setting AWS_METADATA_ENDPOINT asks for that lookup on purpose (an instance role)."""
+    env = os.environ
+    if env.get("AWS_SKIP_SIGNATURE", "").strip().lower() in ("1", "true", "yes"):
+        return True
+    return bool(env.get("AWS_METADATA_ENDPOINT")) or any(
+        all(env.get(name) for name in names) for names in S3_CREDENTIAL_SOURCES)
 
 
 def is_url(spec) -> bool:
@@ -83,6 +102,11 @@ class Location:
             except ImportError:
                 raise UserError(f"{self.url}: remote caches need the obstore package "
                                 "(pip install obstore)") from None
+            if self.url.startswith(("s3://", "s3a://")) and not _s3_credentials_named():
+                raise UserError(f"{self.url}: no S3 credentials found; set {ENV_HINT}, or "
+                                "AWS_SKIP_SIGNATURE=true for a public bucket, or "
+                                "AWS_METADATA_ENDPOINT=http://169.254.169.254 to use this "
+                                "machine's cloud instance role")
             try:
                 self._objects = from_url(self.url)
             except Exception as exc:  # unknown scheme, bad bucket name, bad config
@@ -225,6 +249,8 @@ class Location:
 
 def remote_error(loc: Location, exc: Exception) -> UserError:
     """One line for an object-store failure (no such bucket, refused credentials, no network)."""
+    if isinstance(exc, UserError):  # already said (no credentials, a bad URL)
+        return exc
     first = (str(exc).strip().splitlines() or [""])[0][:200]
     return UserError(f"{loc.url}: the object store refused or failed the request "
                      f"({type(exc).__name__}: {first}); check the bucket and the credentials in "
