@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .adapter_file import atomic_write_text, read_config, run_folder
+from .public import md_code, md_text
 
 EVALUATIONS = "evaluations.json"
 STAGES = {"caption": "stage 1 (pretrain: captions)", "instruct": "stage 2 (instruct: Q&A)"}
@@ -70,12 +71,13 @@ class RunCard:
     def markdown(self) -> str:
         """The identity and the recorded scores, as Markdown (the app's header, the card)."""
         ident = self.identity()
-        lines = [f"**Run** `{self.folder}`: LLM `{ident['llm']}`, encoder `{ident['encoder']}`, "
-                 f"{ident['stage']}"]
+        lines = [f"**Run** {md_code(self.folder)}: LLM {md_code(ident['llm'])}, encoder "
+                 f"{md_code(ident['encoder'])}, {md_text(ident['stage'])}"]
         if ident["imported_from"]:
-            lines[0] += f", imported from `{ident['imported_from']}`"
+            lines[0] += f", imported from {md_code(ident['imported_from'])}"
         elif ident["max_steps"]:
-            lines[0] += f", {ident['max_steps']} steps on {', '.join(ident['datasets']) or '?'}"
+            lines[0] += (f", {md_text(ident['max_steps'])} steps on "
+                         f"{', '.join(map(md_text, ident['datasets'])) or '?'}")
         lines += [""] + evaluations_markdown(self.evaluations)
         return "\n".join(lines).rstrip() + "\n"
 
@@ -117,14 +119,15 @@ def evaluations_markdown(entries: list) -> list[str]:
                 "them)._"]
     out = []
     for e in entries:
-        out += [f"**{e.get('dataset')}** ({e.get('kind', 'scores')}; {e.get('source', '')})", ""]
+        out += [f"**{md_text(e.get('dataset'))}** ({md_text(e.get('kind', 'scores'))}; "
+                f"{md_text(e.get('source', ''))})", ""]
         control = shuffled_control(e)
         for protocol, values in (e.get("protocols") or {}).items():
             head = "| metric | value |" + (" shuffled audio | delta |" if control else "")
-            out += [f"protocol `{protocol}`", "", head,
+            out += [f"protocol {md_code(protocol)}", "", head,
                     "|---|---:|" + ("---:|---:|" if control else "")]
             for name, value in values.items():
-                row = f"| {name} | {_fmt(value)} |"
+                row = f"| {md_text(name)} | {_fmt(value)} |"
                 if control:
                     c = control.get((protocol, name), {})
                     row += f" {_fmt(c.get('shuffled'))} | {_fmt(c.get('delta'), sign=True)} |"
@@ -136,4 +139,6 @@ def evaluations_markdown(entries: list) -> list[str]:
 def _fmt(value, sign: bool = False) -> str:
     if value is None:
         return "missing"
+    if not isinstance(value, (int, float)):  # a hand-edited evaluations.json
+        return md_text(value)
     return f"{value:+.4f}" if sign else f"{value:.4f}"

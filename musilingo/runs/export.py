@@ -8,7 +8,8 @@ nothing packages the adapter with what is needed to use and trust it. The export
     adapter.safetensors, adapter_config.json   the run's adapter, unchanged (re-read and checked)
     lora/                                      with LoRA: PEFT's adapter_config.json and
                                                adapter_model.safetensors (peft loads it)
-    config.yaml                                the training recipe as it ran, when there is one
+    config.yaml                                the training recipe as it ran, when there is one,
+                                               its local paths shown as <local path>
     evaluations.json                           the scores recorded in the run (card.py)
     README.md                                  the model card: hub YAML metadata (licence left
                                                for the user), base models, data sets, recipe and
@@ -28,29 +29,19 @@ from pathlib import Path
 from ..errors import UserError
 from ..models.lora import LORA_FOLDER
 from .adapter_file import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter
-from .card import EVALUATIONS, RunCard, evaluations_markdown
-
-HUB_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct", "mert-330m": "m-a-p/MERT-v1-330M",
-           "mert-95m": "m-a-p/MERT-v1-95M"}
-DATASET_IDS = {"msd": "seungheondoh/LP-MusicCaps-MSD", "musiccaps": "google/MusicCaps",
-               "musicinstruct": "m-a-p/Music-Instruct", "musicqa": "mu-llama/MusicQA"}
-
-
-def _base_model(name: str | None) -> str | None:
-    if not name:
-        return None
-    if name in HUB_IDS:
-        return HUB_IDS[name]
-    return name if "/" in name and not Path(name).exists() else None
-
+from .card import EVALUATIONS, RunCard, evaluations_markdown, shuffled_control
+from .public import LOCAL, hub_datasets, hub_model, md_code, md_fence, md_text, public_name, \
+    public_recipe
 
 def model_card(card: RunCard) -> str:
-    """README.md of the export: the hub's YAML metadata, then the card in prose and tables."""
+    """README.md of the export: the hub's YAML metadata, then the card in prose and tables.
+    Every value is escaped, local paths never appear, and the metadata names only the hub
+    models and data sets the run really used (public.py)."""
     import yaml
 
     ident = card.identity()
-    bases = [b for b in (_base_model(ident["llm"]), _base_model(ident["encoder"])) if b]
-    datasets = [DATASET_IDS[d] for d in ident["datasets"] if d in DATASET_IDS]
+    bases = [b for b in (hub_model(ident["llm"]), hub_model(ident["encoder"])) if b]
+    datasets = hub_datasets(card.training)
     meta = {"license": None, "library_name": "musilingo", "pipeline_tag": "audio-text-to-text",
             "tags": ["music", "music-captioning", "music-question-answering", "musilingo",
                      "adapter"]}
@@ -58,28 +49,33 @@ def model_card(card: RunCard) -> str:
         meta["base_model"] = bases
     if datasets:
         meta["datasets"] = datasets
-    recipe = card.training
+    recipe = public_recipe(card.training)
     steps = ident["max_steps"] or "?"
+    used = ", ".join(md_text(d) for d in ident["datasets"]) or "?"
+    if ident["datasets"] and not datasets:
+        used += " (the user's own files in these readers' formats)"
+    controlled = any(shuffled_control(e) for e in card.evaluations)
     lines = [
         "---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "",
-        f"# MusiLingo adapter: {ident['stage']}", "",
+        f"# MusiLingo adapter: {md_text(ident['stage'])}", "",
         "A linear adapter that maps pooled features of a frozen music encoder into a frozen LLM's "
         "embedding space (MusiLingo: Deng et al., 2024), trained with the `musilingo` tool "
         "from a cache of the encoder's features. Only the adapter is here; the "
         "encoder and the LLM are loaded from their own repositories.", "",
         "| | |", "|---|---|",
-        f"| LLM (frozen) | `{ident['llm']}` |",
-        f"| music encoder (frozen) | `{ident['encoder']}` (weights sha256 "
-        f"`{ident['encoder_weights'] or 'not recorded'}`) |",
-        f"| adapter | `Linear({card.config['encoder_dim']}, {card.config['llm_dim']})` over the "
-        f"mean of {ident['layers']} hidden states, one token per {ident['t']} encoder frames |",
-        f"| prompt template | `{ident['template']}` |",
-        f"| training | {steps} optimizer steps, lr {ident['lr'] or '?'}, data sets "
-        f"{', '.join(ident['datasets']) or '?'}"
-        + (f", started from `{ident['init_adapter']}`" if ident["init_adapter"] else "") + " |",
+        f"| LLM (frozen) | {md_code(public_name(ident['llm']))} |",
+        f"| music encoder (frozen) | {md_code(public_name(ident['encoder']))} (weights sha256 "
+        f"{md_code(ident['encoder_weights'] or 'not recorded')}) |",
+        f"| adapter | `Linear({int(card.config['encoder_dim'])}, {int(card.config['llm_dim'])})` "
+        f"over the mean of {md_text(ident['layers'])} hidden states, one token per "
+        f"{md_text(ident['t'])} encoder frames |",
+        f"| prompt template | {md_code(ident['template'])} |",
+        f"| training | {md_text(steps)} optimizer steps, lr {md_text(ident['lr'] or '?')}, "
+        f"data sets {used}"
+        + (", started from an earlier run's adapter" if ident["init_adapter"] else "") + " |",
     ]
     if ident["imported_from"]:
-        lines.append(f"| imported from | `{ident['imported_from']}` |")
+        lines.append(f"| imported from | {md_code(public_name(ident['imported_from']))} |")
     lines += ["", "## Use", "", "```python",
               "from musilingo.infer import Predictor",
               'p = Predictor.load("<this folder or repo snapshot>")',
@@ -89,19 +85,25 @@ def model_card(card: RunCard) -> str:
               "`musilingo serve --run <folder>`.", "",
               "## Evaluation", ""]
     lines += evaluations_markdown(card.evaluations)
+    trust = ("compare against the shuffled-audio control above (the delta column) before "
+             "trusting a score." if controlled else
+             "no evaluation with the shuffled-audio control is recorded for this adapter, so "
+             "nothing here shows that it listens: run `musilingo score --run <folder>` (the "
+             "control is on by default) before trusting its output.")
     lines += ["", "## Intended use and limitations", "",
               "- Research on music understanding: captions and answers about short music clips "
               "(the training clips were 10-30 s).",
               "- n-gram metrics (BLEU, METEOR, ROUGE-L) and BERTScore reward fluent generic text "
-              "and barely drop when the model hears the wrong audio; compare against the "
-              "shuffled-audio control above (the delta column) before trusting a score.",
+              "and barely drop when the model hears the wrong audio; " + trust,
               "- The model inherits the frozen LLM's biases and can describe instruments, moods "
               "or lyrics that are not in the audio. Do not use its output as ground truth.",
               "- The licence field above is left for the publisher: it must respect the "
               "licences of the base models and of the training data.", ""]
     if recipe:
-        lines += ["## Training recipe", "", "```yaml",
-                  yaml.safe_dump(recipe, sort_keys=False).strip(), "```", ""]
+        text = yaml.safe_dump(recipe, sort_keys=False).strip()
+        fence = md_fence(text)
+        lines += ["## Training recipe", "", f"Local paths are shown as `{LOCAL}`.", "",
+                  fence + "yaml", text, fence, ""]
     return "\n".join(lines)
 
 
@@ -139,7 +141,13 @@ def export_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> 
         tmp.mkdir()
         for name in files:
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(card.folder / name, tmp / name, follow_symlinks=False)
+            if name == "config.yaml":  # published: the recipe without this machine's paths
+                import yaml
+
+                (tmp / name).write_text(yaml.safe_dump(public_recipe(card.training),
+                                                       sort_keys=False), encoding="utf-8")
+            else:
+                shutil.copy2(card.folder / name, tmp / name, follow_symlinks=False)
         (tmp / "README.md").write_text(model_card(card), encoding="utf-8")
         old = None
         if out.exists():

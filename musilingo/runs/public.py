@@ -1,0 +1,128 @@
+"""What of a run may leave this machine, and how it is written into Markdown.
+
+    md_text("a `b` <i>\\n# c")     # 'a \\`b\\` \\<i\\> \\# c': one line, nothing interpreted
+    md_code("runs/`x`")            # '`` runs/`x` ``': a code span that cannot be closed early
+    hub_model("mert-330m")         # 'm-a-p/MERT-v1-330M'; a local folder -> None
+    public_recipe(config_yaml)     # local paths replaced by '<local path>'
+
+A model card and an exported config.yaml are published: every value in them came from a run
+folder, and so from file names, annotation files and the command line. A folder name with a
+backtick and a newline must not become a heading, raw HTML or a `javascript:` link on the Hub,
+and a path on the machine that trained the run (a home folder, a private data set, a bucket)
+must not be published at all. Names are shown only when they mean something elsewhere: a hub
+id, a preset, a data set's hub id.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+LOCAL = "<local path>"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Presets whose published equivalent is known (the encoders' own table is the other source).
+LLM_HUB_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#!|~&])")
+_SNAPSHOT = re.compile(r"models--([^/]+)--([^/]+)/snapshots/[^/]+/?$")
+
+
+def one_line(value, limit: int = 200) -> str:
+    text = _CONTROL.sub(" ", str(value)).strip()
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def md_text(value) -> str:
+    """`value` as plain Markdown text on one line: every character that could open emphasis, a
+    link, an image, raw HTML, an entity, a heading or a table cell is backslash-escaped
+    (CommonMark lets any ASCII punctuation be), so nothing is interpreted. The values never
+    start a line, so list and block markers need no escape."""
+    return _SPECIAL.sub(r"\\\1", one_line(value))
+
+
+def md_code(value) -> str:
+    """`value` as an inline code span: fenced by one backtick more than its longest run, so that
+    no backtick inside can close it (CommonMark's rule); HTML is never interpreted in a span."""
+    text = one_line(value)
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_fence(text: str) -> str:
+    """A fence for a code block holding `text`: longer than any backtick run in it."""
+    return "`" * max(3, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+
+
+def is_local(value: str) -> bool:
+    """A path of this machine (absolute, relative, ~, an existing file) or an object-store URL;
+    not a hub id (`org/name` that does not exist here) nor a bare preset name."""
+    if not isinstance(value, str) or not value:
+        return False
+    if re.match(r"^[a-z][a-z0-9+.-]*://", value):
+        return True
+    if value.startswith(("/", "~", "./", "../")) or "\\" in value:
+        return True
+    if any(c.isspace() for c in value) or not ("/" in value or "." in value):
+        return False  # prose (a question) or a bare name (a preset, a split, a field)
+    if "/" in value and value.lower().endswith(FILE_ENDINGS):
+        return True
+    try:
+        if Path(value).exists():
+            return True
+    except (OSError, ValueError):
+        return True
+    return "/" in value and not HUB_ID.match(value)
+
+
+def hub_model(name) -> str | None:
+    """The hub id a model name stands for, or None (a local folder of unknown origin)."""
+    from ..models.encoders.hubert import PRESETS as ENCODERS
+
+    if not name or not isinstance(name, str):
+        return None
+    known = {**ENCODERS, **LLM_HUB_IDS}
+    if name in known:
+        return known[name]
+    snapshot = _SNAPSHOT.search(name.replace("\\", "/"))
+    if snapshot:  # a folder in the hub cache: its repository is in the folder's name
+        return f"{snapshot.group(1)}/{snapshot.group(2)}"
+    return name if HUB_ID.match(name) and not is_local(name) else None
+
+
+def public_name(name) -> str:
+    """What a card may say about a model or file: its hub id, a preset, or "a local folder"."""
+    if not name:
+        return "?"
+    return hub_model(name) or ("a local folder" if is_local(str(name)) else str(name))
+
+
+def hub_datasets(training: dict) -> list[str]:
+    """The hub data sets a run's recipe really read: a reader given a hub id, never one given
+    the user's own file in the same format."""
+    out = []
+    for spec in training.get("datasets") or []:
+        if not isinstance(spec, dict):
+            continue
+        source = spec.get("annotations")
+        if isinstance(source, str) and HUB_ID.match(source) and not is_local(source):
+            out.append(source)
+    return list(dict.fromkeys(out))
+
+
+# Recipe fields that only ever hold a place on this machine (a run folder, a cache, audio, the
+# DeepSpeed config): never published, whatever they look like; `runs/s1` could pass for a hub id.
+PATH_FIELDS = frozenset({"out", "cache", "audio_root", "init_adapter", "resume"})
+# Endings of files, never of hub repositories (which may hold dots: `org/model-v1.5`).
+FILE_ENDINGS = (".pth", ".pt", ".bin", ".safetensors", ".json", ".jsonl", ".yaml", ".yml", ".zarr",
+                ".csv", ".parquet", ".wav", ".mp3", ".flac", ".h5", ".txt")
+
+
+def public_recipe(value, key: str | None = None):
+    """The recipe with every local path and object-store URL replaced by LOCAL."""
+    if isinstance(value, dict):
+        return {k: public_recipe(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public_recipe(v, key) for v in value]
+    if isinstance(value, str) and (is_local(value) or (key in PATH_FIELDS and value)):
+        return LOCAL
+    return value
