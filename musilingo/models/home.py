@@ -12,7 +12,11 @@ same missing folder at once, so:
 - one process builds, under an exclusive file lock beside the folder; the others wait on the lock
   (saying so), then find the finished folder and build nothing;
 - the build writes into a private temporary folder with `save_model`, our own weight writer, and
-  is published with one atomic rename. Not `model.save_pretrained`: once torch.distributed is
+  is published with one atomic rename;
+- the build records the sha256 of every file it wrote (`musilingo_build.json`), and every later
+  use checks them (once per process): an edited or damaged file is refused with one line that
+  names the folder and the `rm -r` that rebuilds it. A folder without the record (an older
+  version's) is rebuilt. Not `model.save_pretrained`: once torch.distributed is
   initialised it writes weights on rank 0 only, so a rank > 0 would publish a folder without them.
 """
 from __future__ import annotations
@@ -25,6 +29,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import UserError
+
+# Beside a built model's files: the sha256 of each, written at build time and checked at load.
+BUILD_RECORD = "musilingo_build.json"
 
 def models_home() -> Path:
     """Where built-in models are materialised ($MUSILINGO_HOME, default ~/.cache/musilingo)."""
@@ -40,8 +48,8 @@ def build_folder(folder: Path, build: Callable[[Path], object], *, what: str,
     the others wait for it and reuse its folder. `note` is printed to stderr before a build (what
     happens and how long it takes), so a first use never looks like a hang."""
     folder = Path(folder)
-    if (folder / done).is_file():
-        return folder
+    if (folder / done).is_file() and (folder / BUILD_RECORD).is_file():
+        return check_built(folder, what)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f".{folder.name}.lock", "a+") as lock:
         try:
@@ -51,8 +59,8 @@ def build_folder(folder: Path, build: Callable[[Path], object], *, what: str,
                   file=sys.stderr, flush=True)
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if (folder / done).is_file():  # built by the process we waited for
-                return folder
+            if (folder / done).is_file() and (folder / BUILD_RECORD).is_file():
+                return check_built(folder, what)   # built by the process we waited for
             if note:
                 print(f"first use of {what}: {note} into {folder}", file=sys.stderr, flush=True)
             tmp = tmp_folder(folder)
@@ -60,15 +68,76 @@ def build_folder(folder: Path, build: Callable[[Path], object], *, what: str,
                 build(tmp)
                 if not (tmp / done).is_file():
                     raise RuntimeError(f"building {what} wrote no {done}")
+                _write_record(tmp, what)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            if folder.exists():  # a damaged earlier folder (no `done` file): replace it
+            if folder.exists():  # unfinished, or from a version that kept no record: replace
                 shutil.rmtree(folder)
             os.rename(tmp, folder)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return folder
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != BUILD_RECORD)
+
+
+def _write_record(tmp: Path, what: str) -> None:
+    import json
+
+    files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in _files(tmp)}
+    (tmp / BUILD_RECORD).write_text(json.dumps({"what": what, "sha256": files}, indent=1) + "\n")
+
+
+# (folder, record mtime) checked by this process: a model loaded twice is hashed once.
+_CHECKED: set = set()
+
+
+def check_built(folder: Path, what: str) -> Path:
+    """`folder` if every file is the one this tool built (sha256 recorded at build time); else
+    one line naming the folder and how to rebuild it. An edited or damaged model must never be
+    used silently: a cache would record its new weights hash under the same encoder name."""
+    import json
+
+    record = folder / BUILD_RECORD
+    key = (str(folder.resolve()), record.stat().st_mtime_ns)
+    if key in _CHECKED:
+        return folder
+    fix = f"remove it to have it rebuilt: rm -r {folder}"
+    try:
+        want = json.loads(record.read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{folder}: {what} has an unreadable {BUILD_RECORD}; {fix}") from None
+    have = {p.relative_to(folder).as_posix() for p in _files(folder)}
+    for name in sorted(set(want) | have):
+        if name not in want:
+            raise UserError(f"{folder}: {what} holds {name}, which its build did not write; {fix}")
+        path = folder / name
+        if not path.is_file() or _sha256(path) != want[name]:
+            raise UserError(f"{folder}: {what}'s {name} is "
+                            f"{'missing' if not path.is_file() else 'not the file it built'} "
+                            f"(sha256 differs from {BUILD_RECORD}); {fix}")
+    _CHECKED.add(key)
+    return folder
+
+
+def check_if_built(source, what: str) -> None:
+    """check_built for a folder given by path, when this tool built it (it holds the record)."""
+    folder = Path(str(source)).expanduser()
+    if folder.is_dir() and (folder / BUILD_RECORD).is_file():
+        check_built(folder, what)
 
 
 def tmp_folder(folder: Path) -> Path:

@@ -46,7 +46,37 @@ def test_a_failed_build_publishes_nothing_and_a_damaged_folder_is_rebuilt(tmp_pa
     folder.mkdir()                       # left by an older release: no config.json
     (folder / "junk").write_text("x")
     build_folder(folder, lambda tmp: (tmp / "config.json").write_text("{}"), what="x")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "musilingo_build.json"]
+
+
+def test_an_edited_built_model_is_refused_with_the_rebuild_command(tmp_path):
+    """Before: an edited model.safetensors under the models home was used silently."""
+    from musilingo.errors import UserError
+    from musilingo.models import home
+
+    folder = tmp_path / "model"
+
+    def build(tmp: Path) -> None:
+        (tmp / "weights.bin").write_bytes(bytes(range(256)) * 4)
+        (tmp / "config.json").write_text("{}")
+
+    build_folder(folder, build, what="a test model")
+    data = bytearray((folder / "weights.bin").read_bytes())
+    data[500] ^= 1
+    (folder / "weights.bin").write_bytes(bytes(data))
+    home._CHECKED.clear()
+    with pytest.raises(UserError, match=rf"{folder}: a test model's weights.bin is not the file it "
+                                        rf"built .*rm -r {folder}"):
+        build_folder(folder, build, what="a test model")
+    (folder / "weights.bin").unlink()
+    with pytest.raises(UserError, match="weights.bin is missing"):
+        build_folder(folder, build, what="a test model")
+    build(folder)                                   # restored: accepted again
+    (folder / "extra.py").write_text("print('hi')")
+    with pytest.raises(UserError, match="holds extra.py, which its build did not write"):
+        build_folder(folder, build, what="a test model")
+    (folder / "extra.py").unlink()
+    assert build_folder(folder, build, what="a test model") == folder
 
 
 def test_an_empty_musilingo_home_means_the_default(monkeypatch):

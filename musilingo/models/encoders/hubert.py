@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ..home import build_folder, models_home, save_model
+from ..home import build_folder, check_if_built, models_home, save_model
 from .base import NORMALIZE_CHOICES, Encoder
 
 # Hub ids of the real encoders (MERT-v1: loaded natively, see models/encoders/mert.py).
@@ -164,6 +164,7 @@ class FrozenEncoder(Encoder):
         from . import mert
 
         source = resolve_encoder(name)
+        check_if_built(source, f"encoder {name!r}")
         dtype = dtype or torch.float32
         config = mert.read_config(source)
         if mert.is_mert(config):

@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import UserError
-from ..home import build_folder, models_home
+from ..home import build_folder, check_if_built, models_home
 from .base import NORMALIZE_CHOICES, Encoder
 
 SAMPLE_RATE, N_FFT, HOP, N_MELS = 16000, 512, 256, 96
@@ -188,10 +188,16 @@ class Musicnn(nn.Module):
         from safetensors.torch import load_file
 
         folder = Path(folder)
+        check_if_built(folder, "the converted musicnn")
         config = read_config(folder)
         net = cls(num_classes=len(config["tags"]))
-        missing, unexpected = net.load_state_dict(load_file(str(folder / "model.safetensors")),
-                                                  strict=False)
+        try:
+            state = load_file(str(folder / "model.safetensors"))
+            missing, unexpected = net.load_state_dict(state, strict=False)
+        except Exception as exc:  # truncated, overwritten, or tensors of the wrong shape
+            raise UserError(f"{folder}/model.safetensors: damaged or not musicnn's weights "
+                            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]}); "
+                            f"a converted preset is rebuilt after rm -r {folder}") from None
         if missing or unexpected:
             raise UserError(f"{folder}/model.safetensors does not hold musicnn's weights "
                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -204,7 +210,10 @@ def read_config(folder: Path) -> dict:
     try:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable musicnn config ({exc})") from None
+        raise UserError(f"{path}: not a readable musicnn config ({type(exc).__name__}: "
+                        f"{str(exc)[:120]})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path}: not a musicnn config (a JSON {type(config).__name__})")
     if config.get("model_type") != "musicnn":
         raise UserError(f"{path}: model_type is {config.get('model_type')!r}, not 'musicnn'")
     return config

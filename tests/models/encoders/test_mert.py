@@ -211,3 +211,27 @@ def test_resume_with_another_normalisation_is_refused(shared_data, tmp_path, cap
     assert cli(*args) == 0
     assert cli(*args, "--normalize", "off") == 2
     assert "(wave normalisation True) but this run uses" in capsys.readouterr().err
+
+
+def test_an_edited_tiny_encoder_is_refused(tmp_path, monkeypatch):
+    """The encoder folders this tool builds are checked at load: an edit that safetensors cannot
+    see (one weight value) is refused, naming the folder and the rm -r that rebuilds it."""
+    from musilingo.errors import UserError
+    from musilingo.models import home
+    from musilingo.models.encoders import load_encoder
+    from musilingo.models.encoders.hubert import tiny_encoder_folder
+
+    monkeypatch.setenv("MUSILINGO_HOME", str(tmp_path))
+    before = load_encoder("tiny").identity()["weights_sha256"]
+    weights = tiny_encoder_folder() / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-8] ^= 0x40
+    weights.write_bytes(bytes(data))
+    home._CHECKED.clear()
+    with pytest.raises(UserError, match=r"tiny-mert-v1: .*model.safetensors is not the file it "
+                                        r"built.*rm -r .*tiny-mert-v1"):
+        load_encoder("tiny")
+    import shutil
+
+    shutil.rmtree(weights.parent)                  # what the message says: rebuilt, identical
+    assert load_encoder("tiny").identity()["weights_sha256"] == before

@@ -137,3 +137,59 @@ def test_bf16_and_normalised_variants(encoders, reference):
     # level-invariant up to the float16 rounding of the spectrogram
     assert (scaled - full).abs().max() < 2e-3 * full.abs().max()
     assert not torch.allclose(enc.encode([wave * 0.1])[0, 0], fp32, atol=1e-3)
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_tf_crc32c_catches_a_flipped_byte(reference, tmp_path):
+    """Before: the reader ignored the crc32c the format carries, so a flipped byte in the data
+    file became a silently different weight."""
+    import shutil
+
+    package = musicnn.package_checkpoint("MTT_musicnn")
+    for name in (".index", ".data-00000-of-00001"):
+        shutil.copy(package / name, tmp_path / f"x{name}")
+    prefix = tmp_path / "x"
+    good = read_checkpoint(prefix)
+    data = tmp_path / "x.data-00000-of-00001"
+    _flip(data, data.stat().st_size // 2)
+    with pytest.raises(UserError, match=r"x: variable \S+ fails its crc32c check"):
+        read_checkpoint(prefix)
+    _flip(data, data.stat().st_size // 2)
+    assert read_checkpoint(prefix).keys() == good.keys()
+    index = tmp_path / "x.index"
+    _flip(index, 40)                                # inside the first data block of the table
+    with pytest.raises(UserError, match="the index block at byte 0 fails its crc32c check"):
+        read_checkpoint(prefix)
+
+
+def test_damaged_converted_folder_is_a_user_error(reference, tmp_path, monkeypatch, capsys):
+    from tests.helpers.cli import run_cli
+    from musilingo.models import home
+
+    monkeypatch.setenv("MUSILINGO_HOME", str(tmp_path / "home"))
+    folder = musicnn.musicnn_folder("musicnn-mtt")
+    weights = folder / "model.safetensors"
+    _flip(weights, weights.stat().st_size - 100)    # a weight value: safetensors cannot tell
+    home._CHECKED.clear()
+    with pytest.raises(UserError, match=rf"model.safetensors is not the file it built .*"
+                                        rf"rm -r {folder}"):
+        load_encoder("musicnn-mtt")
+    with pytest.raises(UserError, match="not the file it built"):
+        load_encoder(str(folder))                    # by path too
+    weights.write_bytes(weights.read_bytes()[:50])  # truncated, and no record to compare with
+    (folder / "musilingo_build.json").unlink()
+    with pytest.raises(UserError, match=r"model.safetensors: damaged or not musicnn's weights"):
+        load_encoder(str(folder))
+    import soundfile as sf
+
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "a.wav", np.zeros(16000, np.float32), 16000)
+    code, _, err = run_cli(capsys, "extract", "--encoder", str(folder), "--dataset", "folder",
+                           "--audio-root", str(tmp_path / "audio"), "--out",
+                           str(tmp_path / "c.zarr"))
+    assert code == 2 and "damaged or not musicnn's weights" in err, err
