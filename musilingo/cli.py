@@ -21,7 +21,7 @@ import traceback
 import click
 
 from . import __version__
-from .errors import UserError
+from .errors import EnvironmentFault, UserError
 
 # verb -> "module:attribute" of its click command, in the order of the data flow.
 VERBS = {
@@ -79,6 +79,8 @@ def _environment_fault(exc: BaseException) -> str | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        if isinstance(exc, EnvironmentFault):
+            return str(exc)
         if isinstance(exc, MemoryError):
             return "out of memory; use a smaller --batch-size or fewer --num-workers, then run " \
                    "the same command again (finished work is kept)"

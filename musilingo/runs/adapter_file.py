@@ -28,7 +28,7 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, writing
 from ..features.pooling import window_factor
 
 ADAPTER_WEIGHTS = "adapter.safetensors"
@@ -99,8 +99,13 @@ def save_adapter(folder: str | Path, config: dict, state: dict) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{ADAPTER_WEIGHTS}.tmp{os.getpid()}"
-    save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(tmp),
-              metadata={"format": "pt"})
+    try:
+        with writing(tmp):
+            save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()},
+                      str(tmp), metadata={"format": "pt"})
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, folder / ADAPTER_WEIGHTS)
     atomic_write_text(folder / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
     return folder / ADAPTER_WEIGHTS

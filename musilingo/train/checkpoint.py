@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, writing
 from ..runs.adapter_file import atomic_write_text
 
 RESUME = "resume"
@@ -145,8 +145,14 @@ def save_resume(run_dir: Path, engine, trainer_state: dict, *, rank: int, keep: 
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     _barrier(dist)
-    engine.save_checkpoint(str(tmp), tag=ENGINE_TAG, save_latest=False,
-                           exclude_frozen_parameters=True)
+    try:
+        with writing(tmp):  # a full disk mid-file is torch's "unexpected pos": say what it is
+            engine.save_checkpoint(str(tmp), tag=ENGINE_TAG, save_latest=False,
+                                   exclude_frozen_parameters=True)
+    except BaseException:
+        if rank == 0:  # the half-written state goes; the last complete one stays LATEST
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     states = [None] * dist.get_world_size() if dist.is_initialized() else None
     mine = rng_state()
     if states is not None:

@@ -252,3 +252,54 @@ def test_a_pickled_object_in_the_saved_state_is_refused_without_running(make_cfg
     with pytest.raises(UserError, match="holds Python objects other than tensors") as info:
         run(make_cfg(out=str(out), max_steps=3, save_every=1, resume=True), log=quiet)
     assert "weights_only=False" not in str(info.value) and not marker.exists()
+
+
+def test_a_failed_checkpoint_write_exits_3_and_keeps_the_last_complete_state(make_cfg, tmp_path,
+                                                                             capsys):
+    """Before: a write refused mid-file surfaced as torch's "unexpected pos" (exit 1, a bug).
+    The write is really refused here: a file-size limit (RLIMIT_FSIZE) that the small adapter
+    file fits under and the resume state does not, as a full disk refuses the biggest file."""
+    import resource
+    import signal
+
+    from musilingo.train.checkpoint import latest_resume
+    from tests.helpers.cli import run_cli
+
+    out = tmp_path / "run"
+    kw = dict(out=str(out), max_steps=4, save_every=1)
+    run(make_cfg(stop_after=1, **kw), log=quiet)
+    first = latest_resume(out)
+    assert first.name == "step-00000001"
+    biggest = max(p.stat().st_size for p in first.rglob("*") if p.is_file())
+    adapter = (out / "adapter.safetensors").stat().st_size
+    assert adapter * 2 < biggest
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # write() then fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (adapter * 2, hard))
+    try:
+        code, _, err = run_cli(capsys, "train", "--config", str(out / "config.yaml"),
+                               "resume=true", "stop_after=null")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 3, err
+    assert len(errors) == 1 and "step-00000002" in errors[0] and "run the same command" in errors[0]
+    assert "refused the write" in errors[0] and "a bug" not in errors[0]
+    assert latest_resume(out).name == "step-00000001"           # the last complete state
+    assert not list((out / "resume").glob(".tmp-*"))             # nothing half-written left
+    done = run(make_cfg(resume=True, **kw), log=quiet)          # the same command, space back
+    assert done.steps == 4
+
+
+def test_a_full_disk_reported_by_safetensors_is_an_environment_error(tmp_path):
+    """safetensors reports a full disk as SafetensorError("... Os { code: 28 ..."): exit 3."""
+    import errno
+
+    from musilingo.errors import write_fault
+
+    fault = write_fault(tmp_path / "a", RuntimeError(
+        "Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+        '"No space left on device" })'))
+    assert isinstance(fault, OSError) and fault.errno == errno.ENOSPC
+    assert write_fault(tmp_path / "a", RuntimeError("shape mismatch")) is None
