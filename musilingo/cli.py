@@ -5,7 +5,8 @@ and imported only when used, so `musilingo --help` stays fast and a reader finds
 beside its implementation.
 
 Every failure ends in one `error:` line and an exit status that says whose it is: 2 for a user
-mistake (`UserError`: bad input, a damaged cache, a wrong flag), 3 for the environment (disk
+mistake (`UserError`: bad input, a damaged cache, a wrong flag; or an OS error that says a path
+names the wrong kind of thing: a file where a folder goes), 3 for the environment (disk
 full, permission denied, read-only file system, out of memory: fix it and run the same command
 again, finished work is kept), 130 for Ctrl-C, 1 for a bug. Tracebacks only with `--debug` (or
 MUSILINGO_DEBUG=1).
@@ -68,6 +69,27 @@ ENVIRONMENT_ERRNOS = {
     errno.EMFILE: ("too many open files", "raise `ulimit -n` or use fewer --num-workers"),
     errno.EIO: ("an input/output error", "check the disk"),
 }
+
+
+# errno -> the user's path mistake behind it (exit 2): a folder option given a file, or the reverse.
+PATH_ERRNOS = {
+    errno.EEXIST: "{path} is in the way: it exists and is not the folder expected there; "
+                  "choose another path or remove it",
+    errno.ENOTDIR: "{path}: part of this path is a file, not a folder; choose another path",
+    errno.EISDIR: "{path} is a folder where a file is expected; give a file path",
+    errno.ENAMETOOLONG: "{path}: the path is too long for the file system; choose a shorter one",
+}
+
+
+def _path_mistake(exc: BaseException) -> str | None:
+    """One line for a path given to the wrong kind of thing (None otherwise)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in PATH_ERRNOS and exc.filename:
+            return PATH_ERRNOS[exc.errno].format(path=exc.filename)
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _debug() -> bool:
@@ -151,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
         if fault is not None:
             click.echo(f"error: {fault}", err=True)
             sys.exit(EXIT_ENVIRONMENT)
+        mistake = _path_mistake(exc)
+        if mistake is not None:
+            click.echo(f"error: {mistake}", err=True)
+            sys.exit(EXIT_USER)
         text = str(exc).strip().splitlines()
         click.echo(f"error: unexpected {type(exc).__name__}: {text[0][:200] if text else ''} "
                    "(a bug in musilingo; `musilingo --debug ...` shows the traceback)", err=True)
