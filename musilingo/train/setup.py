@@ -22,7 +22,7 @@ from ..features.sources import CacheSource, EncoderSource
 from ..runs.adapter_file import load_adapter
 from ..models.musilingo import MusiLingo
 from ..options import torch_dtype
-from ..models.llm import load_tokenizer
+from ..models.llm import load_tokenizer, require_llm
 from ..models.lora import add_lora
 from ..models.prompts import stage_template
 from .validation import heldout_sets, validation_plan
@@ -200,6 +200,7 @@ def init_embedding_scale(model: MusiLingo) -> float:
 
 def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     cfg.validate()
+    require_llm(cfg.llm)  # before minutes of data set-up, not after
     if cfg.prompt == "chat":  # rendered from the LLM tokenizer's chat template; fails early
         tokenizer = load_tokenizer(cfg.llm, trust_remote_code=cfg.trust_remote_code)
         template = stage_template(tokenizer, cfg.stage, "chat", cfg.max_text_tokens)

@@ -43,6 +43,7 @@ import torch
 
 from ...errors import UserError
 from ..home import build_folder, check_if_built, models_home, save_model
+from ..hub import require_model
 from .base import NORMALIZE_CHOICES, Encoder
 
 # Hub ids of the real encoders (MERT-v1: loaded natively, see models/encoders/mert.py).
@@ -111,7 +112,10 @@ def resolve_encoder(name: str) -> str:
     """Preset name, hub id or local folder -> what `from_pretrained` takes."""
     if name == "tiny":
         return str(tiny_encoder_folder())
-    return PRESETS.get(name, name)
+    source = PRESETS.get(name, name)
+    require_model(source, "encoder", "pass --encoder with a local model folder, or "
+                  "--encoder tiny (built locally: no download)")
+    return source
 
 
 def _normalize_flag(normalize: str | bool, feature_extractor) -> bool:
