@@ -9,11 +9,12 @@ line and field.
 | name | annotations | audio_root default | records |
 |---|---|---|---|
 | msd | LP-MusicCaps-MSD folder / file / hub id | the annotation folder | captions |
-| musiccaps | musiccaps-public.csv | the CSV's folder | captions |
+| musiccaps | musiccaps-public.csv, or LP-MusicCaps' annotation.json (or its folder) | the file's folder | captions |
 | musicinstruct | music_instruct*.json | the JSON's folder | Q&A |
 | musicqa | *MusicQA.json | the JSON's folder | Q&A |
 | songdescriber | song_describer.csv | the CSV's folder | captions |
 | muchomusic | muchomusic.csv | the CSV's folder | four-option questions |
+| cmibench | CMI-Bench *.jsonl (instruction, output, audio_path) | the file's folder | Q&A |
 | folder | unused (or the folder) | required | no texts |
 | synth | generated folder (or its captions.csv / qa.json) | <folder>/audio | Q&A (captions) |
 """
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from musilingo.data.cmibench import read_cmibench
 from musilingo.data.folder import read_folder
 from musilingo.data.msd import CAPTION_FIELDS, read_msd
 from musilingo.data.muchomusic import read_muchomusic
@@ -49,7 +51,7 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec("msd", read_msd, "caption",
                 "LP-MusicCaps-MSD captions (parquet/arrow/json folder, file, or hub id)"),
     DatasetSpec("musiccaps", read_musiccaps, "caption",
-                "MusicCaps CSV; audio_root holds <ytid>.wav"),
+                "MusicCaps CSV or LP-MusicCaps annotation.json; audio_root holds <ytid>.wav"),
     DatasetSpec("musicinstruct", read_musicinstruct, "qa",
                 'MusicInstruct JSON {"QA": [...]}; audio_root holds the MusicCaps <ytid>.wav'),
     DatasetSpec("musicqa", read_musicqa, "qa",
@@ -58,6 +60,8 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                 "Song Describer CSV; audio_root holds the path column's files (evaluation only)"),
     DatasetSpec("muchomusic", read_muchomusic, "mcq",
                 "MuChoMusic CSV of four-option questions (evaluation only)"),
+    DatasetSpec("cmibench", read_cmibench, "qa",
+                "CMI-Bench jsonl (instruction -> output); audio_root is the CMI-Bench folder"),
     DatasetSpec("folder", read_folder, "audio",
                 "every audio file under audio_root, without annotations"),
     DatasetSpec("synth", read_synth, "qa",
@@ -73,6 +77,7 @@ TEST_SETS: dict[str, tuple[str, str]] = {
     "musicqa": ("musicqa", "qa"),
     "songdescriber": ("songdescriber", "caption"),
     "muchomusic": ("muchomusic", "mcq"),
+    "cmibench": ("cmibench", "qa"),
 }
 TRAIN_SETS = tuple(name for name, spec in DATASETS.items() if spec.kind in ("caption", "qa")
                    and name != "songdescriber")  # songdescriber is evaluation only

@@ -75,6 +75,11 @@ def load_msd_splits(annotations: str | Path, split: str | None) -> dict:
         loaded = datasets.load_from_disk(str(path))
         splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) \
             else {default_split: loaded}
+    elif path.is_dir() and (path / "annotation.json").is_file() \
+            and (path / "track_split.json").is_file():
+        raise UserError(f"{path}: this is LP-MusicCaps' MusicCaps layout (annotation.json keyed "
+                        "[ytid]-[start-end], track_split.json), not LP-MusicCaps-MSD; read it "
+                        "with --dataset musiccaps")
     elif path.is_dir():
         files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in _FORMATS
                        and not any(part.startswith(".") for part in f.relative_to(path).parts))

@@ -7,6 +7,11 @@ The test split is the AudioSet-eval half (`is_audioset_eval` True), as in MusiLi
 MusicCaps CSV: `ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,
 is_balanced_subset,is_audioset_eval`, booleans as the strings True/False, `aspect_list` a Python
 list literal (parsed with ast.literal_eval, never eval).
+LP-MusicCaps' copy (`annotation.json`, or its folder): one JSON object keyed `[ytid]-[start-end]`,
+each value a MusicCaps row with real JSON lists and booleans; `track_split.json` beside it
+(`train_track`, `valid_track`, `test_track`: lists of those keys) gives the split LP-MusicCaps
+used, and a key it does not list falls back to `is_audioset_eval`. Clip ids are the ytid either
+way, so one cache serves both layouts.
 MusicInstruct JSON: `{"QA": [{"ytid","question","answer","is_audioset_eval","sampling_rate",...}]}`
 with booleans as JSON booleans or as strings; fields beyond the required ones go to `meta`
 (that is how the synthetic set's `attribute`/`value` reach the demo's scorer).
@@ -14,12 +19,14 @@ with booleans as JSON booleans or as strings; fields beyond the required ones go
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 from musilingo.data.annotations import (bool_field, fail, read_csv_rows, read_json_items,
                                         require_file, text_field)
 from musilingo.data.records import (AudioLocator, DatasetRecords, Record, audio_root_path,
                                     partition)
+from musilingo.errors import UserError
 
 MUSICCAPS_REQUIRED = ("ytid", "caption", "is_audioset_eval")
 MUSICCAPS_COLUMNS = ("ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list",
@@ -51,11 +58,50 @@ def _aspect_list(value: str, path: Path, line: int) -> list[str]:
     return aspects
 
 
+def _musiccaps_file(annotations: str | Path | None) -> Path:
+    """The CSV or LP-MusicCaps' annotation.json; a folder holding either stands for it."""
+    if annotations is not None and Path(annotations).expanduser().is_dir():
+        folder = Path(annotations).expanduser()
+        for name in ("annotation.json", "musiccaps-public.csv"):
+            if (folder / name).is_file():
+                return folder / name
+        raise UserError(f"{folder}: holds neither musiccaps-public.csv nor LP-MusicCaps' "
+                        "annotation.json; pass the MusicCaps CSV or annotation.json")
+    return require_file(annotations, "MusicCaps CSV (or LP-MusicCaps annotation.json)")
+
+
+def _lpmc_rows(path: Path) -> list[tuple[str, dict, str | None]]:
+    """(key, row, split or None) of LP-MusicCaps' annotation.json, with track_split.json's split."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise fail(path, None, f"not valid JSON ({type(exc).__name__}: {str(exc)[:80]})",
+                   "pass LP-MusicCaps' annotation.json as downloaded") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise fail(path, None, "expected one JSON object of MusicCaps rows keyed "
+                   "[ytid]-[start-end]", "pass LP-MusicCaps' annotation.json, or the CSV")
+    splits: dict[str, str] = {}
+    split_file = path.with_name("track_split.json")
+    if split_file.is_file():
+        try:
+            table = json.loads(split_file.read_text(encoding="utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise fail(split_file, None, f"not valid JSON ({type(exc).__name__})",
+                       "pass LP-MusicCaps' track_split.json as downloaded, or remove it") from None
+        for field, keys in (table.items() if isinstance(table, dict) else []):
+            word = field.removesuffix("_track")
+            if word in ("train", "valid", "test") and isinstance(keys, list):
+                splits.update({str(k): word for k in keys})
+    return [(key, row, splits.get(key)) for key, row in data.items()]
+
+
 def read_musiccaps(annotations: str | Path | None, audio_root: str | Path | None, *,
                    split: str | None = None, name: str = "musiccaps") -> DatasetRecords:
     """One caption record per CSV row; clip_id = ytid; audio = audio_root/<ytid>.wav."""
-    path = require_file(annotations, "MusicCaps CSV")
+    path = _musiccaps_file(annotations)
     root = audio_root_path(audio_root, path.parent)
+    if path.suffix.lower() == ".json":
+        return _read_lpmc(path, root, split, name)
     locator = AudioLocator()
     records = []
     for line, row in read_csv_rows(path, MUSICCAPS_REQUIRED, "MusicCaps"):
@@ -80,6 +126,34 @@ def read_musiccaps(annotations: str | Path | None, audio_root: str | Path | None
         records.append(Record(clip_id=ytid, audio_path=locator.find(root / f"{ytid}.wav"),
                               split=record_split, texts={"caption": caption},
                               source=f"{path}:{line}", meta=meta))
+    return partition(name, records, locator, root)
+
+
+def _read_lpmc(path: Path, root: Path, split: str | None, name: str) -> DatasetRecords:
+    locator = AudioLocator()
+    records = []
+    for key, row, listed in _lpmc_rows(path):
+        where = f"[{key}]"
+        ytid = text_field(row, "ytid", path, where, "MusicCaps")
+        caption = text_field(row, "caption", path, where, "MusicCaps")
+        record_split = listed or _split_of(bool_field(row, "is_audioset_eval", path, where,
+                                                      "MusicCaps"))
+        if split is not None and record_split != split:
+            continue
+        aspects = row.get("aspect_list", [])
+        if not isinstance(aspects, list) or not all(isinstance(a, str) for a in aspects):
+            raise fail(path, where, "field 'aspect_list' is not a list of strings",
+                       "write it as a JSON list, e.g. [\"piano\", \"slow tempo\"]")
+        meta: dict = {"ytid": ytid, "aspect_list": aspects, "key": key}
+        for field in ("start_s", "end_s", "author_id", "is_balanced_subset", "is_audioset_eval"):
+            if row.get(field) is not None:
+                meta[field] = row[field]
+        labels = row.get("audioset_positive_labels")
+        if isinstance(labels, str) and labels.strip():
+            meta["audioset_positive_labels"] = labels.split(",")
+        records.append(Record(clip_id=ytid, audio_path=locator.find(root / f"{ytid}.wav"),
+                              split=record_split, texts={"caption": caption},
+                              source=f"{path}:{where}", meta=meta))
     return partition(name, records, locator, root)
 
 

@@ -128,3 +128,89 @@ def test_folder_reader_on_real_audio(shared_data):
                for r in data.records)
     assert data.missing == []
     assert read_dataset("folder", None, root, split="train").records == []
+
+
+@pytest.fixture(scope="module")
+def lpmc_folder(shared_data: Path) -> Path:
+    return shared_data / "annotations" / "lp-music-caps" / "musiccaps_sample20"
+
+
+def test_lp_musiccaps_annotation_json_reads_like_the_csv(lpmc_folder, musiccaps_csv, tmp_path):
+    """Before: LP-MusicCaps' own annotation.json failed (msd: a vague DatasetGenerationError;
+    musiccaps: "missing column 'ytid'")."""
+    data = read_dataset("musiccaps", lpmc_folder, tmp_path)        # the folder, or the file
+    same = read_dataset("musiccaps", lpmc_folder / "annotation.json", tmp_path)
+    everything = data.missing
+    assert len(everything) == 20 and [r.clip_id for r in same.missing] == [r.clip_id for r in everything]
+    # track_split.json puts all 20 in train, whatever is_audioset_eval says (10 are True)
+    assert {r.split for r in everything} == {"train"}
+    assert sum(r.meta["is_audioset_eval"] for r in everything) == 10
+    first = everything[0]
+    assert first.clip_id == "rOOBAGxxjBk" and first.meta["start_s"] == 10
+    assert "tuba" in first.meta["aspect_list"] and first.texts["caption"].startswith("This music")
+    # The same clip, the same caption and id as in the official CSV: one cache serves both.
+    csv_rows = {r.clip_id: r for r in read_dataset("musiccaps", musiccaps_csv, tmp_path).missing}
+    for record in everything:
+        assert csv_rows[record.clip_id].texts == record.texts
+        assert csv_rows[record.clip_id].meta["aspect_list"] == record.meta["aspect_list"]
+    assert read_dataset("musiccaps", lpmc_folder, tmp_path, split="test").missing == []
+
+
+def test_lp_musiccaps_folder_given_to_msd_names_the_right_reader(lpmc_folder, tmp_path):
+    from musilingo.errors import UserError
+
+    with pytest.raises(UserError, match="LP-MusicCaps' MusicCaps layout.*--dataset musiccaps"):
+        read_dataset("msd", lpmc_folder, tmp_path)
+
+
+def test_lp_musiccaps_json_without_split_file_uses_is_audioset_eval(lpmc_folder, tmp_path):
+    (tmp_path / "annotation.json").write_bytes((lpmc_folder / "annotation.json").read_bytes())
+    data = read_dataset("musiccaps", tmp_path / "annotation.json", tmp_path)
+    assert sum(r.split == "test" for r in data.missing) == 10
+
+
+@pytest.mark.parametrize("name,lines,tests,clips", [("CMI_MusicCaps", 5451, 2813, 5451),
+                                                    ("CMI_SDD", 1106, 1106, 706)])
+def test_cmi_bench_jsonl(shared_data, tmp_path, name, lines, tests, clips):
+    path = shared_data / "annotations" / "cmi-bench" / f"{name}.jsonl"
+    data = read_dataset("cmibench", path, tmp_path)
+    everything = data.records + data.missing
+    assert len(everything) == lines and sum(r.split == "test" for r in everything) == tests
+    assert len({r.clip_id for r in everything}) == clips
+    first = json.loads(path.read_text().splitlines()[0])
+    record = everything[0]
+    assert record.texts == {"question": first["instruction"], "answer": first["output"]}
+    assert record.meta["audio_path"] == first["audio_path"][0]
+    _touch(tmp_path / first["audio_path"][0])                  # audio under the CMI-Bench root
+    again = read_dataset("cmibench", path, tmp_path, split=first["split"][0])
+    assert [r.clip_id for r in again.records] == [record.clip_id]
+
+
+def test_cmi_bench_clip_ids_match_the_musiccaps_and_sdd_readers(shared_data, musiccaps_csv,
+                                                                sdd_csv, tmp_path):
+    cmi = shared_data / "annotations" / "cmi-bench"
+    mc = {r.clip_id for r in read_dataset("musiccaps", musiccaps_csv, tmp_path).missing}
+    sdd = {r.clip_id for r in read_dataset("songdescriber", sdd_csv, tmp_path).missing}
+    cmi_mc = {r.clip_id for r in read_dataset("cmibench", cmi / "CMI_MusicCaps.jsonl",
+                                              tmp_path).missing}
+    cmi_sdd = {r.clip_id for r in read_dataset("cmibench", cmi / "CMI_SDD.jsonl",
+                                               tmp_path).missing}
+    assert cmi_mc <= mc and cmi_sdd == sdd
+
+
+def test_cmi_bench_bad_lines_name_the_line(tmp_path):
+    from musilingo.errors import UserError
+
+    good = {"instruction": "Describe.", "input": "", "output": "A song.", "split": ["test"],
+            "audio_path": ["a/x.wav"]}
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps(dict(good, split="nope")) + "\n")
+    with pytest.raises(UserError, match=r"c.jsonl:3: split 'nope'"):
+        read_dataset("cmibench", path, tmp_path)
+    path.write_text(json.dumps(good) + "\n{oops\n")
+    with pytest.raises(UserError, match=r"c.jsonl:2: not a JSON object"):
+        read_dataset("cmibench", path, tmp_path)
+    path.write_text(json.dumps(dict(good, audio_path=["../../etc/passwd.wav"])) + "\n")
+    (tmp_path / "a").mkdir()
+    data = read_dataset("cmibench", path, tmp_path / "a")
+    assert data.records == [] and len(data.refused) == 1       # outside the root: refused

@@ -48,7 +48,7 @@ def test_musicinstruct_records_splits_and_meta(tmp_path):
 
 def test_registry_names_and_extensions():
     assert list(DATASETS) == ["msd", "musiccaps", "musicinstruct", "musicqa", "songdescriber",
-                              "muchomusic", "folder", "synth"]
+                              "muchomusic", "cmibench", "folder", "synth"]
     assert all(spec.kind in ("caption", "qa", "mcq", "audio") for spec in DATASETS.values())
     from musilingo.data import TEST_SETS, TRAIN_SETS
 
