@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -30,29 +30,46 @@ from ..features.sources import as_source
 
 
 class Progress:
-    """'generate: 40/120 items, 2.1 items/s, about 38 s left' on stderr, at most every `every` s."""
+    """'generate: 40/120 items, 2.1 items/s, about 38 s left' on stderr: after the first
+    batch (so a slow model shows its rate at once), then at most every `every` s, and at the
+    end. With total None (a caption run over files of unknown length) it counts without an ETA."""
 
-    def __init__(self, total: int, log: Callable[[str], None] | None, what: str = "generate",
-                 every: float = 10.0, done: int = 0):
-        self.total, self.log, self.what, self.every = total, log, what, every
-        self.done, self.start_done = done, done
+    def __init__(self, total: int | None, log: Callable[[str], None] | None,
+                 what: str = "generate", every: float = 10.0, done: int = 0,
+                 unit: str = "items"):
+        self.total, self.log, self.what, self.every, self.unit = total, log, what, every, unit
+        self.done, self.start_done, self.said = done, done, False
         self.t0 = self.last = time.perf_counter()
 
     def add(self, n: int) -> None:
         self.done += n
         now = time.perf_counter()
-        if self.log is None or (now - self.last < self.every and self.done < self.total):
+        finished = self.total is not None and self.done >= self.total
+        if self.log is None or (self.said and now - self.last < self.every and not finished):
             return
-        self.last = now
+        self.said, self.last = True, now
         rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
+        if self.total is None:
+            self.log(f"{self.what}: {self.done:,} {self.unit}, {rate:.2f} {self.unit}/s")
+            return
         left = (self.total - self.done) / rate if rate > 0 else float("nan")
-        self.log(f"{self.what}: {self.done:,}/{self.total:,} items, {rate:.2f} items/s, "
-                 f"about {left:.0f} s left")
+        self.log(f"{self.what}: {self.done:,}/{self.total:,} {self.unit}, {rate:.2f} "
+                 f"{self.unit}/s, about {left:.0f} s left")
 
 
-def _clip_features(source, clip: str, factor: int, budget: int | None, cache: dict):
+def listened(log, clip, segments: list, seconds: float, slow: float = 5.0) -> None:
+    """Say what a slow encoder pass did (a long recording on CPU takes minutes)."""
+    if log is not None and seconds >= slow:
+        audio = sum(getattr(s, "seconds", 0.0) for s in segments)
+        log(f"listened to {clip}: {len(segments)} segments ({audio:.0f} s of audio) in "
+            f"{seconds:.0f} s")
+
+
+def _clip_features(source, clip: str, factor: int, budget: int | None, cache: dict, log=None):
     if clip not in cache:
+        t0 = time.perf_counter()
         segs = source.segments(clip)
+        listened(log, clip, segs, time.perf_counter() - t0)
         f, c, used = join_segments(segs, factor, budget)
         cache[clip] = (f, c, used, len(segs))
         while len(cache) > 64:  # bounded: features are re-read if a clip comes back later
@@ -87,17 +104,17 @@ def generate_for_items(model, items: list[Item], features, *,
                 raise UserError(f"item {it.id}: the adapter's instruct template needs a question")
             prompt = prompt_example(model, it.question if has_q else None)
             f, c, used, n = _clip_features(source, it.heard, factor,
-                                           audio_budget(model, prompt, config), cache)
+                                           audio_budget(model, prompt, config), cache, log)
             if used < n:
                 truncated.add(it.heard)
             prompts.append(prompt)
             feats.append((f, c))
-        outs = generate(model, prompts, feats, config, batch_size=batch_size)
+        outs = generate(model, prompts, feats, config, batch_size=batch_size,
+                        on_batch=lambda idx, _: progress.add(len(idx)))
         texts = [o.answer for o in outs]
         answers += texts
         if on_batch is not None:
             on_batch(part, texts)
-        progress.add(len(part))
     if truncated and log is not None:
         log(f"{len(truncated)} clips were longer than the LLM's context allows; their first "
             "segments were used")

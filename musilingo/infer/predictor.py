@@ -22,6 +22,7 @@ otherwise answers per segment. `chat` uses as many whole segments as fit.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from ..features import join_segments
 from ..models.prompts import CAPTION_QUESTION
 from .generation import (GenerationConfig, audio_budget, audio_tokens, chat_example,
                          generate, prompt_example)
+from .items import Progress, listened
 from ..data.folder import expand_audio
 from ..features.sources import CacheSource, EncoderSource
 from ..runs.adapter_file import check_fits, load_model, read_config, run_folder
@@ -73,7 +75,9 @@ class Predictor:
     # ------------------------------------------------------------------------- helpers
     def segments(self, key) -> list:
         """Every pooled segment of a clip (a file, or a cache clip id), computed now."""
+        t0 = time.perf_counter()
         segments = list(self.source.segments(key))
+        listened(self.log, key, segments, time.perf_counter() - t0)
         if not segments:
             raise UserError(f"{key}: shorter than one encoder frame; nothing to listen to")
         return segments
@@ -91,11 +95,13 @@ class Predictor:
         f, c, _ = join_segments(segments, factor)
         return f, c
 
-    def _run(self, jobs: list[tuple[dict, str | None, tuple]]) -> list[dict]:
+    def _run(self, jobs: list[tuple[dict, str | None, tuple]], progress=None) -> list[dict]:
         """Generate for (row, question, features) jobs; fills the row's answer field."""
         prompts = [prompt_example(self.model, self._question(q)) for _, q, _ in jobs]
+        progress = progress or Progress(len(jobs), self.log, "generate", unit="answers")
         outs = generate(self.model, prompts, [f for _, _, f in jobs], self.generation,
-                        batch_size=self.batch_size)
+                        batch_size=self.batch_size,
+                        on_batch=lambda idx, _: progress.add(len(idx)))
         rows = []
         for (row, _, _), out in zip(jobs, outs):
             key = "caption" if "caption" in row else "answer"
@@ -130,6 +136,7 @@ class Predictor:
 
         keys = list(audio) if isinstance(self.source, CacheSource) else expand_audio(audio)
         question = CAPTION_QUESTION if self.model.template.has_question else None
+        progress = Progress(None, self.log, "caption", unit="captions")
         pending: list = []
         for i, key in enumerate(keys):
             try:
@@ -141,10 +148,10 @@ class Predictor:
                 continue
             pending += self._jobs(key, segments, question, whole_track, "caption")
             if len(pending) >= 4 * self.batch_size or i == len(keys) - 1:
-                yield from self._run(pending)
+                yield from self._run(pending, progress)
                 pending = []
         if pending:
-            yield from self._run(pending)
+            yield from self._run(pending, progress)
 
     def caption(self, audio, *, whole_track: bool = False) -> list[dict]:
         """[{clip, start, end, scope, caption}] for every segment (or track) of every file."""

@@ -134,3 +134,33 @@ def test_ask_and_chat_cli(run_dir, audio_dir):
     assert "stdin line 4 is not valid UTF-8" in result.stderr
     # chat answers one line at a time: it offers no batch size
     assert "--batch-size" not in CliRunner().invoke(chat, ["--help"]).output
+
+
+def test_a_caption_run_says_how_far_it_is(run_dir, audio_dir):
+    """Before: a long file was captioned for minutes with nothing on stderr."""
+    lines: list[str] = []
+    p = Predictor.load(run_dir, log=lines.append)
+    p.generation.max_new_tokens = MAX_NEW
+    p.batch_size = 2
+    rows = p.caption(audio_dir / "long.wav")
+    assert len(rows) == 3
+    said = [ln for ln in lines if ln.startswith("caption: ")]
+    # after the first batch at once, then at most every 10 s: the first line is the first batch
+    assert said and said[0].startswith("caption: 2 captions, ") and "captions/s" in said[0]
+    lines.clear()
+    p.ask(audio_dir / "long.wav", "What instrument is playing?")
+    assert any(ln.startswith("generate: 1/1 answers") for ln in lines), lines
+
+
+def test_a_slow_encoder_pass_is_reported(audio_dir):
+    from musilingo.infer.items import Progress, listened
+
+    lines: list[str] = []
+    listened(lines.append, "long.wav", [type("S", (), {"seconds": 30.0})()] * 3, seconds=6.2)
+    listened(lines.append, "short.wav", [], seconds=0.1)
+    assert lines == ["listened to long.wav: 3 segments (90 s of audio) in 6 s"]
+    progress = Progress(5, lines.append, "generate", every=3600)
+    progress.add(1)                  # the first batch: said at once
+    progress.add(1)                  # within `every`: quiet
+    progress.add(3)                  # the end: said
+    assert [ln.split(",")[0] for ln in lines[1:]] == ["generate: 1/5 items", "generate: 5/5 items"]
