@@ -8,6 +8,8 @@ an LLM folder without a tokenizer.
 """
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -200,7 +202,6 @@ def init_embedding_scale(model: MusiLingo) -> float:
 
 def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     cfg.validate()
-    require_llm(cfg.llm)  # before minutes of data set-up, not after
     if cfg.prompt == "chat":  # rendered from the LLM tokenizer's chat template; fails early
         tokenizer = load_tokenizer(cfg.llm, trust_remote_code=cfg.trust_remote_code)
         template = stage_template(tokenizer, cfg.stage, "chat", cfg.max_text_tokens)
@@ -208,6 +209,7 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
         template = stage_template(None, cfg.stage, "vicuna", cfg.max_text_tokens)
     sources = feature_sources(cfg, device, say)
     layers, dim, stride, encoder = check_sources(sources, cfg.t)
+    require_llm(cfg.llm)  # before the data set-up (minutes at MSD scale), not after
     sets, skipped = [], {}
     for spec, source in zip(cfg.datasets, sources):
         ts = build_trainset(spec, cfg.stage, source, cfg.max_missing_fraction)
@@ -227,11 +229,16 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
         from transformers.integrations import HfDeepSpeedConfig
 
         hf_ds = HfDeepSpeedConfig(ds)
+    # A first use builds the LLM's folder and a 7B load takes minutes: say so, then how long.
+    say(f"loading the frozen LLM {cfg.llm} ({cfg.dtype}) ...")
+    t0 = time.perf_counter()
     model = MusiLingo.build(cfg.llm, encoder_dim=dim, num_layers=layers, stride=stride, t=cfg.t,
                             aggregation=cfg.layer_aggregation, template=template, encoder=encoder,
                             dtype=torch_dtype(cfg.dtype), device=device,
                             trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
                             kind=cfg.adapter)
+    say(f"LLM {cfg.llm}: {sum(p.numel() for p in model.llm.parameters()) / 1e6:.0f}M frozen "
+        f"parameters, loaded in {time.perf_counter() - t0:.0f} s")
     if cfg.lora_rank:
         n = add_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                      targets=cfg.lora_targets)

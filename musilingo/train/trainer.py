@@ -97,6 +97,8 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
     ds = resolve_ds_config(cfg, device_kind)
     job = prepare(cfg, ds, device=device, rank=rank, world=world, say=say)
     steps_per_epoch, total_steps, warmup = job.steps_per_epoch, job.total_steps, job.warmup_steps
+    say(f"starting DeepSpeed (ZeRO stage {zero_stage(ds)}, {world} process"
+        f"{'es' if world > 1 else ''}) ...")
     engine, sched = build_engine(job.model, cfg, ds, warmup_steps=warmup, total_steps=total_steps)
     del job.hf_ds_config  # ZeRO-3 loading is done: later loads in this process are ordinary
 
