@@ -111,6 +111,19 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
     return TrainConfig.from_dict(recipe)
 
 
+def prepare_llm(llm: str, *, progress: bool, log) -> None:
+    """Build a preset LLM's folder now, as a step of its own: the tiny LM's first-use
+    pre-training takes minutes and belongs in the time table, not inside the first training."""
+    from ..models.llm import resolve_llm
+
+    if llm == "tiny-lm":
+        from ..models.tiny_lm import tiny_lm_folder
+
+        tiny_lm_folder(progress=progress, log=log)
+    else:
+        resolve_llm(llm)
+
+
 def _finished(run_dir: Path, steps: int) -> bool:
     """A run folder whose adapter was saved after all its steps (reused on a re-run)."""
     state = run_dir / "demo_done.json"
@@ -170,13 +183,13 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     times: dict[str, float] = {}
     t0 = time.time()
 
-    log(f"demo: 1/5 generating {cfg.n_train} + {cfg.n_test} synthetic clips in {out / 'data'}")
+    log(f"demo: 1/6 generating {cfg.n_train} + {cfg.n_test} synthetic clips in {out / 'data'}")
     data = generate(out / "data", n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed,
                     seconds=cfg.seconds)
     times["generate"] = time.time() - t0
 
     t = time.time()
-    log(f"demo: 2/5 extracting {cfg.encoder} encoder features into {out / 'cache.zarr'}")
+    log(f"demo: 2/6 extracting {cfg.encoder} encoder features into {out / 'cache.zarr'}")
     clips = clip_list(read_dataset("synth", data / "captions.csv", None))
     stride = math.gcd(cfg.t, TRAINING_T)
     run_extract(clips, ExtractConfig(out=str(out / "cache.zarr"), encoder=cfg.encoder,
@@ -185,12 +198,17 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
                 dataset_info={"name": "synth", "annotations": str(data)}, log=log)
     times["extract"] = time.time() - t
 
+    t = time.time()
+    log(f"demo: 3/6 preparing the LLM {cfg.llm} (built on first use into the models home)")
+    prepare_llm(cfg.llm, progress=cfg.progress, log=log)
+    times["llm"] = time.time() - t
+
     runs = out / "runs"
     if cfg.variants:
         from .variants import parse_variants, run_variants, variants_markdown
 
         names = parse_variants(cfg.variants)
-        log(f"demo: 3/3 training and scoring {len(names)} variants from the one cache")
+        log(f"demo: 4/4 training and scoring {len(names)} variants from the one cache")
         rows = run_variants(cfg, names, data, out / "cache.zarr", runs, log, _train_config)
         times["total"] = time.time() - t0
         report = out / "report"
@@ -212,18 +230,18 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     stage1 = None
     if cfg.pretrain_steps > 0:
         t = time.time()
-        log(f"demo: 3/5 stage 1, {cfg.pretrain_steps} steps on captions ({cfg.llm})")
+        log(f"demo: 4/6 stage 1, {cfg.pretrain_steps} steps on captions ({cfg.llm})")
         stage1 = _train(cfg, "pretrain", data, out / "cache.zarr", runs / "pretrain", None, log)
         times["pretrain"] = time.time() - t
     else:
-        log("demo: 3/5 stage 1 skipped (pretrain_steps=0)")
+        log("demo: 4/6 stage 1 skipped (pretrain_steps=0)")
     t = time.time()
-    log(f"demo: 4/5 stage 2, {cfg.instruct_steps} steps on attribute Q&A ({cfg.llm})")
+    log(f"demo: 5/6 stage 2, {cfg.instruct_steps} steps on attribute Q&A ({cfg.llm})")
     stage2 = _train(cfg, "instruct", data, out / "cache.zarr", runs / "instruct", stage1, log)
     times["instruct"] = time.time() - t
 
     t = time.time()
-    log("demo: 5/5 evaluating untrained, trained and shuffled-audio adapters on the test split")
+    log("demo: 6/6 evaluating untrained, trained and shuffled-audio adapters on the test split")
     metrics = evaluate_demo(cfg, data, out / "cache.zarr", stage2, untrained, log=log)
     times["evaluate"] = time.time() - t
     times["total"] = time.time() - t0

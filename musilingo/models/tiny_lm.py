@@ -190,10 +190,14 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
     return {"held_out_token_accuracy": accuracy, "final_loss": float(loss.detach())}
 
 
-def tiny_lm_folder(seed: int = 0) -> Path:
+def tiny_lm_folder(seed: int = 0, *, progress: bool = True, log=None) -> Path:
+    """The pre-trained tiny LM's folder, built on first use (a tqdm bar, or with progress=False
+    a `log` line every 100 steps)."""
     from .home import build_folder, models_home
 
     return build_folder(models_home() / "llms" / f"tiny-lm-v{TINY_LM_VERSION}-s{seed}",
-                        lambda tmp: build_tiny_lm(tmp, seed=seed, progress=True), what="tiny-lm",
+                        lambda tmp: build_tiny_lm(tmp, seed=seed, progress=progress,
+                                                  log=None if progress else log),
+                        what="tiny-lm",
                         note="pre-training a 2-layer Llama on the synthetic set's text (once, "
                              "~1.5 min on 2 cores)")
