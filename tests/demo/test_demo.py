@@ -38,6 +38,9 @@ def test_quick_demo_writes_the_report(quick_demo):
     assert (report / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Attribute accuracy" in (report / "summary.md").read_text()
     assert "Listening margin" in stdout
+    # the LLM's first-use build is a step of its own, timed in the report
+    assert "demo: 3/6 preparing the LLM tiny-lm" in stdout and "llm" in metrics["seconds"]
+    assert "llm " in (report / "summary.md").read_text().split("## Time (seconds)")[1]
     assert set(metrics["conditions"]) == {"untrained", "trained", "shuffled"}
     # every metric of the protocol ran (or says why not): nothing silently dropped
     qa = metrics["conditions"]["trained"]["qa_metrics"]
