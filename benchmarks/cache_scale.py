@@ -176,7 +176,9 @@ def step_trainset(n: int, work: Path) -> None:
     spec = DataSpec(name="msd", annotations=str(ann.parent), audio_root=str(work / "audio"),
                     split="train")
     ts = build_trainset(spec, "pretrain", src, 0.0)
-    groups = np.array([src.group(e.clip_id) for e in ts.examples])
+    groups = getattr(ts.examples, "groups", None)  # as train/setup.py's shuffle_groups
+    if groups is None:
+        groups = np.array([src.group(e.clip_id) for e in ts.examples])
     assert len(ts.examples) == n and groups.max() == (n - 1) // SHARD_ROWS
 
 

@@ -13,10 +13,16 @@ audio_root/`path` (like `8/1/8134074.clip.mp3`). MusiLingo's stage 1 trains on
 - a hub id (`seungheondoh/LP-MusicCaps-MSD`), which needs a network or a warm HF cache.
 Files whose path names no split, and a saved single Dataset, are labelled `split` if given,
 else "train". The hub's "validation" split name is mapped to "valid".
+
+`msd_columns` is training's lean view of the same data: only `track_id`, `path` and the chosen
+caption, as the Arrow columns `datasets` memory-maps, checked column by column, never a Python
+object per row (520k rows of Records cost ~1.3 GB; these cost next to nothing).
 """
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from musilingo.data.annotations import fail
@@ -153,3 +159,78 @@ def read_msd(annotations: str | Path | None, audio_root: str | Path | None, *,
             records.append(Record(clip_id=track, audio_path=root / rel, split=split_name,
                                   texts=texts, source=f"{where}:{row + 1}", meta=meta))
     return partition(name, records, locator, root)
+
+
+@dataclass
+class MsdColumns:
+    """One split's training columns (Arrow arrays) and the 0-based annotation rows they keep."""
+
+    where: str           # "<annotations>:<split>", the prefix of every row's source
+    track_id: object     # pyarrow (Chunked)Array of str
+    caption: object
+    path: object
+    rows: object         # numpy int64: kept row -> its annotation row
+    root: Path
+    refused: int         # rows whose audio path leaves the audio root
+
+
+def _bad_string_row(column) -> int | None:
+    """The first row that is null or blank, or None."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    bad = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
+    rows = np.flatnonzero(np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool))
+    return int(rows[0]) if len(rows) else None
+
+
+def msd_columns(annotations, audio_root, *, split: str | None = None,
+                caption_field: str = "caption_writing") -> list[MsdColumns]:
+    """The splits' (track_id, caption, path) columns for training from a cache, with the same
+    checks as `read_msd` (missing columns, empty values, paths leaving the audio root)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if annotations is None:
+        raise UserError("msd: no annotations given; pass the LP-MusicCaps-MSD folder, file or "
+                        "hub id")
+    if caption_field not in CAPTION_FIELDS:
+        raise UserError(f"msd: caption field {caption_field!r} is not one of "
+                        f"{', '.join(CAPTION_FIELDS)}; pick one of those")
+    local = Path(annotations).expanduser()
+    root = audio_root_path(audio_root, local if local.is_dir() else local.parent)
+    out = []
+    for split_name, dataset in load_msd_splits(annotations, split).items():
+        if split is not None and split_name != split:
+            continue
+        where = f"{annotations}:{split_name}"
+        table = dataset.data  # the memory-mapped Arrow table: no copy
+        columns = {}
+        for name in ("track_id", "path", caption_field):
+            if name not in table.column_names:
+                raise fail(where, None, f"missing column {name!r} (columns: "
+                           f"{', '.join(table.column_names)})",
+                           "use LP-MusicCaps-MSD annotations with their original columns")
+            column = table.column(name)
+            if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+                raise fail(where, 1, f"column {name!r} holds {column.type}, not strings",
+                           "use LP-MusicCaps-MSD annotations with their original columns")
+            row = _bad_string_row(column)
+            if row is not None:
+                raise fail(where, row + 1, f"column {name!r} is {column[row].as_py()!r}, not a "
+                           "non-empty string", "fix or drop that row")
+            columns[name] = column
+        # An audio path may not leave the root: absolute, or `..` climbing out (read_dataset's
+        # rule; symlinks are not followed here, since training from a cache opens no audio).
+        path = columns["path"]
+        suspect = pc.match_substring_regex(path, r"^/|(^|/)\.\.(/|$)|\\").to_numpy(
+            zero_copy_only=False).astype(bool)
+        keep = np.ones(len(path), dtype=bool)
+        for i in np.flatnonzero(suspect):
+            rel = path[int(i)].as_py()
+            normal = os.path.normpath(rel.replace("\\", "/"))
+            keep[i] = not (os.path.isabs(rel) or normal == ".." or normal.startswith("../"))
+        out.append(MsdColumns(where, columns["track_id"], columns[caption_field], path,
+                              np.flatnonzero(keep), root, int((~keep).sum())))
+    return out

@@ -196,6 +196,12 @@ class CacheSource:
     def group(self, key) -> int:
         return self.cache.rows(str(key))[0] // self.cache.shard_rows
 
+    def groups(self, keys):
+        """`group` of every key at once (an Arrow column of clip ids), as a numpy array; -1
+        where a clip has no features."""
+        first = self.cache.first_done_rows(keys)
+        return (first // self.cache.shard_rows) * (first >= 0) - (first < 0)
+
     def _row(self, row: int) -> PooledSegment:
         if not self.shard_reads:
             return self.cache.read_row(row)

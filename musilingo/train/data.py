@@ -22,6 +22,7 @@ and a resumed run continues from a micro-batch index.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,10 +38,52 @@ from ..models.prompts import CAPTION_QUESTION, PromptTemplate, tokenize_example
 @dataclass
 class TrainSet:
     name: str
-    examples: list[Item]
+    examples: "list[Item] | ColumnExamples"
     features: FeatureSource
     skipped: int       # annotation rows with no features
     missing_ids: list[str]
+
+
+class ColumnExamples(Sequence):
+    """Examples kept as their annotation columns (Arrow, memory-mapped by `datasets`) plus two
+    index arrays: an `Item` is made only when a batch asks for it. LP-MusicCaps-MSD's 520k
+    rows as Python Records and Items cost ~1.3 GB per rank; this costs the index arrays. Order:
+    the annotation rows in file order; `groups` is each example's cache shard."""
+
+    def __init__(self, parts: list, part: np.ndarray, row: np.ndarray, question: str | None,
+                 groups: np.ndarray):
+        self.parts, self.part, self.row, self.question = parts, part, row, question
+        self.groups = groups
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        c, r = self.parts[int(self.part[i])], int(self.row[i])
+        return Item(f"{c.where}:{r + 1}", c.track_id[r].as_py(), self.question,
+                    c.caption[r].as_py(), audio_path=str(c.root / c.path[r].as_py()))
+
+    def clip_ids(self) -> list[str]:
+        return [self.parts[int(p)].track_id[int(r)].as_py() for p, r in zip(self.part, self.row)]
+
+    def select(self, idx) -> "ColumnExamples":
+        idx = np.asarray(idx, dtype=np.int64)
+        return ColumnExamples(self.parts, self.part[idx], self.row[idx], self.question,
+                              self.groups[idx])
+
+
+def clip_ids_of(examples) -> list[str]:
+    return examples.clip_ids() if isinstance(examples, ColumnExamples) else \
+        [e.clip_id for e in examples]
+
+
+def subset(examples, idx):
+    """The examples at `idx`, of the same kind (a list, or columns)."""
+    if isinstance(examples, ColumnExamples):
+        return examples.select(idx)
+    return [examples[int(i)] for i in idx]
 
 
 def targets_of(record, stage: str, question: str | None) -> tuple[str | None, str]:
@@ -62,6 +105,8 @@ def build_trainset(spec, stage: str, features, max_missing_fraction: float) -> T
     """Read one data set and join it with its features (rows without features are counted)."""
     from ..data import read_dataset
 
+    if spec.name == "msd" and not features.online and hasattr(features, "groups"):
+        return _msd_from_cache(spec, stage, features, max_missing_fraction)
     dr = read_dataset(spec.name, spec.annotations, spec.audio_root, split=spec.split,
                       caption_field=spec.caption_field)
     # A cache does not need the audio any more: rows whose audio file is absent still train.
@@ -74,22 +119,59 @@ def build_trainset(spec, stage: str, features, max_missing_fraction: float) -> T
     if features.online:
         missing += [Item(r.source, r.clip_id, None, "", audio_path=str(r.audio_path))
                     for r in dr.missing]
-    total = len(examples) + len(missing)
+    missing_ids = sorted({m.clip_id for m in missing})
+    _check_coverage(spec, features, len(examples), len(missing), missing_ids,
+                    max_missing_fraction)
+    return TrainSet(spec.name, examples, features, len(missing), missing_ids)
+
+
+def _check_coverage(spec, features, n_examples: int, n_missing: int, missing_ids: list,
+                    max_missing_fraction: float) -> None:
+    total = n_examples + n_missing
     where = f"data set {spec.name} ({spec.annotations}, split {spec.split})"
     if total == 0:
         raise UserError(f"{where} has no records: check the annotation path and the split")
-    if not examples:
+    if not n_examples:
         raise UserError(f"{where}: none of its {total} rows has features "
                         f"({'no audio file' if features.online else 'clip not in the cache'}); "
                         "extract the cache from this data set first")
-    frac = len(missing) / total
+    frac = n_missing / total
     if frac > max_missing_fraction:
-        ids = sorted({m.clip_id for m in missing})
-        raise UserError(f"{where}: {len(missing)} of {total} rows ({frac:.1%}) have no features "
-                        f"(first clips: {', '.join(ids[:5])}); more than max_missing_fraction="
-                        f"{max_missing_fraction}: extract them, or raise max_missing_fraction")
-    return TrainSet(spec.name, examples, features, len(missing),
-                    sorted({m.clip_id for m in missing}))
+        raise UserError(f"{where}: {n_missing} of {total} rows ({frac:.1%}) have no features "
+                        f"(first clips: {', '.join(missing_ids[:5])}); more than "
+                        f"max_missing_fraction={max_missing_fraction}: extract them, or raise "
+                        "max_missing_fraction")
+
+
+def _msd_from_cache(spec, stage: str, features, max_missing_fraction: float) -> TrainSet:
+    """LP-MusicCaps-MSD joined with a cache as columns (`ColumnExamples`): the same examples,
+    ids, targets, coverage checks and shard groups as the record path, without a Python object
+    per row."""
+    import pyarrow as pa
+
+    from ..data.msd import msd_columns
+
+    parts = msd_columns(spec.annotations, spec.audio_root, split=spec.split,
+                        caption_field=spec.caption_field)
+    part, row, groups, missing = [], [], [], set()
+    n_missing = 0
+    for k, c in enumerate(parts):
+        ids = c.track_id.take(pa.array(c.rows))
+        g = np.asarray(features.groups(ids))
+        has = g >= 0
+        part.append(np.full(int(has.sum()), k, dtype=np.int8))
+        row.append(c.rows[has])
+        groups.append(g[has])
+        n_missing += int((~has).sum())
+        if n_missing:
+            missing.update(ids.filter(pa.array(~has)).to_pylist())
+    question = None if stage == "pretrain" else (spec.question or CAPTION_QUESTION)
+    examples = ColumnExamples(parts, np.concatenate(part) if part else np.zeros(0, np.int8),
+                              np.concatenate(row) if row else np.zeros(0, np.int64), question,
+                              np.concatenate(groups) if groups else np.zeros(0, np.int64))
+    missing_ids = sorted(missing)
+    _check_coverage(spec, features, len(examples), n_missing, missing_ids, max_missing_fraction)
+    return TrainSet(spec.name, examples, features, n_missing, missing_ids)
 
 
 # ------------------------------------------------------------------------------ batch plan
@@ -251,3 +333,31 @@ class MicroBatches(torch.utils.data.Dataset):
         batch = make_batch(toks, feats, pad_id=self.tokenizer.pad_token_id)
         batch["dataset"] = d
         return batch
+
+
+class RunBatches(torch.utils.data.Dataset):
+    """Item g = global micro-batch g of the whole run: micro-batch g % per_epoch of epoch
+    g // per_epoch. One DataLoader over this serves every epoch, so its workers start once and
+    persist (a spawned worker re-opens a remote cache and re-imports torch: seconds per worker
+    per epoch). An epoch's plan is a pure function of (seed, epoch), computed by each process
+    when it first needs that epoch, so resuming at any micro-batch reads the same batches."""
+
+    def __init__(self, sets: list[TrainSet], *, per_epoch: int, total: int, plan_args: dict,
+                 batch_args: dict):
+        self.sets, self.per_epoch, self.total = sets, per_epoch, total
+        self.plan_args, self.batch_args = plan_args, batch_args
+        self._epoch, self._batches = None, None
+
+    def __len__(self) -> int:
+        return self.total
+
+    def epoch(self, e: int) -> MicroBatches:
+        if self._epoch != e:
+            plan = epoch_plan(**self.plan_args, epoch=e)
+            self._batches = MicroBatches(self.sets, plan, epoch=e, **self.batch_args)
+            self._epoch = e
+        return self._batches
+
+    def __getitem__(self, g: int) -> dict:
+        e, i = divmod(int(g), self.per_epoch)
+        return self.epoch(e)[i]

@@ -28,7 +28,7 @@ from ..models.llm import load_tokenizer, require_llm
 from ..models.lora import add_lora
 from ..models.prompts import stage_template
 from .validation import heldout_sets, validation_plan
-from .data import (MicroBatches, build_trainset, epoch_plan,
+from .data import (ColumnExamples, MicroBatches, RunBatches, build_trainset, clip_ids_of,
                    example_features, mixing_probs)
 
 
@@ -153,7 +153,8 @@ def shuffle_groups(cfg, sets: list, say) -> list | None:
     if any(not hasattr(t.features, "group") for t in sets):
         raise UserError("shuffle=shards groups examples by cache shard: it needs features=cache")
     say(f"shard-aware shuffle: cache shards in random order, {cfg.shuffle_window} at a time")
-    return [np.array([t.features.group(ex.clip_id) for ex in t.examples]) for t in sets]
+    return [t.examples.groups if isinstance(t.examples, ColumnExamples) else
+            np.array([t.features.group(ex.clip_id) for ex in t.examples]) for t in sets]
 
 
 def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
@@ -220,7 +221,7 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     sets, val_sets = heldout_sets(cfg, sets, cfg.stage)
     if val_sets:
         say("validation: " + ", ".join(f"{ts.name} {len(ts.examples)} held-out examples over "
-                                       f"{len({e.clip_id for e in ts.examples})} clips"
+                                       f"{len(set(clip_ids_of(ts.examples)))} clips"
                                        for ts in val_sets))
 
     hf_ds = None
@@ -268,24 +269,30 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     workers = 0 if cfg.features == "online" else cfg.num_workers
     groups = shuffle_groups(cfg, sets, say)
 
-    def loader(epoch: int, start_micro: int):
-        plan = epoch_plan(sizes, probs, steps_per_epoch * cfg.grad_accum, global_micro,
-                          cfg.seed, epoch, groups=groups, window=cfg.shuffle_window,
-                          lanes=max(1, workers))  # each worker reads only its own shards
-        data = MicroBatches(sets, plan, rank=rank, micro=cfg.batch_size, tokenizer=tokenizer,
-                            template=template, seed=cfg.seed, epoch=epoch,
-                            factor=model.adapter.factor, mode=cfg.segments,
-                            max_audio_tokens=cfg.max_audio_tokens)
+    data = RunBatches(sets, per_epoch=steps_per_epoch * cfg.grad_accum,
+                      total=total_steps * cfg.grad_accum,
+                      plan_args=dict(sizes=sizes, probs=probs,
+                                     micro_batches=steps_per_epoch * cfg.grad_accum,
+                                     global_micro=global_micro, seed=cfg.seed, groups=groups,
+                                     window=cfg.shuffle_window,
+                                     lanes=max(1, workers)),  # each worker its own shards
+                      batch_args=dict(rank=rank, micro=cfg.batch_size, tokenizer=tokenizer,
+                                      template=template, seed=cfg.seed,
+                                      factor=model.adapter.factor, mode=cfg.segments,
+                                      max_audio_tokens=cfg.max_audio_tokens))
+
+    def loader(start_micro: int):
+        """Every micro-batch of the run from `start_micro` (a global index across epochs)."""
         # An object-store client does not survive fork (its I/O runtime's threads stay in the
         # parent): workers reading a remote cache start fresh and re-open it themselves.
         context = "spawn" if workers and any(getattr(t.features, "remote", False)
                                              for t in sets) else None
         return torch.utils.data.DataLoader(data, batch_size=None,
-                                           sampler=range(start_micro, len(plan)),
+                                           sampler=range(start_micro, len(data)),
                                            num_workers=workers,
                                            prefetch_factor=4 if workers else None,
                                            multiprocessing_context=context,
-                                           persistent_workers=False)
+                                           persistent_workers=bool(workers))
 
     def validation_batches():
         data = MicroBatches(val_sets, validation_plan(val_sets, global_micro), rank=rank,

@@ -139,10 +139,10 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
         bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
     engine.train()
+    loader = job.loader(step * ga)  # one loader, one set of workers, for every epoch
+    batches = iter(loader)
     while step < total_steps and not stopped and not early:
         epoch, first = divmod(step, steps_per_epoch)
-        loader = job.loader(epoch, first * ga)
-        batches = iter(loader)
         for _ in range(first, steps_per_epoch):
             if step >= total_steps:
                 break
@@ -195,7 +195,7 @@ def run(cfg: TrainConfig, *, log=print) -> RunResult:
             if cfg.stop_after is not None and step - start_step >= cfg.stop_after:
                 stopped = True
                 break
-        del batches, loader
+    del batches, loader  # stops the workers now
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import UserError
 from ..models.prompts import IGNORE
-from .data import TrainSet, build_trainset
+from .data import TrainSet, build_trainset, clip_ids_of, subset
 
 VALIDATION = "validation.jsonl"
 BEST = "best"
@@ -42,12 +42,13 @@ def split_clips(sets: list[TrainSet], fraction: float, seed: int
     """(training sets, held-out sets): a seeded `fraction` of each set's clips held out."""
     train, val = [], []
     for ts in sets:
-        held = [_held_out(seed, ex.clip_id, fraction) for ex in ts.examples]
-        keep = [ex for ex, h in zip(ts.examples, held) if not h]
-        out = [ex for ex, h in zip(ts.examples, held) if h]
-        if not keep or not out:
+        ids = clip_ids_of(ts.examples)
+        held = np.array([_held_out(seed, clip, fraction) for clip in ids], dtype=bool)
+        keep = subset(ts.examples, np.flatnonzero(~held))
+        out = subset(ts.examples, np.flatnonzero(held))
+        if not len(keep) or not len(out):
             raise UserError(f"val_fraction={fraction}: data set {ts.name} has "
-                            f"{len({e.clip_id for e in ts.examples})} clips, too few to hold "
+                            f"{len(set(ids))} clips, too few to hold "
                             "some out and train on the rest; change val_fraction or give "
                             "val_split")
         train.append(dataclasses.replace(ts, examples=keep))

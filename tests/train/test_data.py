@@ -196,3 +196,28 @@ def test_readahead_reads_the_next_shards_in_the_background_once(synth, sharded):
     assert not any(t.startswith("shard-readahead") for t in plain_threads)
     background = sum(t.startswith("shard-readahead") for t in ahead_threads)
     assert background >= len(ahead_threads) - 1                     # all but the very first
+
+
+def test_one_set_of_dataloader_workers_serves_every_epoch(make_cfg, tmp_path, monkeypatch):
+    """Before: the DataLoader (and its workers: a remote cache re-opened, torch re-imported)
+    was rebuilt every epoch. Now one loader spans the run; its worker persists."""
+    import os
+
+    from musilingo.train import run
+    from musilingo.train.data import RunBatches
+
+    seen = tmp_path / "seen.txt"
+    original = RunBatches.__getitem__
+
+    def noting(self, g):  # runs in the (forked) worker
+        with open(seen, "a") as f:
+            f.write(f"{os.getpid()} {int(g) // self.per_epoch}\n")
+        return original(self, g)
+
+    monkeypatch.setattr(RunBatches, "__getitem__", noting)
+    cfg = make_cfg(out=str(tmp_path / "run"), num_workers=1, batch_size=4, steps_per_epoch=2,
+                   max_steps=5)
+    run(cfg, log=lambda *a, **k: None)
+    rows = [line.split() for line in seen.read_text().splitlines()]
+    assert {e for _, e in rows} == {"0", "1", "2"}              # three epochs were read
+    assert len({pid for pid, _ in rows}) == 1 and rows[0][0] != str(os.getpid())
