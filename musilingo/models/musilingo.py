@@ -24,8 +24,6 @@ steps give exactly the gradient of one big batch), else by the batch's own targe
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn

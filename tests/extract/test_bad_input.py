@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from musilingo.cache import FeatureCache
 from musilingo.cache.layout import FAILED

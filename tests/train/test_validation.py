@@ -52,7 +52,7 @@ def test_validation_curve_best_adapter_and_early_stop(make_cfg, tmp_path):
 
 def test_validation_on_resume_continues_the_curve(make_cfg, tmp_path):
     kw = dict(val_fraction=0.25, val_every=2, max_steps=6, save_every=2, batch_size=4)
-    full = run(make_cfg(out=str(tmp_path / "full"), **kw), log=quiet)
+    run(make_cfg(out=str(tmp_path / "full"), **kw), log=quiet)
     run(make_cfg(out=str(tmp_path / "part"), stop_after=4, **kw), log=quiet)
     run(make_cfg(out=str(tmp_path / "part"), resume=True, **kw), log=quiet)
     a = [json.loads(x) for x in (tmp_path / "full" / "validation.jsonl").read_text().splitlines()]
