@@ -112,10 +112,8 @@ def load_msd_splits(annotations: str | Path, split: str | None) -> dict:
     return {_SPLIT_WORDS.get(name, name): dataset for name, dataset in splits.items()}
 
 
-def read_msd(annotations: str | Path | None, audio_root: str | Path | None, *,
-             split: str | None = None, caption_field: str = "caption_writing",
-             name: str = "msd") -> DatasetRecords:
-    """One caption record per row; clip_id = track_id; texts["caption"] = row[caption_field]."""
+def _checked_root(annotations, audio_root, caption_field: str) -> Path:
+    """The audio root, once the annotations and the caption field are known to be usable."""
     if annotations is None:
         raise UserError("msd: no annotations given; pass the LP-MusicCaps-MSD folder, file or "
                         "hub id")
@@ -123,7 +121,14 @@ def read_msd(annotations: str | Path | None, audio_root: str | Path | None, *,
         raise UserError(f"msd: caption field {caption_field!r} is not one of "
                         f"{', '.join(CAPTION_FIELDS)}; pick one of those")
     local = Path(annotations).expanduser()
-    root = audio_root_path(audio_root, local if local.is_dir() else local.parent)
+    return audio_root_path(audio_root, local if local.is_dir() else local.parent)
+
+
+def read_msd(annotations: str | Path | None, audio_root: str | Path | None, *,
+             split: str | None = None, caption_field: str = "caption_writing",
+             name: str = "msd") -> DatasetRecords:
+    """One caption record per row; clip_id = track_id; texts["caption"] = row[caption_field]."""
+    root = _checked_root(annotations, audio_root, caption_field)
     locator = AudioLocator()
     records = []
     for split_name, dataset in load_msd_splits(annotations, split).items():
@@ -192,14 +197,7 @@ def msd_columns(annotations, audio_root, *, split: str | None = None,
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if annotations is None:
-        raise UserError("msd: no annotations given; pass the LP-MusicCaps-MSD folder, file or "
-                        "hub id")
-    if caption_field not in CAPTION_FIELDS:
-        raise UserError(f"msd: caption field {caption_field!r} is not one of "
-                        f"{', '.join(CAPTION_FIELDS)}; pick one of those")
-    local = Path(annotations).expanduser()
-    root = audio_root_path(audio_root, local if local.is_dir() else local.parent)
+    root = _checked_root(annotations, audio_root, caption_field)
     out = []
     for split_name, dataset in load_msd_splits(annotations, split).items():
         if split is not None and split_name != split:
