@@ -182,14 +182,15 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     t0 = time.time()
+    of = 4 if cfg.variants else 6  # steps: generate, extract, LLM, then variants or 3 stages
 
-    log(f"demo: 1/6 generating {cfg.n_train} + {cfg.n_test} synthetic clips in {out / 'data'}")
+    log(f"demo: 1/{of} generating {cfg.n_train} + {cfg.n_test} synthetic clips in {out / 'data'}")
     data = generate(out / "data", n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed,
                     seconds=cfg.seconds)
     times["generate"] = time.time() - t0
 
     t = time.time()
-    log(f"demo: 2/6 extracting {cfg.encoder} encoder features into {out / 'cache.zarr'}")
+    log(f"demo: 2/{of} extracting {cfg.encoder} encoder features into {out / 'cache.zarr'}")
     clips = clip_list(read_dataset("synth", data / "captions.csv", None))
     stride = math.gcd(cfg.t, TRAINING_T)
     run_extract(clips, ExtractConfig(out=str(out / "cache.zarr"), encoder=cfg.encoder,
@@ -199,7 +200,7 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     times["extract"] = time.time() - t
 
     t = time.time()
-    log(f"demo: 3/6 preparing the LLM {cfg.llm} (built on first use into the models home)")
+    log(f"demo: 3/{of} preparing the LLM {cfg.llm} (built on first use into the models home)")
     prepare_llm(cfg.llm, progress=cfg.progress, log=log)
     times["llm"] = time.time() - t
 
