@@ -238,8 +238,9 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
                             dtype=torch_dtype(cfg.dtype), device=device,
                             trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
                             kind=cfg.adapter)
-    say(f"LLM {cfg.llm}: {sum(p.numel() for p in model.llm.parameters()) / 1e6:.0f}M frozen "
-        f"parameters, loaded in {time.perf_counter() - t0:.0f} s")
+    n = sum(p.numel() for p in model.llm.parameters())
+    size = f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+    say(f"LLM {cfg.llm}: {size} frozen parameters, loaded in {time.perf_counter() - t0:.0f} s")
     if cfg.lora_rank:
         n = add_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                      targets=cfg.lora_targets)
