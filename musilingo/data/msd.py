@@ -180,13 +180,19 @@ class MsdColumns:
 
 
 def _bad_string_row(column) -> int | None:
-    """The first row that is null or blank, or None."""
+    """The first row that is null or blank, or None; chunk by chunk, so that the trimmed copy
+    it compares never holds more than one chunk of the column."""
     import numpy as np
     import pyarrow.compute as pc
 
-    bad = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
-    rows = np.flatnonzero(np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool))
-    return int(rows[0]) if len(rows) else None
+    start = 0
+    for chunk in column.chunks:
+        bad = pc.or_kleene(pc.is_null(chunk), pc.equal(pc.utf8_trim_whitespace(chunk), ""))
+        rows = np.flatnonzero(np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool))
+        if len(rows):
+            return start + int(rows[0])
+        start += len(chunk)
+    return None
 
 
 def msd_columns(annotations, audio_root, *, split: str | None = None,
