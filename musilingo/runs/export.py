@@ -55,20 +55,20 @@ def model_card(card: RunCard) -> str:
     if ident["datasets"] and not datasets:
         used += " (the user's own files in these readers' formats)"
     controlled = any(shuffled_control(e) for e in card.evaluations)
+    kind, lora = card.config.get("adapter", "linear"), bool(card.config.get("lora"))
     lines = [
         "---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "",
         f"# MusiLingo adapter: {md_text(ident['stage'])}", "",
-        "A linear adapter that maps pooled features of a frozen music encoder into a frozen LLM's "
-        "embedding space (MusiLingo: Deng et al., 2024), trained with the `musilingo` tool "
-        "from a cache of the encoder's features. Only the adapter is here; the "
-        "encoder and the LLM are loaded from their own repositories.", "",
+        f"A{'n' if kind == 'mlp' else ''} {kind} adapter{' with LoRA on the LLM' if lora else ''} "
+        "that maps pooled features of a frozen music encoder into a frozen LLM's embedding space "
+        "(MusiLingo: Deng et al., 2024), trained with the `musilingo` tool from a cache of the "
+        f"encoder's features. Only the adapter{' and the LoRA weights' if lora else ''} are "
+        "here; the encoder and the LLM are loaded from their own repositories.", "",
         "| | |", "|---|---|",
         f"| LLM (frozen) | {md_code(public_name(ident['llm']))} |",
         f"| music encoder (frozen) | {md_code(public_name(ident['encoder']))} (weights sha256 "
         f"{md_code(ident['encoder_weights'] or 'not recorded')}) |",
-        f"| adapter | `Linear({int(card.config['encoder_dim'])}, {int(card.config['llm_dim'])})` "
-        f"over the mean of {md_text(ident['layers'])} hidden states, one token per "
-        f"{md_text(ident['t'])} encoder frames |",
+        f"| adapter | {adapter_text(card.config, card.training)} |",
         f"| prompt template | {md_code(ident['template'])} |",
         f"| training | {md_text(steps)} optimizer steps, lr {md_text(ident['lr'] or '?')}, "
         f"data sets {used}"
@@ -105,6 +105,22 @@ def model_card(card: RunCard) -> str:
         lines += ["## Training recipe", "", f"Local paths are shown as `{LOCAL}`.", "",
                   fence + "yaml", text, fence, ""]
     return "\n".join(lines)
+
+
+def adapter_text(config: dict, training: dict) -> str:
+    """What the adapter is, as recorded in adapter_config.json (and the recipe, for LoRA)."""
+    e, d = int(config["encoder_dim"]), int(config["llm_dim"])
+    layers, t = md_text(config.get("num_layers")), md_text(config.get("t"))
+    net = (f"`Linear({e}, {d})`, GELU, `Linear({d}, {d})` (LLaVA-1.5's projector)"
+           if config.get("adapter") == "mlp" else f"`Linear({e}, {d})` (the paper's)")
+    over = (f"learned softmax weights over {layers} hidden states"
+            if config.get("layer_aggregation") == "learned" else f"the mean of {layers} hidden states")
+    text = f"{net} over {over}, one token per {t} encoder frames"
+    if config.get("lora"):
+        text += (f"; LoRA on the LLM (rank {md_text(training.get('lora_rank', '?'))}, alpha "
+                 f"{md_text(training.get('lora_alpha', '?'))}, on "
+                 f"{md_text(training.get('lora_targets', '?'))}) in `lora/`, PEFT's format")
+    return text
 
 
 def export_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:

@@ -16,7 +16,8 @@ def tone(seconds: float, rate: int, freq: float, seed: int) -> np.ndarray:
 
 
 def save_run(folder, *, encoder_dim: int, num_layers: int, encoder_meta: dict, seed: int = 0,
-             scale: float = 5.0, template: str = "instruct"):
+             scale: float = 5.0, template: str = "instruct", kind: str = "linear",
+             aggregation: str = "mean"):
     """A run folder as the trainer writes it, from a freshly built (random) adapter."""
     from musilingo.models.musilingo import MusiLingo
     from musilingo.models.prompts import get_template
@@ -24,7 +25,7 @@ def save_run(folder, *, encoder_dim: int, num_layers: int, encoder_meta: dict, s
 
     model = MusiLingo.build("tiny-llama", encoder_dim=encoder_dim, num_layers=num_layers,
                             stride=65, t=325, template=get_template(template),
-                            encoder=encoder_meta, seed=seed)
+                            encoder=encoder_meta, seed=seed, kind=kind, aggregation=aggregation)
     with torch.no_grad():
         model.adapter.proj.weight.mul_(scale)
     state = {k: v for k, v in model.adapter.state_dict().items()}

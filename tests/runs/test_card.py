@@ -13,13 +13,13 @@ from tests.helpers.runs import save_run
 NASTY = "x`\n# Pwned\n<img src=x onerror=alert(1)> [click](javascript:alert(1)) &lt;"
 
 
-def _run(tmp_path, *, llm="smollm2", encoder="mert-330m", datasets=None, init="runs/s1"):
+def _run(tmp_path, *, llm="smollm2", encoder="mert-330m", datasets=None, init="runs/s1", **kw):
     from musilingo.models.encoders.hubert import FrozenEncoder
 
     enc = FrozenEncoder.load("tiny")
     run = save_run(tmp_path / "run", encoder_dim=enc.hidden_size,
                    num_layers=enc.num_hidden_states,
-                   encoder_meta=dict(enc.identity(), encoder=encoder))
+                   encoder_meta=dict(enc.identity(), encoder=encoder), **kw)
     config = json.loads((run / "adapter_config.json").read_text())
     config["llm"] = llm   # what a run on that LLM records; the card reads nothing else of it
     (run / "adapter_config.json").write_text(json.dumps(config))
@@ -102,3 +102,15 @@ def test_markdown_helpers_cannot_be_broken_out_of():
     assert md_code("a``b") == "```a``b```" and md_code("`x") == "`` `x ``"
     assert md_code("a\nb\r\u2028c") == "`a b c`"
     assert md_fence("x\n````\ny") == "`````"
+
+
+def test_the_card_describes_the_adapter_that_was_trained(tmp_path, capsys):
+    """Before: every card said `Linear(...)` over the mean of the hidden states, whatever the
+    run's adapter kind and layer aggregation were."""
+    linear = _export(_run(tmp_path / "a"), tmp_path / "a", capsys)[1]
+    assert "A linear adapter" in linear and "`Linear(128, 64)` (the paper's) over the mean of 3" \
+        in linear
+    mlp = _export(_run(tmp_path / "b", kind="mlp", aggregation="learned"), tmp_path / "b",
+                  capsys)[1]
+    assert "An mlp adapter" in mlp and "`Linear(128, 64)`, GELU, `Linear(64, 64)`" in mlp
+    assert "learned softmax weights over 3 hidden states" in mlp and "the mean of" not in mlp

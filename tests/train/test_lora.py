@@ -77,6 +77,8 @@ def test_lora_trains_saves_in_peft_format_and_loads_back(lora_cfg, cache, tmp_pa
     assert {k for k, _ in again.named_parameters() if "lora_" in k} == \
         {k for k, _ in peft_model.named_parameters() if "lora_" in k}
     assert json.loads((hub / "adapter_config.json").read_text())["lora"] == "lora"
+    card = (hub / "README.md").read_text()
+    assert "adapter with LoRA on the LLM" in card and "LoRA on the LLM (rank 4" in card
 
 
 def test_lora_resume_is_exact_and_zero2_matches_zero0(lora_cfg, tmp_path):
