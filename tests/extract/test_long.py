@@ -93,3 +93,23 @@ def test_hour_long_file_memory_stays_bounded(hour_file, micro_encoder, tmp_path)
     assert len(segs) == 120 and cache.status_counts()["done"] == 120
     assert [s.start for s in segs] == [30.0 * i for i in range(120)]
     assert all(s.counts.tolist() == [325] * 6 + [299] for s in segs)
+
+
+def test_the_progress_bar_of_long_recordings_ends_at_its_total(micro_encoder, tmp_path, capsys):
+    """The bar counts clips, a long recording's rows each adding its share: it must never pass
+    its total or show a negative time left (reported once on long recordings)."""
+    import re
+
+    paths = []
+    for name, seconds in (("five_minutes", 300), ("one_minute", 65)):
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, (0.1 * np.random.default_rng(1).standard_normal(seconds * SR))
+                 .astype(np.float32), SR)
+        paths.append(path)
+    extract(clips_from_paths(paths), tmp_path / "c.zarr", micro_encoder, segment_seconds=30.0,
+            shard_rows=4, batch_size=2, progress=True)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    counts = [(float(a), float(b)) for a, b in re.findall(r"\| (\d+)/(\d+) \[", err)]
+    assert counts and counts[-1] == (2.0, 2.0), err[-500:]
+    assert all(n <= total for n, total in counts)
+    assert not re.search(r"<-\d", err)                      # no negative ETA
