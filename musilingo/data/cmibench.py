@@ -14,6 +14,11 @@ and, like every reader's, must stay inside it. Clip ids are the audio file's nam
 first dot (`7lV4IvuW2lk`, `1004034` of `1004034.2min.mp3`): the ids the MusicCaps and Song
 Describer readers give the same clips, so one feature cache serves all three. Several items may
 share a clip (Song Describer has 1,106 captions of 706 tracks).
+
+`audio_start` / `audio_end` are kept in meta but not applied: a clip is heard whole, as every
+reader's is. CMI_MusicCaps' spans (0-10 s) are its whole 10 s files; CMI_SDD's (0-30 s) are the
+first 30 s of 2-minute excerpts, so to hear what CMI-Bench's models heard, cut those files to
+their first 30 s before extracting.
 """
 from __future__ import annotations
 
