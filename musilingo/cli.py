@@ -81,14 +81,20 @@ PATH_ERRNOS = {
 }
 
 
-def _path_mistake(exc: BaseException) -> str | None:
-    """One line for a path given to the wrong kind of thing (None otherwise)."""
+def _chain(exc: BaseException | None):
+    """The exception, then its cause or context, and theirs (each once)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in PATH_ERRNOS and exc.filename:
-            return PATH_ERRNOS[exc.errno].format(path=exc.filename)
+        yield exc
         exc = exc.__cause__ or exc.__context__
+
+
+def _path_mistake(exc: BaseException) -> str | None:
+    """One line for a path given to the wrong kind of thing (None otherwise)."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in PATH_ERRNOS and e.filename:
+            return PATH_ERRNOS[e.errno].format(path=e.filename)
     return None
 
 
@@ -98,19 +104,16 @@ def _debug() -> bool:
 
 def _environment_fault(exc: BaseException) -> str | None:
     """One line for an OS-level fault anywhere in the exception's chain (None otherwise)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, EnvironmentFault):
-            return str(exc)
-        if isinstance(exc, MemoryError):
+    for e in _chain(exc):
+        if isinstance(e, EnvironmentFault):
+            return str(e)
+        if isinstance(e, MemoryError):
             return "out of memory; use a smaller --batch-size or fewer --num-workers, then run " \
                    "the same command again (finished work is kept)"
-        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
-            what, todo = ENVIRONMENT_ERRNOS[exc.errno]
-            where = f" writing {exc.filename}" if exc.filename else ""
+        if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
+            what, todo = ENVIRONMENT_ERRNOS[e.errno]
+            where = f" writing {e.filename}" if e.filename else ""
             return f"{what}{where}; {todo}, then run the same command again (finished work is kept)"
-        exc = exc.__cause__ or exc.__context__
     return None
 
 

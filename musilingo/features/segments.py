@@ -14,11 +14,10 @@ import numpy as np
 
 from ..audio import AudioInfo, plan_segments
 
-if TYPE_CHECKING:  # torch loads only when features are computed, not for a cache reader
-    import torch
-
 # torch (and the pooling maths on it) load on first use: a cache reader, `cache info` and
 # `cache verify` need PooledSegment and numpy, not 1.5 s of torch import.
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass

@@ -12,12 +12,12 @@ same missing folder at once, so:
 - one process builds, under an exclusive file lock beside the folder; the others wait on the lock
   (saying so), then find the finished folder and build nothing;
 - the build writes into a private temporary folder with `save_model`, our own weight writer, and
-  is published with one atomic rename;
+  is published with one atomic rename. Not `model.save_pretrained`: once torch.distributed is
+  initialised it writes weights on rank 0 only, so a rank > 0 would publish a folder without them;
 - the build records the sha256 of every file it wrote (`musilingo_build.json`), and every later
   use checks them (once per process): an edited or damaged file is refused with one line that
   names the folder and the `rm -r` that rebuilds it. A folder without the record (an older
-  version's) is rebuilt. Not `model.save_pretrained`: once torch.distributed is
-  initialised it writes weights on rank 0 only, so a rank > 0 would publish a folder without them.
+  version's) is rebuilt.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from ..errors import UserError
 # Beside a built model's files: the sha256 of each, written at build time and checked at load.
 BUILD_RECORD = "musilingo_build.json"
 
+
 def models_home() -> Path:
     """Where built-in models are materialised ($MUSILINGO_HOME, default ~/.cache/musilingo)."""
     # An empty MUSILINGO_HOME (an unset shell variable expanded) means the default, not the cwd.
@@ -48,7 +49,7 @@ def build_folder(folder: Path, build: Callable[[Path], object], *, what: str,
     the others wait for it and reuse its folder. `note` is printed to stderr before a build (what
     happens and how long it takes), so a first use never looks like a hang."""
     folder = Path(folder)
-    if (folder / done).is_file() and (folder / BUILD_RECORD).is_file():
+    if _built(folder, done):
         return check_built(folder, what)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f".{folder.name}.lock", "a+") as lock:
@@ -59,7 +60,7 @@ def build_folder(folder: Path, build: Callable[[Path], object], *, what: str,
                   file=sys.stderr, flush=True)
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if (folder / done).is_file() and (folder / BUILD_RECORD).is_file():
+            if _built(folder, done):
                 return check_built(folder, what)   # built by the process we waited for
             if note:
                 print(f"first use of {what}: {note} into {folder}", file=sys.stderr, flush=True)
@@ -78,6 +79,11 @@ def build_folder(folder: Path, build: Callable[[Path], object], *, what: str,
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return folder
+
+
+def _built(folder: Path, done: str) -> bool:
+    """Finished (its `done` file) and from a version that records what it built."""
+    return (folder / done).is_file() and (folder / BUILD_RECORD).is_file()
 
 
 def _sha256(path: Path) -> str:

@@ -33,6 +33,7 @@ from .card import EVALUATIONS, RunCard, evaluations_markdown, shuffled_control
 from .public import LOCAL, hub_datasets, hub_model, md_code, md_fence, md_text, public_name, \
     public_recipe
 
+
 def model_card(card: RunCard) -> str:
     """README.md of the export: the hub's YAML metadata, then the card in prose and tables.
     Every value is escaped, local paths never appear, and the metadata names only the hub

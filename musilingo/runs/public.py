@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..models.hub import HUB_ID
+
 LOCAL = "<local path>"
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Presets whose published equivalent is known (the encoders' own table is the other source).
 LLM_HUB_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")

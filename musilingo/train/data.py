@@ -163,7 +163,7 @@ def _msd_from_cache(spec, stage: str, features, max_missing_fraction: float) -> 
         row.append(c.rows[has])
         groups.append(g[has])
         n_missing += int((~has).sum())
-        if n_missing:
+        if not has.all():
             missing.update(ids.filter(pa.array(~has)).to_pylist())
     question = None if stage == "pretrain" else (spec.question or CAPTION_QUESTION)
     examples = ColumnExamples(parts, np.concatenate(part) if part else np.zeros(0, np.int8),

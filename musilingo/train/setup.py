@@ -9,7 +9,6 @@ an LLM folder without a tokenizer.
 from __future__ import annotations
 
 import time
-
 from dataclasses import dataclass, field
 
 import numpy as np

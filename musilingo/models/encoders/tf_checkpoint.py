@@ -30,6 +30,8 @@ def _masked_crc32c(data: bytes) -> int:
 
     crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
 # tensorflow/core/framework/types.proto DataType -> numpy
 _DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 10: np.bool_, 19: np.float16}
 
