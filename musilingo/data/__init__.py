@@ -59,7 +59,8 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec("songdescriber", read_songdescriber, "caption",
                 "Song Describer CSV; audio_root holds the path column's files (evaluation only)"),
     DatasetSpec("muchomusic", read_muchomusic, "mcq",
-                "MuChoMusic CSV of four-option questions (evaluation only)"),
+                "MuChoMusic CSV of four-option questions (a split column marks rows "
+                "to train on)"),
     DatasetSpec("cmibench", read_cmibench, "qa",
                 "CMI-Bench jsonl (instruction -> output); audio_root is the CMI-Bench folder"),
     DatasetSpec("folder", read_folder, "audio",
@@ -79,7 +80,10 @@ TEST_SETS: dict[str, tuple[str, str]] = {
     "muchomusic": ("muchomusic", "mcq"),
     "cmibench": ("cmibench", "qa"),
 }
-TRAIN_SETS = tuple(name for name, spec in DATASETS.items() if spec.kind in ("caption", "qa")
+# muchomusic trains only where a `split` column marks rows train (one's own four-option
+# questions, as the synthetic set writes them); the benchmark's own rows are all test.
+TRAIN_SETS = tuple(name for name, spec in DATASETS.items()
+                   if spec.kind in ("caption", "qa", "mcq")
                    and name != "songdescriber")  # songdescriber is evaluation only
 
 

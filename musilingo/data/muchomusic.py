@@ -4,15 +4,18 @@ Columns used: `question`, `correct_answer`, `distractor_1_answer`, `distractor_2
 `distractor_3_answer` (the three distractors: incorrect but related, correct but unrelated,
 incorrect and unrelated), `dataset` (`musiccaps` or `sdd`) and `dataset_identifier` (a MusicCaps
 ytid with a `_N.json` suffix, or a Song Describer track id with `.json`); `genre`,
-`music_knowledge` and `music_reasoning` are kept in meta. An `audio_path` column, when present,
-names each clip's file relative to the audio root (handy for one's own questions); otherwise the
-file is found as MusicCaps `<ytid>.wav` (musilingo's MusicCaps convention, or the benchmark's
+`music_knowledge` and `music_reasoning` are kept in meta, as is `kind` (what musilingo's
+synthetic set asks about). An `audio_path` column, when present, names each clip's file
+relative to the audio root (handy for one's own questions); otherwise the file is found as
+MusicCaps `<ytid>.wav` (musilingo's MusicCaps convention, or the benchmark's
 `[ytid]-[start-end].wav`) or Song Describer `<track_id>.2min.mp3`, at any depth of one folder
 level (`sdd/`, `musiccaps/`) under the audio root.
 
-One record per question, split "test" (an evaluation set), with texts {"question", "answer"}
-and meta["distractors"] (three strings). Rows without exactly three distractors are refused
-with a line naming the row.
+One record per question, with texts {"question", "answer"} and meta["distractors"] (three
+strings). The benchmark is an evaluation set, so every row is split "test" unless a `split`
+column says `train` or `test` (one's own four-option questions can then train too: musilingo's
+synthetic set writes them so). Rows without three distinct distractors, or with another split
+word, are refused with a line naming the row.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from musilingo.data.records import (AudioLocator, DatasetRecords, Record, audio_
 REQUIRED = ("question", "correct_answer", "distractor_1_answer", "distractor_2_answer",
             "distractor_3_answer")
 DISTRACTORS = REQUIRED[2:]
+SPLITS = ("train", "test")
 
 
 def _clip(row: dict, path: Path, line: int) -> tuple[str, list[str]]:
@@ -52,9 +56,13 @@ def read_muchomusic(annotations: str | Path | None, audio_root: str | Path | Non
     root = audio_root_path(audio_root, path.parent)
     locator = AudioLocator()
     records: list[Record] = []
-    if split not in (None, "test"):
-        return partition(name, records, locator, root)
     for line, row in read_csv_rows(path, REQUIRED, "MuChoMusic"):
+        row_split = row.get("split", "").strip().lower() or "test"
+        if row_split not in SPLITS:
+            raise fail(path, line, f"split {row['split']!r} is not train or test",
+                       "write train or test in the split column, or leave it empty (test)")
+        if split is not None and row_split != split:
+            continue
         question = text_field(row, "question", path, line, "MuChoMusic")
         answer = text_field(row, "correct_answer", path, line, "MuChoMusic")
         distractors = [text_field(row, c, path, line, "MuChoMusic") for c in DISTRACTORS]
@@ -69,10 +77,10 @@ def read_muchomusic(annotations: str | Path | None, audio_root: str | Path | Non
                 audio_path = found
                 break
         meta = {"distractors": distractors}
-        for column in ("genre", "music_knowledge", "music_reasoning", "dataset"):
+        for column in ("genre", "music_knowledge", "music_reasoning", "dataset", "kind"):
             if row.get(column, "").strip():
                 meta[column] = row[column].strip()
-        records.append(Record(clip_id=clip_id, audio_path=audio_path, split="test",
+        records.append(Record(clip_id=clip_id, audio_path=audio_path, split=row_split,
                               texts={"question": question, "answer": answer},
                               source=f"{path}:{line}", meta=meta))
     return partition(name, records, locator, root)

@@ -3,6 +3,7 @@ accuracy with the answered rate (docs/REFERENCE.md, "MuChoMusic").
 
     options, correct = shuffled_options("A piano", ["A violin", "Drums", "A choir"], seed=7)
     prompt = mcq_prompt("What instrument leads?", options)
+    target = mcq_reply(options, correct)        # what training teaches: the option's text
     choice = read_choice("The correct answer is: (B)", options)     # 1, or -1: unanswered
     mcq_scores([choice], [correct])       # {"accuracy": ..., "answered_rate": ..., ...}
 
@@ -38,6 +39,18 @@ def mcq_prompt(question: str, options: list[str]) -> str:
     for letter, option in zip(LETTERS, options):
         text += f"({letter}) {option} "
     return text + f"\n {ANSWER_PHRASE} "
+
+
+def mcq_reply(options: list[str], correct: int) -> str:
+    """The reply musilingo trains a model to give: the correct option's text, as listed.
+
+    The reading rule's second clause reads it. A letter reply ("(B)") would need the model to
+    match what it hears against four texts and then name a position; the demo's 2-layer LLM
+    stayed at chance on that after 1,200 pre-training steps (benchmarks/README.md, "Demo"),
+    while naming what it hears is what open questions already teach. Options containing a
+    capital A-D ("A piano") would be read as that letter by the first clause: write training
+    options without them."""
+    return options[correct]
 
 
 def read_choice(reply: str, options: list[str], phrase: str = ANSWER_PHRASE) -> int:

@@ -60,7 +60,7 @@ def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: b
     `available(record)` decides which records can be heard (default: the audio file exists);
     the others are counted in the log line. A multiple-choice item's question is MuChoMusic's
     prompt with the options in a seeded order (`options_seed`, recorded); its meta holds the
-    options and the index of the right one."""
+    options, the index of the right one and the record's categories (genre, kind, ...)."""
     from ..data import read_dataset
 
     if dataset not in DATASETS:
@@ -104,7 +104,8 @@ def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: b
                                               options_seed, key=f"{r.clip_id}:{k}")
             question = mcq_prompt(r.texts["question"], options)
             reference = f"({LETTERS[right]}) {options[right]}"
-            meta.update(options=options, correct=right)
+            meta.update({k: v for k, v in r.meta.items() if k != "distractors"},
+                        options=options, correct=right)
         else:
             question, reference = r.texts["question"], r.texts["answer"]
         items.append(Item(f"{r.clip_id}:{k}", r.clip_id, question, reference, meta=meta))

@@ -30,6 +30,7 @@ import torch
 
 from ..data.records import Item
 from ..errors import UserError
+from ..evaluate.mcq import mcq_prompt, mcq_reply, shuffled_options
 from ..features import join_segments
 from ..features.sources import FeatureSource
 from ..models.prompts import CAPTION_QUESTION, PromptTemplate, tokenize_example
@@ -86,14 +87,21 @@ def subset(examples, idx):
     return [examples[int(i)] for i in idx]
 
 
-def targets_of(record, stage: str, question: str | None) -> tuple[str | None, str]:
-    """(question, target) of a data-set record for a training stage."""
+def targets_of(record, stage: str, question: str | None, key: str = "") -> tuple[str | None, str]:
+    """(question, target) of a data-set record for a training stage.
+
+    A four-option record (meta "distractors") trains on MuChoMusic's prompt with the options in
+    the order `musilingo score` would give them (seed 0, `key` = "<clip>:<n-th of the clip>"),
+    and on the correct option's text as the reply (evaluate/mcq.py, `mcq_reply`)."""
     texts = record.texts
     if stage == "pretrain":
         if "caption" not in texts:
             raise UserError(f"{record.source}: stage pretrain trains on captions, but this data set "
                             "has question/answer records: use it with stage instruct")
         return None, texts["caption"]
+    if "distractors" in record.meta:
+        options, right = shuffled_options(texts["answer"], record.meta["distractors"], 0, key=key)
+        return mcq_prompt(texts["question"], options), mcq_reply(options, right)
     if "question" in texts:
         return texts["question"], texts["answer"]
     if "caption" in texts:
@@ -111,9 +119,10 @@ def build_trainset(spec, stage: str, features, max_missing_fraction: float) -> T
                       caption_field=spec.caption_field)
     # A cache does not need the audio any more: rows whose audio file is absent still train.
     rows = dr.records + (dr.missing if not features.online else [])
-    examples, missing = [], []
+    examples, missing, seen = [], [], {}
     for r in rows:
-        q, target = targets_of(r, stage, spec.question)
+        n = seen[r.clip_id] = seen.get(r.clip_id, -1) + 1
+        q, target = targets_of(r, stage, spec.question, key=f"{r.clip_id}:{n}")
         ex = Item(r.source, r.clip_id, q, target, audio_path=str(r.audio_path))
         (examples if features.has(source_key(features, ex)) else missing).append(ex)
     if features.online:

@@ -145,3 +145,25 @@ def test_songdescriber_bad_value(shared_data, tmp_path):
 def test_folder_errors(tmp_path):
     assert "no folder given" in _error("folder", None, None)
     assert "not a folder" in _error("folder", None, tmp_path / "absent")
+
+
+def test_muchomusic_split_column(tmp_path):
+    """A split column marks rows to train on; another word is refused naming its row; the
+    benchmark's own CSV (no split column) is all test."""
+    header = ("question,correct_answer,distractor_1_answer,distractor_2_answer,"
+              "distractor_3_answer,audio_path")
+    rows = ["Which?,soft,loud,quiet,gentle,a.wav", "Which?,fast,slow,medium,brisk,b.wav"]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join([header, *rows]) + "\n")
+    every = read_dataset("muchomusic", plain, tmp_path)
+    assert [r.split for r in every.records + every.missing] == ["test", "test"]
+    assert read_dataset("muchomusic", plain, tmp_path, split="train").missing == []
+    marked = tmp_path / "marked.csv"
+    marked.write_text("\n".join([header + ",split", rows[0] + ",train", rows[1] + ","]) + "\n")
+    train = read_dataset("muchomusic", marked, tmp_path, split="train")
+    assert [r.texts["answer"] for r in train.records + train.missing] == ["soft"]
+    test = read_dataset("muchomusic", marked, tmp_path, split="test")
+    assert [r.texts["answer"] for r in test.records + test.missing] == ["fast"]
+    marked.write_text("\n".join([header + ",split", rows[0] + ",valid"]) + "\n")
+    message = _error("muchomusic", marked, tmp_path)
+    assert f"{marked}:2" in message and "'valid' is not train or test" in message

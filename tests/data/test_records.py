@@ -52,7 +52,8 @@ def test_registry_names_and_extensions():
     assert all(spec.kind in ("caption", "qa", "mcq", "audio") for spec in DATASETS.values())
     from musilingo.data import TEST_SETS, TRAIN_SETS
 
-    assert "muchomusic" in TEST_SETS and "muchomusic" not in TRAIN_SETS   # evaluation only
+    assert "muchomusic" in TEST_SETS and "muchomusic" in TRAIN_SETS   # with a split column
+    assert "songdescriber" in TEST_SETS and "songdescriber" not in TRAIN_SETS
     assert set(AUDIO_EXTENSIONS) == {".wav", ".flac", ".ogg", ".mp3",
                                      ".WAV", ".FLAC", ".OGG", ".MP3"}
 

@@ -257,6 +257,7 @@ def test_multiple_choice_items_scores_and_control(run_dir, audio_dir, tmp_path):
     assert sorted(first.meta["options"]) == ["A choir", "A piano", "A violin", "Drums"]
     assert first.meta["options"][first.meta["correct"]] == "A piano"
     assert first.answer == f"({'ABCD'[first.meta['correct']]}) A piano"
+    assert (first.meta["genre"], first.meta["dataset"]) == ("pop", "musiccaps")  # categories
     again, _ = ed.dataset_items("muchomusic", path, audio_dir / "clips", options_seed=5)
     assert [i.question for i in again] == [i.question for i in items]
     other, _ = ed.dataset_items("muchomusic", path, audio_dir / "clips", options_seed=6)

@@ -50,6 +50,28 @@ def test_targets_per_stage():
         targets_of(R({"question": "q", "answer": "a"}), "pretrain", None)
 
 
+def test_four_option_questions_train_on_the_scored_layout(synth, cache):
+    """A MuChoMusic row marked train becomes MuChoMusic's prompt, its options in the order
+    `score` gives a question (seed 0, key "<clip>:<n>"), and the right option's text as the
+    target, which the benchmark's rule reads as the right option."""
+    from musilingo.data import read_dataset
+    from musilingo.evaluate.mcq import mcq_prompt, read_choice, shuffled_options
+
+    src = CacheSource(FeatureCache.open(cache))
+    spec = DataSpec(name="muchomusic", annotations=str(synth / "mcq.csv"), split="train")
+    ts = build_trainset(spec, "instruct", src, 0.0)
+    records = read_dataset("muchomusic", synth / "mcq.csv", None, split="train").records
+    assert ts.skipped == 0 and len(ts.examples) == len(records) == 16 * 4
+    seen = {}
+    for ex, r in zip(ts.examples, records):
+        n = seen[r.clip_id] = seen.get(r.clip_id, -1) + 1
+        options, right = shuffled_options(r.texts["answer"], r.meta["distractors"], 0,
+                                          key=f"{r.clip_id}:{n}")
+        assert ex.question == mcq_prompt(r.texts["question"], options)
+        assert ex.answer == r.texts["answer"] and read_choice(ex.answer, options) == right
+    assert len({ex.question for ex in ts.examples}) > 32     # each question its own order
+
+
 def test_random_segment_per_epoch_and_concat(synth, cache_2seg):
     src = CacheSource(FeatureCache.open(cache_2seg))
     ts = build_trainset(DataSpec(name="synth", annotations=str(synth / "captions.csv")),
