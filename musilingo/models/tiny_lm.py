@@ -10,7 +10,8 @@ So the quick demo's LLM is built the way real ones are, in miniature, and then f
 Llama with a word-level vocabulary of the synthetic set's text, pre-trained for a few seconds on
 TEXT ONLY: the stage-2 template with a description of the clip in the audio slot (the sum of the
 embeddings of its attribute words, one to three copies, as audio tokens are vectors, not words)
-and the question, answer or caption after it. It learns to read an attribute from its context;
+and the question, answer or caption after it, or a four-option question in MuChoMusic's layout
+and the right option's text. It learns to read an attribute from its context;
 it has never seen audio. The adapter must then map encoder features to what the LLM reads:
 exactly MusiLingo's job. Deterministic by seed; built once under $MUSILINGO_HOME/llms/.
 """
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-TINY_LM_VERSION = 3  # 3: 1200 pre-training steps (2 had 400)
+TINY_LM_VERSION = 4  # 4: four-option questions in the corpus; 3: 1200 steps (2 had 400)
 SIZES = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=4, max_position_embeddings=512, tie_word_embeddings=True)
 SPECIALS = ["<unk>", "<pad>", "<s>", "</s>"]
@@ -32,8 +33,9 @@ _WORDS = re.compile(r"\w+|[^\w\s]+")
 
 def _corpus(seed: int, clips: int):
     """(value words, question, target) triples from the synthetic set's own text generators."""
+    from ..evaluate.mcq import mcq_prompt, mcq_reply
     from ..synth.generate import plan_clips
-    from ..synth.language import ATTRIBUTES, caption, question_answers
+    from ..synth.language import ATTRIBUTES, caption, mcq_questions, question_answers
     from .prompts import CAPTION_QUESTION
 
     rng = np.random.default_rng(seed)
@@ -43,6 +45,11 @@ def _corpus(seed: int, clips: int):
         for _, _, question, answer in question_answers(plan, rng):
             rows.append((values, question, answer))
         rows.append((values, CAPTION_QUESTION, caption(plan, rng)))
+        for _, question, right, distractors in mcq_questions(plan, rng):
+            order = rng.permutation(4)
+            options = [[right, *distractors][i] for i in order]
+            rows.append((values, mcq_prompt(question, options),
+                         mcq_reply(options, int(np.argmax(order == 0)))))
     return rows
 
 
@@ -138,8 +145,8 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
                   lr: float = 3e-3, log=None, progress: bool = False) -> dict:
     """Pre-train and save the tiny LM; returns its held-out answer-token accuracy.
 
-    Cost (2026-12-01, 2-core Xeon): ~3 s of corpus and tokenizer, then ~80 ms per step, so
-    ~95 s for the 1200 steps. With 400 steps (held-out answer-token accuracy lower) the LLM
+    Cost (2026-12-02, 2-core Xeon): ~3 s of corpus and tokenizer, then ~125 ms per step (the
+    four-option prompts are the longest rows), so ~155 s for the 1200 steps. With 400 steps (held-out answer-token accuracy lower) the LLM
     never learned to read loudness from its slot: the demos answered "Loud." for every clip
     whatever the encoder; 1200 steps fixed that, 2500 added little (benchmarks/README.md, Demo)."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -149,7 +156,8 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
     rows = _corpus(seed, clips=600)
     tok = _tokenizer(rows)
     examples = _examples(tok, rows)
-    held_out, train = examples[:200], examples[200:]
+    held_out, train = examples[:240], examples[240:]
+    held_out_rows = rows[:240]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
@@ -185,9 +193,14 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
         pred = model(inputs_embeds=x, attention_mask=mask).logits[:, :-1].argmax(-1)
         keep = y[:, 1:] != -100
         accuracy = float((pred[keep] == y[:, 1:][keep]).float().mean())
+        # A multiple-choice reply counts when every one of its tokens is right.
+        whole = ((pred == y[:, 1:]) | ~keep).all(1)
+        mcq = float(whole[[i for i, (_, question, _) in enumerate(held_out_rows)
+                           if question.startswith("Question:")]].float().mean())
     save_model(model, folder)
     tok.save_pretrained(folder)
-    return {"held_out_token_accuracy": accuracy, "final_loss": float(loss.detach())}
+    return {"held_out_token_accuracy": accuracy, "held_out_mcq_reply_accuracy": mcq,
+            "final_loss": float(loss.detach())}
 
 
 def tiny_lm_folder(seed: int = 0, *, progress: bool = True, log=None) -> Path:
@@ -200,4 +213,4 @@ def tiny_lm_folder(seed: int = 0, *, progress: bool = True, log=None) -> Path:
                                                   log=None if progress else log),
                         what="tiny-lm",
                         note="pre-training a 2-layer Llama on the synthetic set's text (once, "
-                             "~1.5 min on 2 cores)")
+                             "~2.5 min on 2 cores)")

@@ -6,6 +6,8 @@
     captions.csv          MusicCaps CSV (ytid = clip_id, is_audioset_eval "True" for test clips)
     qa.json               MusicInstruct JSON {"QA": [...]}, one pair per clip and attribute,
                           each with extra "attribute" and "value" fields for the scorer
+    mcq.csv               MuChoMusic CSV: four four-option questions per clip (language.py's
+                          MCQ_KINDS), with audio_path, split and kind columns
     attributes.json       {clip_id: {attribute: value}}
     README.md             what the folder is
     manifest.json         generator version, parameters, file sizes: written LAST, so a folder
@@ -32,9 +34,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from musilingo.data.muchomusic import DISTRACTORS
 from musilingo.data.musiccaps import MUSICCAPS_COLUMNS
 from musilingo.synth.language import (ATTRIBUTES, answer_is_correct, aspect_list, caption,
-                                           chance, mentioned_values, question_answers)
+                                           chance, mcq_questions, mentioned_values,
+                                           question_answers)
 from musilingo.synth.render import (ARPEGGIOS, PROGRESSIONS, TEMPO_BPM, ClipPlan,
                                          render_clip)
 from musilingo.errors import UserError
@@ -42,7 +46,7 @@ from musilingo.errors import UserError
 __all__ = ["ATTRIBUTES", "chance", "answer_is_correct", "mentioned_values", "generate",
            "plan_clips", "GENERATOR_VERSION"]
 
-GENERATOR_VERSION = 3  # bump whenever output for the same parameters changes
+GENERATOR_VERSION = 4  # bump whenever output for the same parameters changes (4: mcq.csv)
 _SPLIT_CODES = {"train": 0, "test": 1}
 
 
@@ -102,9 +106,12 @@ def _write(path: Path, text: str) -> int:
     return path.stat().st_size
 
 
-def _captions_csv(rows: list[dict]) -> str:
+MCQ_COLUMNS = ("question", "correct_answer", *DISTRACTORS, "audio_path", "split", "kind")
+
+
+def _csv(rows: list[dict], columns) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=MUSICCAPS_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -131,8 +138,10 @@ kick-snare-hi-hat 3 dB under the instruments, or no drums; loudness as it sounds
 saturated, -1 dBFS peak), because music encoders normalise each clip's level away.
 
 Files: audio/<clip_id>.wav (16-bit PCM); captions.csv (MusicCaps format, is_audioset_eval True =
-test); qa.json (MusicInstruct format plus "attribute" and "value" per pair); attributes.json
-({{clip_id: {{attribute: value}}}}); manifest.json (parameters and file sizes, written last).
+test); qa.json (MusicInstruct format plus "attribute" and "value" per pair); mcq.csv (MuChoMusic
+format, four four-option questions per clip, chance 0.25, with audio_path, split and kind
+columns); attributes.json ({{clip_id: {{attribute: value}}}}); manifest.json (parameters and file
+sizes, written last).
 Read it with musilingo.data.read_dataset("synth", "<this folder>", None).
 """
 
@@ -166,7 +175,7 @@ def generate(out_dir: str | Path, *, n_train: int = 320, n_test: int = 40, seed:
     sizes = _render_all(jobs, workers or min(8, os.cpu_count() or 1))
     files = {f"audio/{clip_id}.wav": size for (clip_id, _), size in zip(plans, sizes)}
 
-    caption_rows, qa_items, attributes = [], [], {}
+    caption_rows, qa_items, mcq_rows, attributes = [], [], [], {}
     for index, (clip_id, plan) in enumerate(plans):
         is_test = clip_id.startswith("test_")
         text_rng = np.random.default_rng([seed, 2, index])  # independent of the audio's dice
@@ -179,9 +188,15 @@ def generate(out_dir: str | Path, *, n_train: int = 320, n_test: int = 40, seed:
             qa_items.append({"ytid": clip_id, "question": question, "answer": answer,
                              "is_audioset_eval": is_test, "sampling_rate": sample_rate,
                              "attribute": attribute, "value": value})
+        for kind, question, right, distractors in mcq_questions(plan, text_rng):
+            mcq_rows.append({"question": question, "correct_answer": right,
+                             **dict(zip(DISTRACTORS, distractors)),
+                             "audio_path": f"audio/{clip_id}.wav",
+                             "split": "test" if is_test else "train", "kind": kind})
         attributes[clip_id] = {attribute: getattr(plan, attribute) for attribute in ATTRIBUTES}
 
-    files["captions.csv"] = _write(out_dir / "captions.csv", _captions_csv(caption_rows))
+    files["captions.csv"] = _write(out_dir / "captions.csv", _csv(caption_rows, MUSICCAPS_COLUMNS))
+    files["mcq.csv"] = _write(out_dir / "mcq.csv", _csv(mcq_rows, MCQ_COLUMNS))
     files["qa.json"] = _write(out_dir / "qa.json", json.dumps({"QA": qa_items}, indent=1) + "\n")
     files["attributes.json"] = _write(out_dir / "attributes.json",
                                       json.dumps(attributes, indent=1) + "\n")

@@ -1,4 +1,5 @@
-"""The words of the synthetic music set: attributes, captions, Q&A pairs, and the answer checker.
+"""The words of the synthetic music set: attributes, captions, Q&A pairs, four-option questions,
+and the answer checker.
 
 The demo scores a model by asking about one attribute and checking that the answer names the
 right value. That only works if the checker accepts every word the training text uses for a
@@ -8,10 +9,13 @@ draw on) and rejects hedges that name several values ("slow or fast").
 Answers are canonical, one per value ("A piano.", "Slow."): a short, fixed answer makes the
 value the first content token, which is what a few hundred adapter steps can learn
 (docs/REFERENCE.md section 6). The questions vary (several phrasings per attribute), and the captions vary a lot
-(sentence structures, synonyms, moods, BPM), like human-written captions.
+(sentence structures, synonyms, moods, BPM), like human-written captions. Four-option questions
+(`MCQ_KINDS`) ask about one attribute or two together, with three other value combinations as
+distractors, so chance is 0.25.
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -144,6 +148,54 @@ def question_answers(plan: ClipPlan, rng: np.random.Generator) -> list[tuple[str
         question = QUESTIONS[attribute][rng.integers(len(QUESTIONS[attribute]))]
         pairs.append((attribute, value, question, ANSWERS[attribute][value]))
     return pairs
+
+
+# ------------------------------------------------------------------------ four-option questions
+
+# Each multiple-choice kind asks about one attribute, or two together where one alone has fewer
+# than four values, so every question has exactly four options and chance is 0.25. Option texts
+# are lower case with no capital A-D, and none contains another: MuChoMusic's reading rule
+# (evaluate/mcq.py) takes a reply's one capital A-D as its letter, else looks for an option's
+# text in it. Key is left out: its spoken names ("C sharp", "A flat") are capital letters.
+MCQ_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (attributes, question phrasings)
+    "instrument": (("instrument",), ("Which instrument plays the melody?",
+                                     "Which instrument do you hear?")),
+    "rhythm": (("tempo", "percussion"), ("Which best describes the rhythm?",
+                                         "How would you describe the pace and the beat?")),
+    "dynamics": (("loudness", "mode"), ("Which best describes the sound?",
+                                        "Which fits the dynamics and the mode?")),
+    "melody": (("register", "mode"), ("Which best describes the melody?",
+                                      "Where does the melody sit, and in which mode?")),
+}
+_OPTION_WORDS = {
+    "instrument": {"piano": "piano", "organ": "organ", "guitar": "plucked guitar",
+                   "synth": "synth lead", "flute": "flute"},
+    "tempo": {"slow": "slow", "medium": "medium tempo", "fast": "fast"},
+    "percussion": {"drums": "with drums", "none": "without drums"},
+    "loudness": {"soft": "soft", "loud": "loud"},
+    "mode": {"major": "in a major key", "minor": "in a minor key"},
+    "register": {"low": "a low melody", "mid": "a mid-range melody", "high": "a high melody"},
+}
+
+
+def mcq_option(attributes: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """The option text naming `values` of `attributes` ("slow, with drums")."""
+    return ", ".join(_OPTION_WORDS[a][v] for a, v in zip(attributes, values))
+
+
+def mcq_questions(plan: ClipPlan, rng: np.random.Generator) -> list[tuple[str, str, str, list[str]]]:
+    """(kind, question, correct option, three distractors) for every multiple-choice kind: the
+    distractors are three other value combinations of the same attributes, drawn at random."""
+    out = []
+    for kind, (attributes, questions) in MCQ_KINDS.items():
+        right = tuple(getattr(plan, a) for a in attributes)
+        others = [combo for combo in itertools.product(*(ATTRIBUTES[a] for a in attributes))
+                  if combo != right]
+        picks = rng.choice(len(others), size=3, replace=False)
+        out.append((kind, questions[rng.integers(len(questions))], mcq_option(attributes, right),
+                    [mcq_option(attributes, others[i]) for i in sorted(picks)]))
+    return out
 
 
 # ------------------------------------------------------------------------------------ captions

@@ -13,7 +13,9 @@ import soundfile as sf
 
 from musilingo.data import read_dataset
 from musilingo.data.synth import load_attributes
+from musilingo.evaluate.mcq import LETTERS, mcq_reply, read_choice, shuffled_options
 from musilingo.synth import ATTRIBUTES, answer_is_correct, generate, mentioned_values
+from musilingo.synth.language import MCQ_KINDS, mcq_option
 from musilingo.errors import UserError
 
 SMALL = {"n_train": 10, "n_test": 5, "seconds": 2.0, "sample_rate": 24000}
@@ -32,8 +34,8 @@ def synth_folder(tmp_path_factory) -> Path:
 
 def test_files_and_formats(synth_folder):
     names = {p.name for p in synth_folder.iterdir()}
-    assert names == {"audio", "captions.csv", "qa.json", "attributes.json", "README.md",
-                     "manifest.json"}
+    assert names == {"audio", "captions.csv", "qa.json", "mcq.csv", "attributes.json",
+                     "README.md", "manifest.json"}
     wavs = sorted((synth_folder / "audio").glob("*.wav"))
     assert len(wavs) == N_CLIPS
     info = sf.info(str(wavs[0]))
@@ -96,6 +98,45 @@ def test_read_back_through_the_real_readers(synth_folder):
     assert len(test.clips()) == SMALL["n_test"]
     captions = read_dataset("synth", synth_folder / "captions.csv", None)
     assert len(captions.records) == N_CLIPS and set(captions.records[0].texts) == {"caption"}
+
+
+def test_four_option_questions_read_back_through_the_muchomusic_reader(synth_folder):
+    """mcq.csv is MuChoMusic's format: four distinct options per question, the right one names
+    the clip's values, and its text is a reply the benchmark's rule reads as that option."""
+    attributes = load_attributes(synth_folder)
+    train = read_dataset("muchomusic", synth_folder / "mcq.csv", None, split="train")
+    test = read_dataset("muchomusic", synth_folder / "mcq.csv", None, split="test")
+    assert train.missing == [] and test.missing == []
+    assert len(train.records) == SMALL["n_train"] * len(MCQ_KINDS)
+    assert len(test.records) == SMALL["n_test"] * len(MCQ_KINDS)
+    assert {r.split for r in test.records} == {"test"}
+    assert all(r.clip_id.startswith("test_") for r in test.records)
+    for record in train.records + test.records:
+        kind = record.meta["kind"]
+        names = MCQ_KINDS[kind][0]
+        clip = attributes[record.clip_id]
+        assert record.texts["answer"] == mcq_option(names, tuple(clip[a] for a in names))
+        options = [record.texts["answer"], *record.meta["distractors"]]
+        assert len(set(options)) == 4
+        # no capital A-D (the rule's letter clause would fire) and no option inside another
+        assert not set("".join(options)) & set(LETTERS), options
+        assert not any(a != b and a in b for a in options for b in options), options
+        shuffled, right = shuffled_options(options[0], options[1:], 0, key=record.clip_id)
+        assert read_choice(mcq_reply(shuffled, right), shuffled) == right
+        assert read_choice("A piano.", shuffled) == 0        # the rule's letter clause, unchanged
+    kinds = Counter(r.meta["kind"] for r in test.records)
+    assert kinds == {kind: SMALL["n_test"] for kind in MCQ_KINDS}
+
+
+def test_the_right_option_sits_anywhere_after_the_shuffle(tmp_path):
+    """Across many questions every position holds the answer about equally often, so a model
+    that always says one letter scores chance (0.25)."""
+    folder = generate(tmp_path / "set", seed=5, workers=1, n_train=60, n_test=0, seconds=0.5,
+                      sample_rate=8000)
+    records = read_dataset("muchomusic", folder / "mcq.csv", None, split="train").records
+    where = Counter(shuffled_options(r.texts["answer"], r.meta["distractors"], 0,
+                                     key=f"{r.clip_id}:{i}")[1] for i, r in enumerate(records))
+    assert set(where) == {0, 1, 2, 3} and min(where.values()) > len(records) / 4 * 0.6, where
 
 
 def test_captions_name_every_attribute_value(synth_folder):
