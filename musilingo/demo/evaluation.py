@@ -9,7 +9,9 @@ Three conditions answer the same test questions and caption the same test clips:
 
 Attribute accuracy (the answer names the right value and no other, `synth.answer_is_correct`)
 is the direct measure, for answers and for captions alike (every reference caption names all
-seven attributes, so a caption is scored on each: it names the clip's value and no other); the
+seven attributes, so a caption is scored on each: it names the clip's value and no other).
+Four-option questions (the set's mcq.csv, laid out and read exactly as `musilingo score
+--dataset muchomusic` does) give accuracy against a chance of 0.25 and the answered rate. The
 text metrics (musilingo protocol, BERTScore with an offline model) show how little they move
 when the audio is wrong, the known weakness docs/REFERENCE.md section 4 describes. A model that listens beats `shuffled` by a wide margin on accuracy.
 """
@@ -40,6 +42,28 @@ def evaluation_items(data: Path):
                      answer=r.texts["caption"], meta={"attributes": attributes[r.clip_id]})
                 for r in caps]
     return questions, captions
+
+
+def mcq_items(data: Path):
+    """The test split's four-option questions, as `musilingo score --dataset muchomusic` builds
+    them (MuChoMusic's prompt, options in a seeded order; meta: options, correct, kind)."""
+    from ..score.run import dataset_items
+
+    return dataset_items("muchomusic", data / "mcq.csv", None)[0]
+
+
+def mcq_accuracy(items, replies) -> dict:
+    """Accuracy and answered rate by MuChoMusic's reading rule, overall and per kind."""
+    from ..evaluate.mcq import mcq_scores, read_choice
+
+    choices = [read_choice(r, it.meta["options"]) for it, r in zip(items, replies)]
+    correct = [it.meta["correct"] for it in items]
+    kinds = defaultdict(list)
+    for it, choice, right in zip(items, choices, correct):
+        kinds[it.meta.get("kind", "all")].append(choice == right)
+    s = mcq_scores(choices, correct)
+    return {"accuracy": s["accuracy"], "answered_rate": s["answered_rate"],
+            "chance": s["chance"], "per_kind": {k: sum(v) / len(v) for k, v in sorted(kinds.items())}}
 
 
 def _accuracy(judged) -> dict:
@@ -86,6 +110,7 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
     model = load_model(run_dir).eval()
     features = CacheSource(FeatureCache.open(cache))
     questions, captions = evaluation_items(data)
+    choices = mcq_items(data)
     answer_cfg = GenerationConfig(max_new_tokens=cfg.answer_tokens)
     caption_cfg = GenerationConfig(max_new_tokens=cfg.caption_tokens)
     trained_state = {k: v.detach().clone() for k, v in model.adapter.state_dict().items()}
@@ -93,21 +118,26 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
                        if "untrained" in conditions else None)
 
     out = {"chance": {a: chance(a) for a in ATTRIBUTES}, "n_questions": len(questions),
-           "n_captions": len(captions), "conditions": {}, "samples": []}
+           "n_captions": len(captions), "n_mcq": len(choices), "conditions": {}, "samples": []}
     answers_of = {}
     for condition in conditions:
         model.adapter.load_state_dict(untrained_state if condition == "untrained" else trained_state)
         q_items = shuffled_audio(questions, seed=cfg.seed) if condition == "shuffled" else questions
         c_items = shuffled_audio(captions, seed=cfg.seed) if condition == "shuffled" else captions
-        log(f"demo: generating {len(q_items)} answers and {len(c_items)} captions ({condition})")
+        m_items = shuffled_audio(choices, seed=cfg.seed) if condition == "shuffled" else choices
+        log(f"demo: generating {len(q_items)} answers, {len(c_items)} captions and "
+            f"{len(m_items)} multiple-choice replies ({condition})")
         answers = generate_for_items(model, q_items, features, config=answer_cfg,
                                      batch_size=cfg.eval_batch_size)
         caps = generate_for_items(model, c_items, features, config=caption_cfg,
                                   batch_size=cfg.eval_batch_size)
-        answers_of[condition] = (answers, caps)
+        replies = generate_for_items(model, m_items, features, config=answer_cfg,
+                                     batch_size=cfg.eval_batch_size)
+        answers_of[condition] = (answers, caps, replies)
         out["conditions"][condition] = {
             "accuracy": attribute_accuracy(questions, answers),
             "caption_accuracy": caption_accuracy(captions, caps),
+            "mcq": mcq_accuracy(choices, replies),
             "qa_metrics": _scores(answers, [i.answer for i in questions], cfg.bertscore_model),
             "caption_metrics": _scores(caps, [i.answer for i in captions], cfg.bertscore_model),
         }
@@ -125,6 +155,11 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
         out["samples"].append({"clip": captions[j].clip_id, "question": captions[j].question,
                                "reference": captions[j].answer,
                                **{c: answers_of[c][1][j] for c in conditions}})
+    for j in range(min(2, len(choices))):
+        item = choices[j]
+        out["samples"].append({"clip": item.clip_id, "question": item.question,
+                               "reference": item.answer,
+                               **{c: answers_of[c][2][j] for c in conditions}})
     trained = out["conditions"]["trained"]["accuracy"]["mean"]
     shuffled = out["conditions"]["shuffled"]["accuracy"]["mean"]
     out["listening_margin"] = trained - shuffled

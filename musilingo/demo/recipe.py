@@ -87,9 +87,10 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
                   init_adapter: Path | None, steps: int | None = None):
     """The shipped train recipe `configs/train/demo_<stage>.yaml`, with this demo's paths and options.
 
-    Stage 1 reads the captions file; stage 2 the Q&A plus captioning as an instruction (the
-    paper's "Please give a caption to the music."), mixed in proportion to size (6 questions per
-    clip to 1 caption). Both go through the real MusicCaps/MusicInstruct readers."""
+    Stage 1 reads the captions file; stage 2 the Q&A, captioning as an instruction (the paper's
+    "Please give a caption to the music.") and the four-option questions, mixed in proportion to
+    size (7 questions, 1 caption and 4 multiple-choice questions per clip). They go through the
+    real MusicCaps, MusicInstruct and MuChoMusic readers."""
     from ..options import load_recipe
     from ..train.config import TrainConfig
 
@@ -102,6 +103,7 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
         datasets[0]["annotations"] = str(data / "captions.csv")
     else:
         datasets[0]["annotations"], datasets[1]["annotations"] = str(data), str(data / "captions.csv")
+        datasets[2]["annotations"] = str(data / "mcq.csv")
     recipe.update(
         cache=str(cache), llm=cfg.llm, adapter_init=cfg.adapter_init,
         batch_size=cfg.batch_size, max_steps=steps, warmup_steps=max(1, steps // 20),
@@ -161,6 +163,15 @@ def _record(run_dir: Path, metrics: dict, report: Path) -> None:
         "dataset": "demo synthetic test split", "kind": "attribute accuracy of answers",
         "source": str(report), "items": metrics["n_questions"],
         "protocols": {"attribute accuracy": values}, "control": control})
+    mcq, mcq_other = cond["trained"]["mcq"], cond["shuffled"]["mcq"]
+    record_evaluation(run_dir, {
+        "dataset": "demo synthetic test split", "kind": "four-option questions",
+        "source": str(report), "items": metrics["n_mcq"],
+        "protocols": {"muchomusic": {"accuracy": mcq["accuracy"],
+                                     "answered_rate": mcq["answered_rate"]}},
+        "control": [{"protocol": "muchomusic", "metric": k, "real": mcq[k],
+                     "shuffled": mcq_other[k], "delta": mcq[k] - mcq_other[k]}
+                    for k in ("accuracy", "answered_rate")]})
 
 
 def run_demo(cfg: DemoConfig, log=print) -> DemoResult:

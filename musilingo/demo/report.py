@@ -88,6 +88,23 @@ def _accuracy_rows(metrics: dict, kind: str) -> list[str]:
     return rows
 
 
+def _mcq_rows(metrics: dict) -> list[str]:
+    """Four-option questions: accuracy per kind and overall, and the answered rate."""
+    c = metrics["conditions"]
+    if "mcq" not in c["trained"]:
+        return []
+    lines = [f"## Four-option questions ({metrics['n_mcq']}; MuChoMusic's prompt and reading "
+             "rule, chance 0.250)", "",
+             "| kind | untrained | trained | shuffled audio |", "|---|---|---|---|"]
+    for kind in c["trained"]["mcq"]["per_kind"]:
+        lines.append(f"| {kind} | " + " | ".join(
+            _fmt(c[k]["mcq"]["per_kind"].get(kind)) if k in c else "-" for k in CONDITIONS) + " |")
+    for key, title in (("accuracy", "**accuracy**"), ("answered_rate", "answered rate (IFR)")):
+        lines.append(f"| {title} | " + " | ".join(
+            _fmt(c[k]["mcq"][key]) if k in c else "-" for k in CONDITIONS) + " |")
+    return lines + [""]
+
+
 def summary_markdown(metrics: dict) -> str:
     c = metrics["conditions"]
     lines = ["# musilingo demo", "",
@@ -103,6 +120,7 @@ def summary_markdown(metrics: dict) -> str:
               "|---|---|---|---|---|"]
     lines += _accuracy_rows(metrics, "caption_accuracy")
     lines.append("")
+    lines += _mcq_rows(metrics)
     for kind, title in (("qa_metrics", "Q&A answers"), ("caption_metrics", "Captions")):
         bert = c["trained"][kind].get("_bertscore_model")
         lines += [f"## {title}: text metrics (musilingo protocol; BERTScore model `{bert}`)", "",

@@ -2,8 +2,9 @@
 
 The demo's music is extracted once (the cache does not depend on the LLM or the adapter); each
 variant then trains its own stage 2 (Q&A with captioning mixed in) from that cache and is scored
-like the main demo: attribute accuracy of answers and of captions, trained vs the same adapter
-hearing shuffled audio vs chance, and the time each variant trained. The table goes to
+like the main demo: attribute accuracy of answers and of captions, and four-option accuracy,
+each trained vs the same adapter hearing shuffled audio vs chance, and the time each variant
+trained. The table goes to
 report/variants.md and report/variants.json, and each variant's run folder says which variant
 it is (adapter_config.json, config.yaml), so `musilingo compare demo_out/runs/variant-*` works.
 
@@ -81,6 +82,9 @@ def run_variants(cfg, names: list[str], data: Path, cache: Path, runs: Path, log
             "evaluate_seconds": time.time() - t, **train_over,
             "answers": {c: cond[c]["accuracy"]["mean"] for c in ("trained", "shuffled")},
             "captions": {c: cond[c]["caption_accuracy"]["mean"] for c in ("trained", "shuffled")},
+            "mcq": {c: cond[c]["mcq"]["accuracy"] for c in ("trained", "shuffled")},
+            "mcq_answered": cond["trained"]["mcq"]["answered_rate"],
+            "mcq_chance": cond["trained"]["mcq"]["chance"],
             "chance": metrics["mean_chance"], "distinct_answers": metrics["distinct_answers"]}
     return rows
 
@@ -89,14 +93,18 @@ def variants_markdown(rows: dict, extract_seconds: float) -> str:
     lines = [f"# One cache, {len(rows)} recipes", "",
              f"Extraction ran once ({extract_seconds:.0f} s); each variant trained its stage 2 "
              "from that cache. Attribute accuracy (mean over the 7 attributes; chance "
-             f"{next(iter(rows.values()))['chance']:.3f}), the trained adapter vs the same "
-             "adapter hearing another clip's audio.", "",
+             f"{next(iter(rows.values()))['chance']:.3f}) and four-option accuracy (MCQ, "
+             f"chance {next(iter(rows.values()))['mcq_chance']:.2f}; MuChoMusic's reading rule), "
+             "the trained adapter vs the same adapter hearing another clip's audio.", "",
              "| variant | LLM | answers trained | answers shuffled | captions trained | "
-             "captions shuffled | distinct answers | train s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "captions shuffled | MCQ trained | MCQ shuffled | MCQ answered | distinct answers "
+             "| train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['llm']} | {r['answers']['trained']:.3f} | "
                      f"{r['answers']['shuffled']:.3f} | {r['captions']['trained']:.3f} | "
-                     f"{r['captions']['shuffled']:.3f} | {r['distinct_answers']:.3f} | "
+                     f"{r['captions']['shuffled']:.3f} | {r['mcq']['trained']:.3f} | "
+                     f"{r['mcq']['shuffled']:.3f} | {r['mcq_answered']:.3f} | "
+                     f"{r['distinct_answers']:.3f} | "
                      f"{r['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"

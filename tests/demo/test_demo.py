@@ -37,6 +37,7 @@ def test_quick_demo_writes_the_report(quick_demo):
         assert (report / name).is_file() and (report / name).stat().st_size > 0, name
     assert (report / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Attribute accuracy" in (report / "summary.md").read_text()
+    assert "## Four-option questions (96;" in (report / "summary.md").read_text()
     assert "Listening margin" in stdout
     # the LLM's first-use build is a step of its own, timed in the report
     assert "demo: 3/6 preparing the LLM tiny-lm" in stdout and "llm" in metrics["seconds"]
@@ -59,6 +60,12 @@ def test_quick_demo_learns_and_listens(quick_demo):
     # captions are scored on every attribute too, and the trained ones hear the clip
     cap = {k: v["caption_accuracy"]["mean"] for k, v in metrics["conditions"].items()}
     assert cap["trained"] >= cap["shuffled"] + 0.05, cap
+    # four-option questions (chance 0.25), read by MuChoMusic's rule
+    mcq = {k: v["mcq"]["accuracy"] for k, v in metrics["conditions"].items()}
+    assert metrics["n_mcq"] == 24 * 4
+    assert mcq["trained"] >= 0.25 + MIN_MARGIN_OVER_CHANCE, mcq
+    assert mcq["trained"] >= mcq["shuffled"] + MIN_MARGIN_OVER_SHUFFLED, mcq
+    assert metrics["conditions"]["trained"]["mcq"]["answered_rate"] >= 0.8
 
 
 def test_quick_demo_rerun_reuses_finished_steps(quick_demo, tmp_path):

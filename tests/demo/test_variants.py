@@ -22,6 +22,8 @@ def test_variants_train_from_one_cache_and_report_side_by_side(tmp_path, capsys)
     for row in rows.values():
         assert set(row["answers"]) == {"trained", "shuffled"} and 0 <= row["chance"] <= 1
         assert row["train_seconds"] > 0 and 0 < row["distinct_answers"] <= 1
+        assert set(row["mcq"]) == {"trained", "shuffled"} and row["mcq_chance"] == 0.25
+        assert 0 <= row["mcq_answered"] <= 1
     # one extraction for all of them, and each run folder says which recipe it is
     assert len(list((out / "cache.zarr").glob("zarr.json"))) == 1
     runs = out / "runs"
@@ -29,7 +31,8 @@ def test_variants_train_from_one_cache_and_report_side_by_side(tmp_path, capsys)
              for n in rows}
     assert kinds["mlp"]["adapter"] == "mlp" and kinds["linear"]["adapter"] == "linear"
     assert kinds["lora"].get("lora") == "lora" and "lora" not in kinds["linear"]
-    assert "| variant | LLM | answers trained |" in (out / "report" / "variants.md").read_text()
+    table = (out / "report" / "variants.md").read_text()
+    assert "| variant | LLM | answers trained |" in table and "| MCQ trained | MCQ shuffled |" in table
 
 
 def test_an_unknown_variant_fails_before_any_work(tmp_path, capsys):
