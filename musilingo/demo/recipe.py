@@ -48,6 +48,9 @@ class DemoConfig:
                                        "from the pip package musicnn), musicnn-msd or tiny (random)")
     t: int = _opt(325, "encoder frames per audio token (the cache's stride divides it and the "
                        "paper's 325, so the cache stays re-poolable to both)")
+    sub_windows: int = _opt(5, "cache windows per audio token: the cache's stride is t / this "
+                               "(linear and mlp adapters re-pool them exactly; the resampler "
+                               "variant attends over them)")
     llm: str = _opt("tiny-lm", "frozen LLM: tiny-lm (models/tiny_lm.py) or smollm2 (the real "
                                "SmolLM2-135M-Instruct; its recipe: --config smollm2)")
     pretrain_steps: int = _opt(300, "stage-1 optimizer steps (captions)")
@@ -62,7 +65,7 @@ class DemoConfig:
     answer_tokens: int = _opt(16, "most new tokens of a generated answer")
     bertscore_model: str = _opt("minilm", "BERTScore model (the offline MiniLM by default)")
     variants: str = _opt("", "comma list of recipes to train from the one cache and compare "
-                             "instead of the two-stage demo: linear, mlp, lora, "
+                             "instead of the two-stage demo: linear, mlp, resampler, lora, "
                              "smollm2-chat-lora (demo/variants.py)")
     progress: bool = _opt(True, "draw progress bars")
 
@@ -185,6 +188,12 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
 
     if cfg.n_train < 8 or cfg.n_test < 4:
         raise UserError("the demo needs at least 8 training and 4 test clips")
+    stride = math.gcd(cfg.t, TRAINING_T)  # the cache stays re-poolable to t and the paper's t
+    if cfg.sub_windows < 1 or stride % cfg.sub_windows:
+        raise UserError(f"sub_windows={cfg.sub_windows} does not divide the stride {stride} "
+                        f"that t={cfg.t} and the paper's {TRAINING_T} share; use a divisor "
+                        "of it (1, 5, 13, ...)")
+    stride //= cfg.sub_windows
     if cfg.variants:  # a misspelt variant fails now, not after the extraction
         from .variants import parse_variants
 
@@ -203,7 +212,6 @@ def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
     t = time.time()
     log(f"demo: 2/{of} extracting {cfg.encoder} encoder features into {out / 'cache.zarr'}")
     clips = clip_list(read_dataset("synth", data / "captions.csv", None))
-    stride = math.gcd(cfg.t, TRAINING_T)
     run_extract(clips, ExtractConfig(out=str(out / "cache.zarr"), encoder=cfg.encoder,
                                      stride=stride, segment_seconds=cfg.seconds,
                                      progress=cfg.progress),

@@ -1,4 +1,4 @@
-"""`musilingo demo --variants linear,mlp,lora,smollm2-chat-lora`: several recipes from ONE cache.
+"""`musilingo demo --variants linear,mlp,resampler,lora,smollm2-chat-lora`: several recipes, ONE cache.
 
 The demo's music is extracted once (the cache does not depend on the LLM or the adapter); each
 variant then trains its own stage 2 (Q&A with captioning mixed in) from that cache and is scored
@@ -12,6 +12,7 @@ it is (adapter_config.json, config.yaml), so `musilingo compare demo_out/runs/va
 |---|---|---|
 | linear | tiny-lm | nothing: one Linear, the ###Human/###Assistant layout |
 | mlp | tiny-lm | a two-layer GELU MLP adapter |
+| resampler | tiny-lm | a learned query attends over each token's 5 cache sub-windows |
 | lora | tiny-lm | LoRA rank 8 on q_proj, v_proj with the Linear adapter |
 | smollm2-chat-lora | SmolLM2-135M | its own chat template, LoRA rank 8, fewer steps (CPU time) |
 """
@@ -28,6 +29,7 @@ from ..errors import UserError
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "linear": ({}, {}),
     "mlp": ({"adapter": "mlp"}, {}),
+    "resampler": ({"adapter": "resampler"}, {}),
     "lora": ({"lora_rank": 8, "lora_alpha": 16.0, "lora_targets": "q_proj,v_proj"}, {}),
     "smollm2-chat-lora": ({"prompt": "chat", "lora_rank": 8, "lora_alpha": 16.0,
                            "lora_targets": "q_proj,v_proj"},

@@ -10,8 +10,10 @@ Saving and loading a trained adapter (the run folder) is `musilingo.runs.adapter
 hidden states, or learned softmax weights initialised to that mean), re-pooling of the cache's
 windows of `stride` frames into windows of `t` frames (exact, count-weighted), an optional fixed
 per-dimension standardisation, and one `Linear(encoder_dim, llm_dim)` (the paper) or a two-layer
-GELU MLP (`kind="mlp"`). Mean over layers, over
-windows and the linear map commute, which is why a pooled cache is exact.
+GELU MLP (`kind="mlp"`). Mean over layers, over windows and the linear map commute, which is why
+a pooled cache is exact. `kind="resampler"` replaces the fixed re-pooling by a learned one: in
+each t-window a query attends over the cache's finer sub-windows (window-level, as SALMONN's
+Q-Former attends within each window), one audio token per window as before.
 
 The audio tokens of each example are spliced into `inputs_embeds` where the template's
 `<AudioHere>` stands. Examples carry different numbers of audio tokens (clip lengths, padding
@@ -23,6 +25,8 @@ would dominate memory), summed, and divided by `batch["loss_norm"]` when the tra
 steps give exactly the gradient of one big batch), else by the batch's own target count.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -37,11 +41,13 @@ from .prompts import IGNORE, PromptTemplate, TokenizedExample
 class AudioAdapter(nn.Module):
     """[B, L+1, W, D] window means at `stride` + counts [B, W] -> [B, G, llm_dim] tokens + mask.
 
-    `kind`: linear (the paper: one Linear) or mlp (Linear, GELU, Linear, as LLaVA-1.5's
-    projector and OpenMU use; its first layer is `hidden`). The last Linear is always `proj`, so
-    a linear adapter's tensors keep the reference code's names."""
+    `kind`: linear (the paper: one Linear), mlp (Linear, GELU, Linear, as LLaVA-1.5's projector
+    and OpenMU use; its first layer is `hidden`) or resampler (`attend_windows`, then the Linear).
+    The last Linear is always `proj`, so a linear adapter's tensors keep the reference code's
+    names."""
 
-    KINDS = ("linear", "mlp")
+    KINDS = ("linear", "mlp", "resampler")
+    RESAMPLER_DIM = 64  # width of the resampler's query and keys
 
     def __init__(self, encoder_dim: int, llm_dim: int, num_layers: int, *, stride: int,
                  t: int = 325, aggregation: str = "mean", kind: str = "linear"):
@@ -51,6 +57,10 @@ class AudioAdapter(nn.Module):
             raise UserError(f"layer aggregation {aggregation!r}: use mean or learned")
         if kind not in self.KINDS:
             raise UserError(f"adapter={kind!r}: use one of {', '.join(self.KINDS)}")
+        if kind == "resampler" and factor == 1:
+            raise UserError(f"adapter=resampler attends over the cache's sub-windows of each "
+                            f"t-window, but stride {stride} = t {t} leaves one: use a cache "
+                            "extracted with a smaller stride (e.g. t/5), or adapter=linear")
         self.encoder_dim, self.llm_dim, self.num_layers = encoder_dim, llm_dim, num_layers
         self.stride, self.t, self.factor, self.aggregation = stride, t, factor, aggregation
         self.kind = kind
@@ -61,6 +71,13 @@ class AudioAdapter(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(encoder_dim))
         self.register_buffer("feature_std", torch.ones(encoder_dim))
         self.hidden = nn.Linear(encoder_dim, llm_dim) if kind == "mlp" else None
+        self.query = self.keys = None
+        if kind == "resampler":
+            # Zero keys: every score equal, so at initialisation the attention is exactly the
+            # count-weighted mean, i.e. the linear adapter's re-pooling (see attend_windows).
+            self.query = nn.Parameter(torch.randn(self.RESAMPLER_DIM) / math.sqrt(self.RESAMPLER_DIM))
+            self.keys = nn.Linear(encoder_dim, self.RESAMPLER_DIM, bias=False)
+            nn.init.zeros_(self.keys.weight)
         self.proj = nn.Linear(llm_dim if kind == "mlp" else encoder_dim, llm_dim)
 
     def check_features(self, num_layers: int, dim: int, where: str = "features") -> None:
@@ -80,9 +97,29 @@ class AudioAdapter(nn.Module):
         else:
             w = torch.softmax(self.layer_logits.float(), dim=0)
             x = torch.einsum("l,blwd->bwd", w, x).unsqueeze(1)
+        if self.kind == "resampler":
+            x = (x[:, 0] - self.feature_mean.float()) / self.feature_std.float()
+            return self.attend_windows(x, counts)
         x, c = repool(x, counts, self.factor)
         x = (x[:, 0] - self.feature_mean.float()) / self.feature_std.float()
         return x, c
+
+    def attend_windows(self, x: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, W, D] sub-windows -> [B, G, D]: each group of `factor` sub-windows weighted by the
+        softmax of query . keys(sub-window) + log(count). The log count makes equal scores give
+        the count-weighted mean, so the learned part only moves weight between sub-windows;
+        empty sub-windows (count 0) get none, and an empty group comes out as zeros."""
+        b, w, d = x.shape
+        groups = math.ceil(w / self.factor)
+        pad = groups * self.factor - w
+        x = F.pad(x, (0, 0, 0, pad)).unflatten(1, (groups, self.factor))          # [B, G, k, D]
+        c = F.pad(counts, (0, pad)).unflatten(1, (groups, self.factor)).float()  # [B, G, k]
+        keys = self.keys(x.to(self.keys.weight.dtype)).float()
+        scores = keys @ self.query.float() / math.sqrt(self.RESAMPLER_DIM) + c.clamp(min=1).log()
+        weights = torch.softmax(scores.masked_fill(c == 0, float("-inf")), dim=-1)
+        total = c.sum(-1)
+        pooled = (weights.nan_to_num(0.0)[..., None] * x).sum(-2)
+        return pooled.masked_fill(total[..., None] == 0, 0.0), total.to(torch.int32)
 
     def forward(self, features: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, c = self.pooled(features, counts)

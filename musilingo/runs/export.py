@@ -112,8 +112,10 @@ def adapter_text(config: dict, training: dict) -> str:
     """What the adapter is, as recorded in adapter_config.json (and the recipe, for LoRA)."""
     e, d = int(config["encoder_dim"]), int(config["llm_dim"])
     layers, t = md_text(config.get("num_layers")), md_text(config.get("t"))
-    net = (f"`Linear({e}, {d})`, GELU, `Linear({d}, {d})` (LLaVA-1.5's projector)"
-           if config.get("adapter") == "mlp" else f"`Linear({e}, {d})` (the paper's)")
+    net = {"mlp": f"`Linear({e}, {d})`, GELU, `Linear({d}, {d})` (LLaVA-1.5's projector)",
+           "resampler": f"a learned query attending over each window's cached sub-windows "
+                        f"(stride {md_text(config.get('stride'))}), then `Linear({e}, {d})`",
+           }.get(config.get("adapter"), f"`Linear({e}, {d})` (the paper's)")
     over = (f"learned softmax weights over {layers} hidden states"
             if config.get("layer_aggregation") == "learned" else f"the mean of {layers} hidden states")
     text = f"{net} over {over}, one token per {t} encoder frames"

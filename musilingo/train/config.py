@@ -60,8 +60,11 @@ class TrainConfig:
     trust_remote_code: bool = _opt(False, "allow the LLM's/encoder's own modelling code")
     t: int = _opt(325, "frames per audio token; a multiple of the cache stride")
     layer_aggregation: str = _opt("mean", "mean (paper) or learned (softmax weights, start at the mean)")
-    adapter: str = _opt("linear", "adapter kind: linear (the paper: one Linear) or mlp (Linear, "
-                                  "GELU, Linear, as LLaVA-1.5); recorded in the run folder")
+    adapter: str = _opt("linear", "adapter kind: linear (the paper: one Linear), mlp (Linear, "
+                                  "GELU, Linear, as LLaVA-1.5) or resampler (a learned query "
+                                  "attends over each t-window's cache sub-windows, then the "
+                                  "Linear; needs a cache stride below t); recorded in the run "
+                                  "folder")
     lora_rank: int = _opt(0, "LoRA rank on the frozen LLM (0: no LoRA, the paper); the LoRA "
                              "matrices train with the adapter and are saved in PEFT's format")
     lora_alpha: float = _opt(16.0, "LoRA scaling numerator (the update is scaled by alpha/rank)")
@@ -149,7 +152,7 @@ class TrainConfig:
                    "segments": ("random", "concat"), "layer_aggregation": ("mean", "learned"),
                    "mixing": ("equal", "proportional", "weighted"),
                    "adapter_init": ("default", "embedding-scale"),
-                   "adapter": ("linear", "mlp"), "prompt": PROMPTS,
+                   "adapter": ("linear", "mlp", "resampler"), "prompt": PROMPTS,
                    "shuffle": ("auto", "rows", "shards")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

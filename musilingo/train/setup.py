@@ -156,6 +156,7 @@ def shuffle_groups(cfg, sets: list, say) -> list | None:
             np.array([t.features.group(ex.clip_id) for ex in t.examples]) for t in sets]
 
 
+@torch.no_grad()  # statistics, not part of any graph (the resampler's keys are trainable)
 def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
     """Per-dimension mean/std of the adapter's inputs over up to `standardize_clips` clips."""
     seen, total, sq, n = set(), None, None, 0

@@ -102,3 +102,12 @@ def test_the_smollm2_demo_recipe_is_a_demo_config():
     cfg = from_dict(DemoConfig, load_recipe("smollm2", "demo"), "demo")
     assert cfg.llm == "smollm2" and cfg.encoder == "musicnn-mtt" and cfg.batch_size == 8
     assert cfg.out != DemoConfig().out      # its own folder: never reuses the default's runs
+
+
+def test_sub_windows_that_do_not_divide_the_stride_fail_before_any_work(tmp_path):
+    from musilingo.demo.recipe import DemoConfig, run_demo
+    from musilingo.errors import UserError
+
+    with pytest.raises(UserError, match="sub_windows=7 does not divide the stride 325"):
+        run_demo(DemoConfig(out=str(tmp_path / "d"), sub_windows=7), log=lambda *_: None)
+    assert not (tmp_path / "d").exists()

@@ -12,13 +12,13 @@ from tests.helpers.cli import run_cli
 @pytest.mark.slow
 def test_variants_train_from_one_cache_and_report_side_by_side(tmp_path, capsys):
     out = tmp_path / "dv"
-    code, stdout, err = run_cli(capsys, "demo", "--variants", "linear,mlp,lora", "--out", str(out),
+    code, stdout, err = run_cli(capsys, "demo", "--variants", "linear,mlp,resampler,lora", "--out", str(out),
                                 "--no-progress", "n_train=16", "n_test=4", "instruct_steps=5",
                                 "encoder=tiny", "llm=tiny-llama", "seconds=3")
     assert code == 0, err
     report = json.loads((out / "report" / "variants.json").read_text())
     rows = report["variants"]
-    assert list(rows) == ["linear", "mlp", "lora"]
+    assert list(rows) == ["linear", "mlp", "resampler", "lora"]
     for row in rows.values():
         assert set(row["answers"]) == {"trained", "shuffled"} and 0 <= row["chance"] <= 1
         assert row["train_seconds"] > 0 and 0 < row["distinct_answers"] <= 1
@@ -30,6 +30,8 @@ def test_variants_train_from_one_cache_and_report_side_by_side(tmp_path, capsys)
     kinds = {n: json.loads((runs / f"variant-{n}" / "adapter_config.json").read_text())
              for n in rows}
     assert kinds["mlp"]["adapter"] == "mlp" and kinds["linear"]["adapter"] == "linear"
+    assert kinds["resampler"]["adapter"] == "resampler"
+    assert kinds["resampler"]["t"] == 5 * kinds["resampler"]["stride"]   # 5 sub-windows a token
     assert kinds["lora"].get("lora") == "lora" and "lora" not in kinds["linear"]
     table = (out / "report" / "variants.md").read_text()
     assert "| variant | LLM | answers trained |" in table and "| MCQ trained | MCQ shuffled |" in table

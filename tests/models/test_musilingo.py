@@ -41,6 +41,42 @@ def test_adapter_repool_is_exact_and_learned_starts_at_mean():
         a.pooled(torch.zeros(1, L, 2, 32), torch.ones(1, 2, dtype=torch.int32))
 
 
+def test_resampler_starts_as_the_exact_repooling_and_learns_where_to_listen():
+    """At initialisation the resampler's attention is the count-weighted mean (the linear
+    adapter's output, padding window included); training its query and keys moves weight onto
+    the sub-window that carries the signal, which no fixed pooling can do."""
+    hidden, (means, counts) = _features(1000, 0)
+    x_in, c_in = torch.tensor(means)[None], torch.tensor(counts)[None]
+    linear = AudioAdapter(D, 8, L, stride=65, t=325)
+    resampler = AudioAdapter(D, 8, L, stride=65, t=325, kind="resampler")
+    resampler.proj.load_state_dict(linear.proj.state_dict())
+    x, c = resampler.pooled(x_in, c_in)
+    torch.testing.assert_close(x[0], pool_to_tokens(hidden, 325), rtol=1e-5, atol=1e-5)
+    assert c[0].tolist() == [325, 325, 325, 25]
+    torch.testing.assert_close(resampler(x_in, c_in)[0], linear(x_in, c_in)[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(UserError, match="stride 325 = t 325 leaves one"):
+        AudioAdapter(D, 8, L, stride=325, t=325, kind="resampler")
+
+    # The target is the second sub-window of each window, whose first feature dimension marks it.
+    torch.manual_seed(0)
+    feats = torch.randn(64, L, 10, D)
+    feats[:, :, 1::5, 0] += 4.0
+    target = feats.mean(1)[:, 1::5]                       # [B, G, D]
+    ones = torch.full((64, 10), 65, dtype=torch.int32)
+    losses = {}
+    for kind in ("linear", "resampler"):
+        torch.manual_seed(1)
+        a = AudioAdapter(D, D, L, stride=65, t=325, kind=kind)
+        opt = torch.optim.Adam(a.parameters(), lr=3e-2)
+        for _ in range(300):
+            loss = ((a(feats, ones)[0] - target) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        losses[kind] = loss.item()
+    assert losses["resampler"] < 0.1 * losses["linear"], losses
+
+
 def test_splice_positions_right_and_left():
     text = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]])
     audio = torch.tensor([[10, 11, 12], [13, 0, 14]])

@@ -210,6 +210,30 @@ def test_an_mlp_adapter_in_the_llms_chat_template_trains_from_the_same_cache(mak
                      out=str(r.run_dir.parent / "lin")), log=quiet)
 
 
+def test_a_resampler_adapter_trains_from_the_same_cache_and_reloads(make_cfg, synth):
+    """adapter=resampler on the stride-65 cache (2 sub-windows per t=130 token): it trains, its
+    query and keys move, the run folder says which kind it is, the reloaded model gives the
+    trained adapter's tokens, and exported model cards describe it."""
+    from musilingo.runs.export import adapter_text
+
+    qa = [{"name": "synth", "annotations": str(synth)}]
+    r = run(make_cfg(stage="instruct", datasets=qa, adapter="resampler", max_steps=30,
+                     batch_size=8, standardize=True), log=quiet)
+    assert sum(r.losses[-5:]) / 5 < sum(r.losses[:3]) / 3 - 0.5, r.losses
+    acfg = json.loads((r.run_dir / "adapter_config.json").read_text())
+    assert acfg["adapter"] == "resampler" and acfg["stride"] == 65 and acfg["t"] == 130
+    model = load_model(r.run_dir)
+    assert model.adapter.kind == "resampler" and model.adapter.keys.weight.abs().sum() > 0
+    rng = torch.Generator().manual_seed(0)
+    feats = torch.randn(1, 3, 10, 128, generator=rng)
+    counts = torch.full((1, 10), 65, dtype=torch.int32)
+    x, _ = model.adapter.pooled(feats, counts)
+    mean = (feats.mean(1).unflatten(1, (5, 2)).mean(2) - model.adapter.feature_mean) / \
+        model.adapter.feature_std
+    assert not torch.allclose(x, mean, atol=1e-4)   # learned weights, not the plain re-pooling
+    assert "attending over each window's cached sub-windows (stride 65)" in adapter_text(acfg, {})
+
+
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_adapter(make_cfg, tmp_path,
                                                                               capsys):
     """A learning rate of 1e30 without warmup or clipping: the first steps are finite (and
