@@ -17,6 +17,7 @@ exactly MusiLingo's job. Deterministic by seed; built once under $MUSILINGO_HOME
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -199,8 +200,11 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
                            if question.startswith("Question:")]].float().mean())
     save_model(model, folder)
     tok.save_pretrained(folder)
-    return {"held_out_token_accuracy": accuracy, "held_out_mcq_reply_accuracy": mcq,
-            "final_loss": float(loss.detach())}
+    result = {"steps": steps, "held_out_token_accuracy": accuracy,
+              "held_out_mcq_reply_accuracy": mcq, "final_loss": float(loss.detach())}
+    # What the pre-training reached, kept with the model (teacher-forced, description in the slot).
+    (Path(folder) / "pretraining.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
 
 
 def tiny_lm_folder(seed: int = 0, *, progress: bool = True, log=None) -> Path:
