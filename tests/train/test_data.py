@@ -40,14 +40,17 @@ def test_targets_per_stage():
     class R:
         source = "file:1"
 
-        def __init__(self, texts):
-            self.texts = texts
+        def __init__(self, texts, meta=None):
+            self.texts, self.meta = texts, meta or {}
 
     assert targets_of(R({"caption": "c"}), "pretrain", None) == (None, "c")
     assert targets_of(R({"caption": "c"}), "instruct", None) == (CAPTION_QUESTION, "c")
     assert targets_of(R({"question": "q", "answer": "a"}), "instruct", None) == ("q", "a")
     with pytest.raises(UserError, match="question/answer"):
         targets_of(R({"question": "q", "answer": "a"}), "pretrain", None)
+    mcq = R({"question": "q", "answer": "soft"}, {"distractors": ["loud", "quiet", "gentle"]})
+    question, target = targets_of(mcq, "instruct", None, key="c:0")
+    assert question.startswith("Question: q\n Options: (A) ") and target == "soft"
 
 
 def test_four_option_questions_train_on_the_scored_layout(synth, cache):
