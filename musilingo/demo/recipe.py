@@ -6,16 +6,17 @@
     python -c "from musilingo.demo.recipe import DemoConfig, run_demo; run_demo(DemoConfig())"
 
 Steps, each the same code a user's real data goes through:
-1. generate the synthetic music set (musilingo.synth.generate): audio files + MusicCaps/MusicInstruct
-   format annotations, with known attributes per clip;
+1. generate the synthetic music set (musilingo.synth.generate): audio files + MusicCaps,
+   MusicInstruct and MuChoMusic format annotations, with known attributes per clip;
 2. extract the encoder's pooled hidden states into a Zarr cache (by default musicnn-mtt, the
    pretrained music tagger from the pip package musicnn: models/encoders/musicnn.py);
 3. stage 1: pre-train the adapter on captions; 4. stage 2: instruction-tune on attribute Q&A
-   with captioning mixed in, into a frozen LLM (by default tiny-lm, models/tiny_lm.py);
-5. generate answers and captions for the test split with (a) the untrained adapter, (b) the
-   trained adapter and (c) the trained adapter hearing another clip's audio (shuffled-audio
-   control), score them, and measure attribute accuracy (the answer, or the caption, names the
-   right value);
+   with captioning and four-option questions mixed in, into a frozen LLM (by default tiny-lm,
+   models/tiny_lm.py);
+5. generate answers, captions and four-option replies for the test split with (a) the
+   untrained adapter, (b) the trained adapter and (c) the trained adapter hearing another
+   clip's audio (shuffled-audio control), score them, and measure attribute accuracy (the
+   answer, or the caption, names the right value) and four-option accuracy (chance 0.25);
 6. write the report folder (demo/report.py).
 
 Every step is resumable through its own machinery: the generator reuses a complete folder, the
