@@ -1,11 +1,11 @@
 """`musilingo demo --variants linear,mlp,resampler,lora,smollm2-chat-lora`: several recipes, ONE cache.
 
 The demo's music is extracted once (the cache does not depend on the LLM or the adapter); each
-variant then trains its own stage 2 (Q&A with captioning mixed in) from that cache and is scored
-like the main demo: attribute accuracy of answers and of captions, and four-option accuracy,
-each trained vs the same adapter hearing shuffled audio vs chance, and the time each variant
-trained. The table goes to
-report/variants.md and report/variants.json, and each variant's run folder says which variant
+variant then trains its own stage 2 (Q&A with captioning and four-option questions mixed in)
+from that cache and is scored like the main demo: attribute accuracy of answers and of
+captions, and four-option accuracy, each trained vs the same adapter hearing shuffled audio vs
+chance, and the time each variant trained. The table goes to report/variants.md and
+report/variants.json, and each variant's run folder says which variant
 it is (adapter_config.json, config.yaml), so `musilingo compare demo_out/runs/variant-*` works.
 
 | variant | LLM | what changes from the paper's recipe |
@@ -92,11 +92,12 @@ def run_variants(cfg, names: list[str], data: Path, cache: Path, runs: Path, log
 
 
 def variants_markdown(rows: dict, extract_seconds: float) -> str:
+    first = next(iter(rows.values()))  # chance is the same for every variant
     lines = [f"# One cache, {len(rows)} recipes", "",
              f"Extraction ran once ({extract_seconds:.0f} s); each variant trained its stage 2 "
              "from that cache. Attribute accuracy (mean over the 7 attributes; chance "
-             f"{next(iter(rows.values()))['chance']:.3f}) and four-option accuracy (MCQ, "
-             f"chance {next(iter(rows.values()))['mcq_chance']:.2f}; MuChoMusic's reading rule), "
+             f"{first['chance']:.3f}) and four-option accuracy (MCQ, chance "
+             f"{first['mcq_chance']:.2f}; MuChoMusic's reading rule), "
              "the trained adapter vs the same adapter hearing another clip's audio.", "",
              "| variant | LLM | answers trained | answers shuffled | captions trained | "
              "captions shuffled | MCQ trained | MCQ shuffled | MCQ answered | distinct answers "

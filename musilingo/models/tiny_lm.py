@@ -144,11 +144,12 @@ def _batch(model, examples, rng):
 
 def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int = 32,
                   lr: float = 3e-3, log=None, progress: bool = False) -> dict:
-    """Pre-train and save the tiny LM; returns its held-out answer-token accuracy.
+    """Pre-train and save the tiny LM; returns (and keeps in pretraining.json) its held-out
+    answer-token accuracy and four-option whole-reply accuracy.
 
     Cost (2026-12-02, 2-core Xeon): ~3 s of corpus and tokenizer, then ~125 ms per step (the
-    four-option prompts are the longest rows), so ~155 s for the 1200 steps. With 400 steps (held-out answer-token accuracy lower) the LLM
-    never learned to read loudness from its slot: the demos answered "Loud." for every clip
+    four-option prompts are the longest rows), so ~155 s for the 1200 steps. With 400 steps
+    (held-out answer-token accuracy lower) the LLM never learned to read loudness from its slot: the demos answered "Loud." for every clip
     whatever the encoder; 1200 steps fixed that, 2500 added little (benchmarks/README.md, Demo)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -157,8 +158,8 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
     rows = _corpus(seed, clips=600)
     tok = _tokenizer(rows)
     examples = _examples(tok, rows)
-    held_out, train = examples[:240], examples[240:]
-    held_out_rows = rows[:240]
+    held = 240  # the first 20 clips' rows (12 each), never trained on
+    held_out, train, held_out_rows = examples[:held], examples[held:], rows[:held]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
