@@ -31,11 +31,12 @@ QUESTIONS = ["What instrument is playing?", "What is the tempo of this piece?",
 def build(n: int):
     from musilingo.features import PooledSegment
     from musilingo.infer.items import Item
+    from musilingo.models.adapter_config import AdapterConfig
     from musilingo.models.musilingo import MusiLingo
     from musilingo.models.prompts import get_template
 
-    model = MusiLingo.build("tiny-llama", encoder_dim=128, num_layers=3, stride=65, t=325,
-                            template=get_template("instruct"))
+    model = MusiLingo.build(AdapterConfig(llm="tiny-llama", encoder_dim=128, num_layers=3,
+                                          stride=65, t=325, template=get_template("instruct")))
     rng = np.random.default_rng(0)
     features, items = {}, []
     for i in range(n):

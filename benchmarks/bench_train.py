@@ -127,6 +127,7 @@ def time_steps(engine, batches, *, warmup: int, sync=lambda: None) -> dict:
 
 # ------------------------------------------------------------------------------- CPU main
 def measure_cpu(mode: str, data: dict, args) -> dict:
+    from musilingo.models.adapter_config import AdapterConfig
     from musilingo.models.musilingo import MusiLingo
     from musilingo.models.prompts import get_template
     from musilingo.cache import FeatureCache
@@ -140,9 +141,9 @@ def measure_cpu(mode: str, data: dict, args) -> dict:
         encoder = random_encoder("95m")
         source = EncoderSource(encoder, stride=cached.stride, segment_seconds=data["clip_seconds"],
                                keep=0)
-    model = MusiLingo.build("smollm2", encoder_dim=cached.dim, num_layers=cached.layers,
-                            stride=cached.stride, t=325, template=get_template("instruct"),
-                            dtype="fp32")
+    model = MusiLingo.build(AdapterConfig(llm="smollm2", encoder_dim=cached.dim,
+                                          num_layers=cached.layers, stride=cached.stride, t=325,
+                                          template=get_template("instruct")), dtype="fp32")
     steps = args.steps if mode == "cached" else args.online_steps
     engine = trainer_parts(model, precision="fp32", micro=args.micro, steps=steps)
     out = time_steps(engine, batches_for(source, data, model, micro=args.micro, steps=steps,

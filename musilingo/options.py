@@ -11,17 +11,21 @@
 
 Precedence: the recipe (a YAML file, or a name shipped in musilingo/configs/<verb>/) < flags <
 `key=value` arguments, whose values are read as YAML (`lr=3e-5`, `strict=true`, dotted keys reach
-into lists: `datasets.0.cache=x.zarr`). Each dataclass validates itself with `validate()`, which
-raises a one-line UserError naming the field. One dtype vocabulary (fp32, bf16, fp16; the long
-torch names are accepted too) and one device default (`auto`: cuda when torch sees a GPU, else
-cpu) serve every verb.
+into lists: `datasets.0.cache=x.zarr`). A field's type is its real type hint: values are coerced
+to it, and a `Literal[...]` type (or `option(..., choices=registry)`) is at once the flag's
+choices, the help and the check. Rules across fields are each dataclass's `validate()`; every
+check raises a one-line UserError naming the field. The values every verb shares (dtypes,
+devices, wave normalisation, the stride-divides-t rule) and their checks are vocabulary.py's.
 
 Nothing here imports torch: building a verb's --help must stay fast.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import types
+import typing
 from dataclasses import field, fields
 from importlib import resources
 from pathlib import Path
@@ -30,14 +34,11 @@ import click
 
 from .errors import UserError
 
-DTYPES = ("fp32", "bf16", "fp16")
-DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-TORCH_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-DEVICE_HELP = "auto (cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N"
-
-
 def option(default, help: str, **metadata):
-    """A dataclass field with `help` metadata (list/dict defaults are copied per instance)."""
+    """A dataclass field with `help` metadata (list/dict defaults are copied per instance).
+
+    `choices=callable` names a registry whose names are the field's allowed values (asked when
+    a value is checked, so a registered newcomer counts); fixed choices are a `Literal` type."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default),
                      metadata={"help": help, **metadata})
@@ -51,90 +52,86 @@ def help_of(cls, name: str) -> str:
     return own.get(name) or {f.name: f.metadata.get("help", "") for f in fields(cls)}[name]
 
 
-# ------------------------------------------------------------------------ shared vocabularies
-def dtype_name(value: str, key: str = "dtype") -> str:
-    """fp32 | bf16 | fp16 from any accepted spelling, or a UserError naming `key`."""
-    name = DTYPE_ALIASES.get(str(value).lower(), str(value).lower())
-    if name not in DTYPES:
-        raise UserError(f"{key}={value!r}: use one of {', '.join(DTYPES)}")
-    return name
+# ------------------------------------------------------------------------ field types
+@functools.lru_cache(maxsize=None)
+def _hints(cls) -> dict:
+    """The real type of every field of dataclass `cls` (string annotations resolved)."""
+    return typing.get_type_hints(cls)
 
 
-def torch_dtype(value):
-    """The torch dtype of any accepted spelling (a torch.dtype passes through)."""
-    import torch
-
-    if isinstance(value, torch.dtype):
-        return value
-    return getattr(torch, TORCH_NAMES[dtype_name(value)])
-
-
-def resolve_device(requested: str | None, key: str = "device") -> str:
-    """cpu, cuda or cuda:N for `requested` (auto/None: cuda when torch sees a GPU)."""
-    import torch
-
-    requested = (requested or "auto").strip().lower()
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"{key}={requested}: torch sees no GPU here; use cpu (or auto)")
-        return requested
-    if requested != "cpu":
-        raise UserError(f"{key}={requested!r}: use auto, cpu, cuda or cuda:N")
-    return requested
+def field_type(cls, name: str):
+    """(base type, allowed values or None) of a field: `X | None` is X, `Literal[...]` is the
+    type of its values with the values as the choices, and a field declared with
+    `option(..., choices=registry)` takes the registry's names at the moment of asking."""
+    hint = _hints(cls)[name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is typing.Literal:
+        values = typing.get_args(hint)
+        return type(values[0]), values
+    registry = next(f for f in fields(cls) if f.name == name).metadata.get("choices")
+    return (typing.get_origin(hint) or hint), (tuple(registry()) if registry else None)
 
 
-def check_positive(cfg, names, *, allow_zero: bool = False) -> None:
-    """A UserError naming the first field of `names` that is not a positive (finite) number."""
-    for name in names:
-        value = getattr(cfg, name)
-        ok = value is not None and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-        if not ok:  # nan fails every comparison, so it is refused too
-            raise UserError(f"{name}={value} must be {'>= 0' if allow_zero else 'positive'}")
+def choices(cls, name: str) -> tuple | None:
+    """The values field `name` of `cls` allows (None: any of its type)."""
+    return field_type(cls, name)[1]
 
 
-def check_range(cfg, name: str, low: int, high: int, what: str) -> None:
-    """A UserError unless the (optional) whole-number field lies in [low, high]: a count of
-    threads or processes outside it is a typo that would otherwise crash deep inside torch or
-    start 100000 processes."""
-    value = getattr(cfg, name)
-    if value is not None and not low <= value <= high:
-        raise UserError(f"{name}={value}: give {low} to {high} {what}")
+def item_type(cls, name: str):
+    """The element type of a `list[X]` field (None for a bare `list`)."""
+    args = typing.get_args(_hints(cls)[name])
+    return args[0] if args else None
 
 
-# ------------------------------------------------------------------------ dicts -> dataclasses
 def coerce(cls, name: str, value):
     """Strings to the field's number/bool type (YAML reads `3e-5` as a string: no dot); numbers
-    checked against it: an int field refuses 2.5, a float field refuses nan and inf."""
-    kind = str({f.name: f.type for f in fields(cls)}[name])
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        if kind.startswith("int") and float(value) != int(value):
-            raise UserError(f"{name}={value!r} is not a whole number")
-        if kind.startswith("float") and not math.isfinite(value):
-            raise UserError(f"{name}={value!r} must be a finite number")
-        return int(value) if kind.startswith("int") else value
-    if not isinstance(value, str) or kind.startswith("str"):
-        return value
-    try:
-        if kind.startswith("bool"):
-            if value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-                return value.lower() in ("true", "yes", "on", "1")
-            raise ValueError
-        if kind.startswith("int"):
-            return int(value)
-        if kind.startswith("float"):
-            number = float(value)
-            if not math.isfinite(number):
-                raise UserError(f"{name}={value!r} must be a finite number")
-            return number
-    except ValueError:
-        raise UserError(f"{name}={value!r} is not a {kind.split()[0]}") from None
+    checked against it: an int field refuses 2.5, a float field refuses nan and inf; a field
+    with choices refuses any other value."""
+    kind, allowed = field_type(cls, name)
+    value = _coerce(kind, name, value)
+    _check_choice(name, value, allowed)
     return value
 
 
+def check_choices(cfg, cls=None) -> None:
+    """A UserError naming the first field of `cfg` (of its group `cls`) holding a value its
+    choices do not allow: for configs built directly in Python rather than by `from_dict`."""
+    cls = cls or type(cfg)
+    for f in fields(cls):
+        _check_choice(f.name, getattr(cfg, f.name), choices(cls, f.name))
+
+
+def _check_choice(name: str, value, allowed) -> None:
+    if allowed is not None and value is not None and value not in allowed:
+        raise UserError(f"{name}={value!r}: use one of {', '.join(map(str, allowed))}")
+
+
+def _coerce(kind, name: str, value):
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        if kind is int and float(value) != int(value):
+            raise UserError(f"{name}={value!r} is not a whole number")
+        if kind is float and not math.isfinite(value):
+            raise UserError(f"{name}={value!r} must be a finite number")
+        return int(value) if kind is int else value
+    if not isinstance(value, str) or kind not in (bool, int, float):
+        return value
+    try:
+        if kind is bool:
+            if value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+                return value.lower() in ("true", "yes", "on", "1")
+            raise ValueError
+        number = kind(value)
+        if kind is float and not math.isfinite(number):
+            raise UserError(f"{name}={value!r} must be a finite number")
+        return number
+    except ValueError:
+        raise UserError(f"{name}={value!r} is not a {kind.__name__}") from None
+
+
+# ------------------------------------------------------------------------ dicts -> dataclasses
 _warned: set[tuple[str, str]] = set()
 
 
@@ -170,16 +167,29 @@ def _renamed_item(renames: dict, item: str, verb: str) -> str:
     return renames[head] + dot + rest + eq + value
 
 
-def from_dict(cls, data: dict, verb: str):
+def from_dict(cls, data: dict, verb: str, what: str = "config"):
     """An instance of dataclass `cls` from a raw dict (old names mapped, unknown keys refused,
-    values coerced)."""
+    values coerced to the fields' types and checked against their choices; a `list[X]` field
+    of dataclass X gets each mapping built the same way)."""
+    if not isinstance(data, dict):
+        raise UserError(f"a {what} entry must be a mapping of "
+                        f"{', '.join(f.name for f in fields(cls))}, got {data!r}")
     data = renamed(getattr(cls, "RENAMED", {}), data, verb)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise UserError(f"unknown config key(s) {', '.join(unknown)}; see `musilingo {verb} "
-                        "--help` for the keys")
-    return cls(**{k: coerce(cls, k, v) for k, v in data.items()})
+        hint = (f"see `musilingo {verb} --help` for the keys" if what == "config" else
+                f"use {', '.join(sorted(known))}")
+        raise UserError(f"unknown {what} key(s) {', '.join(unknown)}; {hint}")
+    values = {}
+    for key, value in data.items():
+        inner = item_type(cls, key)
+        if dataclasses.is_dataclass(inner) and isinstance(value, list):
+            label = getattr(inner, "WHAT", key)
+            value = [v if isinstance(v, inner) else from_dict(inner, v, verb, label)
+                     for v in value]
+        values[key] = coerce(cls, key, value)
+    return cls(**values)
 
 
 # ------------------------------------------------------------------------ recipes, overrides
@@ -318,26 +328,24 @@ def load_config_args(cls, verb: str, recipe, flags: dict, args, *, count: int | 
 
 # ------------------------------------------------------------------------ click
 def field_options(cls, skip=()):
-    """One click option per dataclass field (default None = "not given"; help = field help)."""
-    # Each class of the hierarchy may name allowed values of its own fields (`CHOICES`).
-    choices = {k: v for c in reversed(cls.__mro__) for k, v in vars(c).get("CHOICES", {}).items()}
-
+    """One click option per dataclass field (default None = "not given"; help = field help;
+    the field's type decides the option's: a choice, a number, a --flag/--no-flag)."""
     def decorate(func):
         for f in reversed(dataclasses.fields(cls)):
             if f.name in skip:
                 continue
             flag = "--" + f.name.replace("_", "-")
-            kind, helptext = str(f.type), help_of(cls, f.name)
+            kind, allowed = field_type(cls, f.name)
+            helptext = help_of(cls, f.name)
             default = f.default if f.default is not dataclasses.MISSING else None
             if default not in (None, "", False):  # flags default to None = "not given"
                 helptext += f"  [default: {default}]"
-            if "bool" in kind:
+            if kind is bool:
                 opt = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name,
                                    default=None, help=helptext)
             else:
-                typ = (click.Choice(choices[f.name]) if f.name in choices else
-                       int if kind.startswith("int") else float if kind.startswith("float")
-                       else str)
+                typ = (click.Choice(allowed) if allowed is not None else
+                       kind if kind in (int, float) else str)
                 opt = click.option(flag, f.name, type=typ, default=None, help=helptext)
             func = opt(func)
         return func

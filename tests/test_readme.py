@@ -145,6 +145,28 @@ def test_the_evaluate_module_route_runs_as_shown(tmp_path, monkeypatch):
     assert namespace["result"]["n_items"] == 1
 
 
+def test_the_adapter_kind_example_registers_a_kind_that_builds():
+    """The README's new-kind snippet, as written: one class and one row give an adapter that
+    `build_adapter` makes from its config, with the kind's own layers."""
+    import torch
+
+    from musilingo.models.adapter_config import ADAPTERS, AdapterConfig
+    from musilingo.models.adapters import build_adapter
+
+    text = README.read_text(encoding="utf-8")
+    code = re.search(r"```python\n(import torch\nfrom torch import nn\n.*?)```", text,
+                     re.S).group(1)
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+        adapter = build_adapter(AdapterConfig(llm="x", encoder_dim=8, llm_dim=4, num_layers=2,
+                                              stride=65, kind="gated"))
+        tokens, mask = adapter(torch.ones(1, 2, 5, 8), torch.full((1, 5), 65))
+        assert tokens.shape == (1, 1, 4) and mask.all() and adapter.gate.shape == (4,)
+        assert ADAPTERS["gated"].describe(adapter.config).startswith("`Linear(8, 4)` times")
+    finally:
+        ADAPTERS.pop("gated", None)
+
+
 def test_the_first_two_lines_are_the_two_commands():
     lines = README.read_text(encoding="utf-8").split("```bash\n", 1)[1].splitlines()
     assert lines[0].startswith("make demo") and lines[1].startswith("make test")

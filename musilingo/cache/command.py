@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from typing import Literal
 
 import click
 
@@ -49,10 +50,8 @@ class UpgradeConfig:
 
 @dataclass
 class ExportConfig:
-    format: str = _opt("hdf5", "output format: hdf5 (via h5py)")
+    format: Literal["hdf5"] = _opt("hdf5", "output format: hdf5 (via h5py)")
     out: str | None = _opt(None, "the file to write (required)")
-
-    CHOICES = {"format": ("hdf5",)}
 
     def validate(self) -> "ExportConfig":
         from ..errors import UserError

@@ -240,7 +240,7 @@ def check_compatible(stored: dict, wanted: dict, path) -> None:
     if stored.get("clip_list_sha256") != wanted.get("clip_list_sha256"):
         raise UserError(f"{path} was planned for a different clip list ({stored.get('clips')} "
                         f"clips from {stored.get('dataset')}; this run has {wanted.get('clips')} "
-                        f"from {wanted.get('dataset')}: another --dataset/--split/--limit, or "
+                        f"from {wanted.get('dataset')}: another --dataset/--split/--max-clips, or "
                         "audio added or removed); re-run the original command or use another --out")
 
 

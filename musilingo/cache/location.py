@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import atomic_write
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
 ENV_HINT = ("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_REGION, "
@@ -168,12 +169,7 @@ class Location:
         if not self.remote:
             target = self.path / key
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            atomic_write(target, data)
             return
         import obstore
 

@@ -31,7 +31,6 @@ from musilingo.errors import UserError
 MUSICCAPS_REQUIRED = ("ytid", "caption", "is_audioset_eval")
 MUSICCAPS_COLUMNS = ("ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list",
                      "caption", "author_id", "is_balanced_subset", "is_audioset_eval")
-MUSICINSTRUCT_REQUIRED = ("ytid", "question", "answer", "is_audioset_eval")
 
 
 def _split_of(is_audioset_eval: bool) -> str:

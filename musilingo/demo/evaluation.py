@@ -20,32 +20,27 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from ..models.prompts import CAPTION_QUESTION
-
 CONDITIONS = ("untrained", "trained", "shuffled")
 
 
 def evaluation_items(data: Path):
-    """The test split's questions (with attribute and value) and captioning items."""
+    """The test split's questions (meta: attribute and value) and captioning items (meta: every
+    attribute of the clip), made by data/items.py as training and scoring make theirs."""
     from ..data import read_dataset
+    from ..data.items import record_items
     from ..data.synth import load_attributes
-    from ..infer.items import Item
 
-    qa = read_dataset("synth", data, None, split="test").records
-    questions = [Item(id=f"{r.clip_id}:q{i}", clip_id=r.clip_id, question=r.texts["question"],
-                      answer=r.texts["answer"],
-                      meta={"attribute": r.meta["attribute"], "value": r.meta["value"]})
-                 for i, r in enumerate(qa)]
-    caps = read_dataset("synth", data / "captions.csv", None, split="test").records
+    questions = record_items(read_dataset("synth", data, None, split="test").records)
+    captions = record_items(read_dataset("synth", data / "captions.csv", None,
+                                         split="test").records)
     attributes = load_attributes(data)
-    captions = [Item(id=f"{r.clip_id}:caption", clip_id=r.clip_id, question=CAPTION_QUESTION,
-                     answer=r.texts["caption"], meta={"attributes": attributes[r.clip_id]})
-                for r in caps]
+    for item in captions:
+        item.meta["attributes"] = attributes[item.clip_id]
     return questions, captions
 
 
 def mcq_items(data: Path):
-    """The test split's four-option questions, as `musilingo score --dataset muchomusic` builds
+    """The test split's four-option questions, as `musilingo score --dataset muchomusic` asks
     them (MuChoMusic's prompt, options in a seeded order; meta: options, correct, kind)."""
     from ..score.run import dataset_items
 

@@ -12,7 +12,7 @@ Steps, each the same code a user's real data goes through:
    pretrained music tagger from the pip package musicnn: models/encoders/musicnn.py);
 3. stage 1: pre-train the adapter on captions; 4. stage 2: instruction-tune on attribute Q&A
    with captioning and four-option questions mixed in, into a frozen LLM (by default tiny-lm,
-   models/tiny_lm.py);
+   demo/tiny_lm.py);
 5. generate answers, captions and four-option replies for the test split with (a) the
    untrained adapter, (b) the trained adapter and (c) the trained adapter hearing another
    clip's audio (shuffled-audio control), score them, and measure attribute accuracy (the
@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import atomic_write
+from ..models.adapter_config import adapter_kinds
+from ..train.config import AdapterInit
 from ..options import option as _opt
 
 
@@ -52,22 +55,24 @@ class DemoConfig:
     sub_windows: int = _opt(5, "cache windows per audio token: the cache's stride is t / this "
                                "(linear and mlp adapters re-pool them exactly; the resampler "
                                "variant attends over them)")
-    llm: str = _opt("tiny-lm", "frozen LLM: tiny-lm (models/tiny_lm.py) or smollm2 (the real "
+    llm: str = _opt("tiny-lm", "frozen LLM: tiny-lm (demo/tiny_lm.py) or smollm2 (the real "
                                "SmolLM2-135M-Instruct; its recipe: --config smollm2)")
     pretrain_steps: int = _opt(300, "stage-1 optimizer steps (captions)")
     instruct_steps: int = _opt(2000, "stage-2 optimizer steps (attribute Q&A and captions)")
     batch_size: int = _opt(16, "examples per step")
     pretrain_lr: float = _opt(1e-2, "stage-1 peak learning rate")
     instruct_lr: float = _opt(1e-2, "stage-2 peak learning rate")
-    adapter_init: str = _opt("embedding-scale", "adapter init: embedding-scale (audio tokens start "
-                             "at the LLM's word-embedding size) or default (nn.Linear's)")
+    adapter_init: AdapterInit = _opt("embedding-scale", "adapter init: embedding-scale (audio "
+                                                        "tokens start at the LLM's word-embedding "
+                                                        "size) or default (nn.Linear's)")
     eval_batch_size: int = _opt(40, "answers generated per batch")
     caption_tokens: int = _opt(64, "most new tokens of a generated caption")
     answer_tokens: int = _opt(16, "most new tokens of a generated answer")
     bertscore_model: str = _opt("minilm", "BERTScore model (the offline MiniLM by default)")
     variants: str = _opt("", "comma list of recipes to train from the one cache and compare "
-                             "instead of the two-stage demo: linear, mlp, resampler, lora, "
-                             "smollm2-chat-lora (demo/variants.py)")
+                             "instead of the two-stage demo: an adapter kind (" +
+                             ", ".join(adapter_kinds()) + "), lora or smollm2-chat-lora "
+                             "(demo/variants.py)")
     progress: bool = _opt(True, "draw progress bars")
 
     @classmethod
@@ -123,7 +128,7 @@ def prepare_llm(llm: str, *, progress: bool, log) -> None:
     from ..models.llm import resolve_llm
 
     if llm == "tiny-lm":
-        from ..models.tiny_lm import tiny_lm_folder
+        from .tiny_lm import tiny_lm_folder
 
         tiny_lm_folder(progress=progress, log=log)
     else:
@@ -178,99 +183,147 @@ def _record(run_dir: Path, metrics: dict, report: Path) -> None:
                     for k in ("accuracy", "answered_rate")]})
 
 
-def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
-    from ..data import read_dataset
-    from ..synth import generate
-    from ..extract.config import TRAINING_T, ExtractConfig
-    from ..extract.job import run_extract
-    from ..extract.plan import clip_list
-    from .evaluation import evaluate_demo
-    from .report import write_report
+def cache_stride(cfg: DemoConfig) -> int:
+    """The cache's stride: t and the paper's t share it (the cache stays re-poolable to both),
+    divided into `sub_windows` windows per token; the settings are checked before any work."""
+    from ..extract.config import TRAINING_T
 
     if cfg.n_train < 8 or cfg.n_test < 4:
         raise UserError("the demo needs at least 8 training and 4 test clips")
-    stride = math.gcd(cfg.t, TRAINING_T)  # the cache stays re-poolable to t and the paper's t
+    stride = math.gcd(cfg.t, TRAINING_T)
     if cfg.sub_windows < 1 or stride % cfg.sub_windows:
         raise UserError(f"sub_windows={cfg.sub_windows} does not divide the stride {stride} "
                         f"that t={cfg.t} and the paper's {TRAINING_T} share; use a divisor "
                         "of it (1, 5, 13, ...)")
-    stride //= cfg.sub_windows
     if cfg.variants:  # a misspelt variant fails now, not after the extraction
         from .variants import parse_variants
 
         parse_variants(cfg.variants)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    times: dict[str, float] = {}
-    t0 = time.time()
-    of = 4 if cfg.variants else 6  # steps: generate, extract, LLM, then variants or 3 stages
+    return stride // cfg.sub_windows
 
-    log(f"demo: 1/{of} generating {cfg.n_train} + {cfg.n_test} synthetic clips in {out / 'data'}")
-    data = generate(out / "data", n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed,
-                    seconds=cfg.seconds)
-    times["generate"] = time.time() - t0
 
-    t = time.time()
-    log(f"demo: 2/{of} extracting {cfg.encoder} encoder features into {out / 'cache.zarr'}")
-    clips = clip_list(read_dataset("synth", data / "captions.csv", None))
-    run_extract(clips, ExtractConfig(out=str(out / "cache.zarr"), encoder=cfg.encoder,
-                                     stride=stride, segment_seconds=cfg.seconds,
-                                     progress=cfg.progress),
-                dataset_info={"name": "synth", "annotations": str(data)}, log=log)
-    times["extract"] = time.time() - t
+class Demo:
+    """The demo's steps, in order: generate, extract, prepare the LLM, then either the two
+    training stages and the evaluation, or the variants; `times` keeps each step's seconds."""
 
-    t = time.time()
-    log(f"demo: 3/{of} preparing the LLM {cfg.llm} (built on first use into the models home)")
-    prepare_llm(cfg.llm, progress=cfg.progress, log=log)
-    times["llm"] = time.time() - t
+    def __init__(self, cfg: DemoConfig, log=print):
+        self.cfg, self.log = cfg, log
+        self.stride = cache_stride(cfg)
+        self.out = Path(cfg.out)
+        self.cache, self.runs = self.out / "cache.zarr", self.out / "runs"
+        self.times: dict[str, float] = {}
+        self.steps = 4 if cfg.variants else 6  # generate, extract, LLM, variants or 3 stages
 
-    runs = out / "runs"
-    if cfg.variants:
+    def step(self, n: int, what: str, key: str | None, work):
+        """Announce step `n`, run `work()`, keep its time under `key`; returns its result."""
+        self.log(f"demo: {n}/{self.steps} {what}")
+        t = time.time()
+        result = work()
+        if key:
+            self.times[key] = time.time() - t
+        return result
+
+    def data(self) -> Path:
+        from ..synth import generate
+
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        return self.step(1, f"generating {cfg.n_train} + {cfg.n_test} synthetic clips in "
+                            f"{self.out / 'data'}", "generate",
+                         lambda: generate(self.out / "data", n_train=cfg.n_train,
+                                          n_test=cfg.n_test, seed=cfg.seed, seconds=cfg.seconds))
+
+    def extract(self, data: Path) -> None:
+        from ..data import read_dataset
+        from ..extract.config import ExtractConfig
+        from ..extract.job import run_extract
+        from ..extract.plan import clip_list
+
+        cfg = self.cfg
+        clips = clip_list(read_dataset("synth", data / "captions.csv", None))
+        extract_cfg = ExtractConfig(out=str(self.cache), encoder=cfg.encoder, stride=self.stride,
+                                    segment_seconds=cfg.seconds, progress=cfg.progress)
+        self.step(2, f"extracting {cfg.encoder} encoder features into {self.cache}", "extract",
+                  lambda: run_extract(clips, extract_cfg, log=self.log,
+                                      dataset_info={"name": "synth", "annotations": str(data)}))
+
+    def llm(self) -> None:
+        cfg = self.cfg
+        self.step(3, f"preparing the LLM {cfg.llm} (built on first use into the models home)",
+                  "llm", lambda: prepare_llm(cfg.llm, progress=cfg.progress, log=self.log))
+
+    def variants(self, data: Path) -> DemoResult:
         from .variants import parse_variants, run_variants, variants_markdown
 
+        cfg = self.cfg
         names = parse_variants(cfg.variants)
-        log(f"demo: 4/4 training and scoring {len(names)} variants from the one cache")
-        rows = run_variants(cfg, names, data, out / "cache.zarr", runs, log, _train_config)
-        times["total"] = time.time() - t0
-        report = out / "report"
+        rows = self.step(4, f"training and scoring {len(names)} variants from the one cache",
+                         None, lambda: run_variants(cfg, names, data, self.cache, self.runs,
+                                                    self.log, _train_config))
+        self.times["total"] = time.time() - self.t0
+        report = self.out / "report"
         report.mkdir(parents=True, exist_ok=True)
-        markdown = variants_markdown(rows, times["extract"])
-        (report / "variants.md").write_text(markdown, encoding="utf-8")
-        (report / "variants.json").write_text(json.dumps(
-            {"variants": rows, "seconds": times, "config": dataclasses.asdict(cfg)}, indent=1))
-        log(markdown)
-        folders = " ".join(str(runs / f"variant-{n}") for n in names)
-        log(f"demo: compare them: musilingo compare {folders}")
-        return DemoResult(out=out, metrics={"variants": rows}, seconds=times["total"],
-                          stage_seconds=times)
-    # The "untrained" baseline is the real one: the trainer's step-0 adapter of the first stage
-    # (same seed, same initialisation, same fitted feature standardisation), saved by max_steps=0.
-    first = "pretrain" if cfg.pretrain_steps > 0 else "instruct"
-    untrained = _train(cfg, first, data, out / "cache.zarr", runs / "untrained", None,
-                       lambda *_: None, steps=0)
-    stage1 = None
-    if cfg.pretrain_steps > 0:
-        t = time.time()
-        log(f"demo: 4/6 stage 1, {cfg.pretrain_steps} steps on captions ({cfg.llm})")
-        stage1 = _train(cfg, "pretrain", data, out / "cache.zarr", runs / "pretrain", None, log)
-        times["pretrain"] = time.time() - t
-    else:
-        log("demo: 4/6 stage 1 skipped (pretrain_steps=0)")
-    t = time.time()
-    log(f"demo: 5/6 stage 2, {cfg.instruct_steps} steps on attribute Q&A ({cfg.llm})")
-    stage2 = _train(cfg, "instruct", data, out / "cache.zarr", runs / "instruct", stage1, log)
-    times["instruct"] = time.time() - t
+        markdown = variants_markdown(rows, self.times["extract"])
+        atomic_write(report / "variants.md", markdown)
+        atomic_write(report / "variants.json", json.dumps(
+            {"variants": rows, "seconds": self.times, "config": dataclasses.asdict(cfg)},
+            indent=1))
+        self.log(markdown)
+        folders = " ".join(str(self.runs / f"variant-{n}") for n in names)
+        self.log(f"demo: compare them: musilingo compare {folders}")
+        return DemoResult(out=self.out, metrics={"variants": rows}, seconds=self.times["total"],
+                          stage_seconds=self.times)
 
-    t = time.time()
-    log("demo: 6/6 evaluating untrained, trained and shuffled-audio adapters on the test split")
-    metrics = evaluate_demo(cfg, data, out / "cache.zarr", stage2, untrained, log=log)
-    times["evaluate"] = time.time() - t
-    times["total"] = time.time() - t0
-    metrics["seconds"] = times
-    metrics["config"] = dataclasses.asdict(cfg)
-    write_report(out / "report", metrics, runs, log=log)
-    _record(stage2, metrics, out / "report")
-    log(f"demo: try it in a browser: musilingo serve --run {stage2}\n"
-        f"demo: package it for the Hugging Face Hub: musilingo export {stage2} --out "
-        f"{out / 'export'}")
-    return DemoResult(out=out, metrics=metrics, seconds=times["total"], stage_seconds=times)
+    def stages(self, data: Path) -> tuple[Path, Path]:
+        """(untrained, stage-2) run folders. The "untrained" baseline is the real one: the
+        trainer's step-0 adapter of the first stage (same seed, same initialisation, same
+        fitted feature standardisation), saved by max_steps=0."""
+        cfg, cache, runs, log = self.cfg, self.cache, self.runs, self.log
+        first = "pretrain" if cfg.pretrain_steps > 0 else "instruct"
+        untrained = _train(cfg, first, data, cache, runs / "untrained", None, lambda *_: None,
+                           steps=0)
+        stage1 = None
+        if cfg.pretrain_steps > 0:
+            stage1 = self.step(4, f"stage 1, {cfg.pretrain_steps} steps on captions ({cfg.llm})",
+                               "pretrain", lambda: _train(cfg, "pretrain", data, cache,
+                                                          runs / "pretrain", None, log))
+        else:
+            log(f"demo: 4/{self.steps} stage 1 skipped (pretrain_steps=0)")
+        stage2 = self.step(5, f"stage 2, {cfg.instruct_steps} steps on attribute Q&A "
+                              f"({cfg.llm})", "instruct",
+                           lambda: _train(cfg, "instruct", data, cache, runs / "instruct",
+                                          stage1, log))
+        return untrained, stage2
+
+    def evaluate(self, data: Path, untrained: Path, stage2: Path) -> DemoResult:
+        from .evaluation import evaluate_demo
+        from .report import write_report
+
+        cfg = self.cfg
+        metrics = self.step(6, "evaluating untrained, trained and shuffled-audio adapters on the "
+                               "test split", "evaluate",
+                            lambda: evaluate_demo(cfg, data, self.cache, stage2, untrained,
+                                                  log=self.log))
+        self.times["total"] = time.time() - self.t0
+        metrics["seconds"] = self.times
+        metrics["config"] = dataclasses.asdict(cfg)
+        write_report(self.out / "report", metrics, self.runs, log=self.log)
+        _record(stage2, metrics, self.out / "report")
+        self.log(f"demo: try it in a browser: musilingo serve --run {stage2}\n"
+                 f"demo: package it for the Hugging Face Hub: musilingo export {stage2} --out "
+                 f"{self.out / 'export'}")
+        return DemoResult(out=self.out, metrics=metrics, seconds=self.times["total"],
+                          stage_seconds=self.times)
+
+    def run(self) -> DemoResult:
+        self.t0 = time.time()
+        data = self.data()
+        self.extract(data)
+        self.llm()
+        if self.cfg.variants:
+            return self.variants(data)
+        return self.evaluate(data, *self.stages(data))
+
+
+def run_demo(cfg: DemoConfig, log=print) -> DemoResult:
+    return Demo(cfg, log).run()

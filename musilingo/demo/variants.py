@@ -8,6 +8,8 @@ chance, and the time each variant trained. The table goes to report/variants.md 
 report/variants.json, and each variant's run folder says which variant
 it is (adapter_config.json, config.yaml), so `musilingo compare demo_out/runs/variant-*` works.
 
+Every adapter kind of the registry (models/adapter_config.py) is a variant of its own name:
+
 | variant | LLM | what changes from the paper's recipe |
 |---|---|---|
 | linear | tiny-lm | nothing: one Linear, the ###Human/###Assistant layout |
@@ -25,11 +27,9 @@ from pathlib import Path
 
 from ..errors import UserError
 
-# name -> (TrainConfig overrides, demo overrides)
-VARIANTS: dict[str, tuple[dict, dict]] = {
-    "linear": ({}, {}),
-    "mlp": ({"adapter": "mlp"}, {}),
-    "resampler": ({"adapter": "resampler"}, {}),
+# name -> (TrainConfig overrides, demo overrides): the variants that are not an adapter kind.
+# Every kind of the adapter registry (models/adapter_config.py) is a variant of its own name.
+OTHER_VARIANTS: dict[str, tuple[dict, dict]] = {
     "lora": ({"lora_rank": 8, "lora_alpha": 16.0, "lora_targets": "q_proj,v_proj"}, {}),
     "smollm2-chat-lora": ({"prompt": "chat", "lora_rank": 8, "lora_alpha": 16.0,
                            "lora_targets": "q_proj,v_proj"},
@@ -38,12 +38,20 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
 }
 
 
+def variants() -> dict[str, tuple[dict, dict]]:
+    """Every variant: one per registered adapter kind, then the others."""
+    from ..models.adapter_config import ADAPTERS
+
+    return {**{kind: ({"adapter": kind}, {}) for kind in ADAPTERS}, **OTHER_VARIANTS}
+
+
 def parse_variants(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [v for v in names if v not in VARIANTS]
+    known = variants()
+    unknown = [v for v in names if v not in known]
     if unknown:
         raise UserError(f"variants={text!r}: {unknown[0]!r} is not a demo variant; use some of "
-                        f"{', '.join(VARIANTS)}")
+                        f"{', '.join(known)}")
     return names
 
 
@@ -55,9 +63,9 @@ def run_variants(cfg, names: list[str], data: Path, cache: Path, runs: Path, log
     from ..train import run
     from .evaluation import evaluate_demo
 
-    rows = {}
+    rows, table = {}, variants()
     for name in names:
-        train_over, demo_over = VARIANTS[name]
+        train_over, demo_over = table[name]
         vcfg = dataclasses.replace(cfg, **demo_over)
         run_dir = runs / f"variant-{name}"
         done = run_dir / "demo_done.json"

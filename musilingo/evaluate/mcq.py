@@ -1,9 +1,7 @@
-"""Multiple-choice scoring as MuChoMusic does it: the prompt, the choice read from a reply, and
-accuracy with the answered rate (docs/REFERENCE.md, "MuChoMusic").
+"""Multiple-choice scoring as MuChoMusic does it: the choice read from a reply, and accuracy with
+the answered rate (docs/REFERENCE.md, "MuChoMusic"). How a question is laid out and which reply
+training teaches are data/items.py's (`mcq_prompt`, `shuffled_options`, `mcq_reply`).
 
-    options, correct = shuffled_options("A piano", ["A violin", "Drums", "A choir"], seed=7)
-    prompt = mcq_prompt("What instrument leads?", options)
-    target = mcq_reply(options, correct)        # what training teaches: the option's text
     choice = read_choice("The correct answer is: (B)", options)     # 1, or -1: unanswered
     mcq_scores([choice], [correct])       # {"accuracy": ..., "answered_rate": ..., ...}
 
@@ -16,41 +14,7 @@ Text only: nothing here knows models or audio.
 """
 from __future__ import annotations
 
-import numpy as np
-
-LETTERS = ("A", "B", "C", "D")
-ANSWER_PHRASE = "The correct answer is:"
-
-
-def shuffled_options(correct: str, distractors: list[str], seed: int,
-                     key: str = "") -> tuple[list[str], int]:
-    """The correct answer and its distractors in a seeded random order, and where the correct
-    one landed. `key` (the item's id) makes each item's order its own but reproducible."""
-    options = [correct, *distractors]
-    digest = np.frombuffer(key.encode("utf-8"), dtype=np.uint8).astype(np.uint64).tolist()
-    rng = np.random.default_rng([seed, len(options), *digest])
-    order = rng.permutation(len(options)).tolist()
-    return [options[i] for i in order], order.index(0)
-
-
-def mcq_prompt(question: str, options: list[str]) -> str:
-    """The benchmark's zero-shot layout: the question, the lettered options, the answer phrase."""
-    text = f"Question: {question}\n Options: "
-    for letter, option in zip(LETTERS, options):
-        text += f"({letter}) {option} "
-    return text + f"\n {ANSWER_PHRASE} "
-
-
-def mcq_reply(options: list[str], correct: int) -> str:
-    """The reply musilingo trains a model to give: the correct option's text, as listed.
-
-    The reading rule's second clause reads it. A letter reply ("(B)") would need the model to
-    match what it hears against four texts and then name a position; the demo's 2-layer LLM
-    stayed at chance on that after 1,200 pre-training steps (benchmarks/README.md, "Demo"),
-    while naming what it hears is what open questions already teach. Options containing a
-    capital A-D ("A piano") would be read as that letter by the first clause: write training
-    options without them."""
-    return options[correct]
+from ..data.items import ANSWER_PHRASE, LETTERS
 
 
 def read_choice(reply: str, options: list[str], phrase: str = ANSWER_PHRASE) -> int:

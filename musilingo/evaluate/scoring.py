@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Literal
 from pathlib import Path
 
 from ..errors import UserError
-from ..options import help_of, option as _opt
+from ..options import check_choices, help_of, option as _opt
 
-PROTOCOL_CHOICES = ("musilingo", "lp-musiccaps", "both")
 
 
 @dataclass
 class MetricsConfig:
     """How to score; the field help texts are the CLI's option help."""
 
-    protocol: str = _opt("both", "musilingo (per-item, MusiLingo/MU-LLaMA scripts), lp-musiccaps "
-                                 "(corpus level, HF evaluate) or both")
+    protocol: Literal["musilingo", "lp-musiccaps", "both"] = _opt(
+        "both", "musilingo (per-item, MusiLingo/MU-LLaMA scripts), lp-musiccaps (corpus level, "
+                "HF evaluate) or both")
     bertscore_model: str = _opt("roberta-large", "roberta-large (hub id, needs a network or HF "
                                                  "cache), minilm (offline MiniLM), or a folder")
     bertscore_layer: int | None = _opt(None, "BERTScore layer (default: the model's usual "
@@ -40,9 +41,7 @@ class MetricsConfig:
     def validate(self) -> "MetricsConfig":
         from .protocols import parse_metric_families
 
-        if self.protocol not in PROTOCOL_CHOICES:
-            raise UserError(f"unknown protocol {self.protocol!r}; choose "
-                            f"{', '.join(PROTOCOL_CHOICES)}")
+        check_choices(self, MetricsConfig)
         try:
             parse_metric_families(self.metrics)
         except ValueError as exc:
@@ -50,8 +49,6 @@ class MetricsConfig:
         if self.bertscore_layer is not None and self.bertscore_layer < 0:
             raise UserError("--bertscore-layer must be 0 or more")
         return self
-
-    CHOICES = {"protocol": PROTOCOL_CHOICES}
 
     def protocol_names(self) -> list[str]:
         return ["musilingo", "lp-musiccaps"] if self.protocol == "both" else [self.protocol]

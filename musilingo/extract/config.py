@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from ..cache.layout import STORE_DTYPES
 from ..data import DATASETS
 from ..errors import UserError
-from ..features.pooling import window_factor
-from ..options import (DEVICE_HELP, TORCH_NAMES, check_positive, check_range, dtype_name,
-                       from_dict, help_of, option as _opt)
+from ..options import check_choices, from_dict, help_of, option as _opt
+from ..vocabulary import (DEVICE_HELP, TORCH_NAMES, Normalize, check_positive, check_range,
+                          dtype_name, window_factor)
 
 TRAINING_T = 325  # the paper's window: a cache's stride must divide it to be re-pooled exactly
 
@@ -48,9 +48,9 @@ class ExtractConfig:
     shard_rows: int = _opt(64, "rows per Zarr shard: the unit of writing, ownership and resume")
     strict: bool = _opt(False, "make the first failed clip fatal instead of recording it")
     device: str = _opt("auto", DEVICE_HELP + " (with torchrun, cuda means one GPU per process)")
-    normalize: str = _opt("auto", "zero-mean unit-variance wave normalisation before the encoder: "
-                                  "auto (the checkpoint's preprocessor_config.json do_normalize), "
-                                  "on or off; recorded in the cache")
+    normalize: Normalize = _opt("auto", "zero-mean unit-variance wave normalisation before the "
+                                        "encoder: auto (the checkpoint's preprocessor_config.json "
+                                        "do_normalize), on or off; recorded in the cache")
     trust_remote_code: bool = _opt(False, "allow the encoder's own modelling code (only for "
                                           "checkpoints the native MERT-v1 loader refuses)")
     threads: int | None = _opt(None, "CPU threads per process for the encoder (default: torch's; "
@@ -60,7 +60,6 @@ class ExtractConfig:
 
     # Names of earlier releases, still read from recipes.
     RENAMED = {"dtype": "storage_dtype", "limit": "max_clips", "num_workers": "decode_workers"}
-    CHOICES = {"normalize": ("auto", "on", "off")}
 
     @staticmethod
     def help(name: str) -> str:
@@ -76,8 +75,6 @@ class ExtractConfig:
         return TORCH_NAMES[dtype_name(self.encoder_dtype, "encoder_dtype")]
 
     def validate(self) -> "ExtractConfig":
-        from ..models.encoders.base import NORMALIZE_CHOICES
-
         if not self.out:
             raise UserError("--out is required: the cache folder to write (or resume)")
         window_factor(TRAINING_T, self.stride, t_name="the paper's t", stride_name="--stride",
@@ -87,8 +84,7 @@ class ExtractConfig:
                                                                         self.storage_dtype)
         if self.storage_dtype not in STORE_DTYPES:
             raise UserError(f"--storage-dtype {self.storage_dtype}: choose float16 or float32")
-        if self.normalize not in NORMALIZE_CHOICES:
-            raise UserError(f"--normalize {self.normalize}: choose {', '.join(NORMALIZE_CHOICES)}")
+        check_choices(self)
         self.encoder_dtype = dtype_name(self.encoder_dtype, "--encoder-dtype")
         check_positive(self, ("segment_seconds", "batch_size", "shard_rows"))
         check_positive(self, ("min_tail_seconds",), allow_zero=True)

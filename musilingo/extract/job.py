@@ -38,7 +38,7 @@ from ..cache.store import CacheStore
 from ..errors import UserError
 from ..features import encode_pooled
 from ..processes import process_env
-from ..options import resolve_device, torch_dtype
+from ..vocabulary import rank_device, torch_dtype
 from .config import ExtractConfig
 from .plan import ClipSource, build_plan, check_unique, fingerprint
 
@@ -269,13 +269,12 @@ def run_extract(clips: list[ClipSource], cfg: ExtractConfig, dataset_info: dict 
 
     cfg.validate()
     if not clips:
-        raise UserError("no clips to extract: the data set (after --split/--limit) is empty")
+        raise UserError("no clips to extract: the data set (after --split/--max-clips) is empty")
     rank, world, local_rank, local_world = process_env()
     if world > 1 and not torch.distributed.is_initialized():
         # gloo only coordinates (a barrier, a sum); planning many headers can take a while
         torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(hours=6))
-    device = resolve_device(cfg.device)
-    device = f"cuda:{local_rank}" if device == "cuda" else device
+    device = rank_device(cfg.device, local_rank)
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -38,7 +38,7 @@ class ClipSource:
 def clip_list(dataset, limit: int | None = None) -> list[ClipSource]:
     """Distinct clips of a `musilingo.data.DatasetRecords`: present ones first, then missing.
 
-    `limit` keeps the first N clips of that order (so `--limit` is deterministic).
+    `limit` keeps the first N clips of that order (so `--max-clips` is deterministic).
     """
     clips = [ClipSource(r.clip_id, str(r.audio_path), False, r.source) for r in dataset.clips()]
     seen = {c.clip_id for c in clips}

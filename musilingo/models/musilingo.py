@@ -1,19 +1,13 @@
 """The MusiLingo model: pooled encoder features -> adapter -> spliced into a frozen causal LM.
 
-    model = MusiLingo.build("smollm2", encoder_dim=768, num_layers=13, stride=325, t=325,
-                            template=get_template("instruct"))
+    model = MusiLingo.build(AdapterConfig(llm="smollm2", encoder_dim=768, num_layers=13,
+                                          stride=325, t=325, template=get_template("instruct")))
     loss = model(batch)                                   # batch from make_batch(...)
 
-Saving and loading a trained adapter (the run folder) is `musilingo.runs.adapter_file`'s.
-
-`AudioAdapter` is the only trainable part: layer aggregation (the paper's plain mean of all L+1
-hidden states, or learned softmax weights initialised to that mean), re-pooling of the cache's
-windows of `stride` frames into windows of `t` frames (exact, count-weighted), an optional fixed
-per-dimension standardisation, and one `Linear(encoder_dim, llm_dim)` (the paper) or a two-layer
-GELU MLP (`kind="mlp"`). Mean over layers, over windows and the linear map commute, which is why
-a pooled cache is exact. `kind="resampler"` replaces the fixed re-pooling by a learned one: in
-each t-window a query attends over the cache's finer sub-windows (window-level, as SALMONN's
-Q-Former attends within each window), one audio token per window as before.
+`model.config` is the `AdapterConfig` that built it (models/adapter_config.py), with the LLM's
+width filled in; saving and loading a trained adapter (the run folder) is
+`musilingo.runs.adapter_file`'s. The adapter (models/adapters.py) is the only trainable part,
+with the LLM's LoRA matrices when the config asks for them (models/lora.py).
 
 The audio tokens of each example are spliced into `inputs_embeds` where the template's
 `<AudioHere>` stands. Examples carry different numbers of audio tokens (clip lengths, padding
@@ -26,107 +20,16 @@ steps give exactly the gradient of one big batch), else by the batch's own targe
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features.pooling import repool, window_factor
 from ..errors import UserError
-from .prompts import IGNORE, PromptTemplate, TokenizedExample
-
-
-
-class AudioAdapter(nn.Module):
-    """[B, L+1, W, D] window means at `stride` + counts [B, W] -> [B, G, llm_dim] tokens + mask.
-
-    `kind`: linear (the paper: one Linear), mlp (Linear, GELU, Linear, as LLaVA-1.5's projector
-    and OpenMU use; its first layer is `hidden`) or resampler (`attend_windows`, then the Linear).
-    The last Linear is always `proj`, so a linear adapter's tensors keep the reference code's
-    names."""
-
-    KINDS = ("linear", "mlp", "resampler")
-    RESAMPLER_DIM = 64  # width of the resampler's query and keys
-
-    def __init__(self, encoder_dim: int, llm_dim: int, num_layers: int, *, stride: int,
-                 t: int = 325, aggregation: str = "mean", kind: str = "linear"):
-        super().__init__()
-        factor = window_factor(t, stride)
-        if aggregation not in ("mean", "learned"):
-            raise UserError(f"layer aggregation {aggregation!r}: use mean or learned")
-        if kind not in self.KINDS:
-            raise UserError(f"adapter={kind!r}: use one of {', '.join(self.KINDS)}")
-        if kind == "resampler" and factor == 1:
-            raise UserError(f"adapter=resampler attends over the cache's sub-windows of each "
-                            f"t-window, but stride {stride} = t {t} leaves one: use a cache "
-                            "extracted with a smaller stride (e.g. t/5), or adapter=linear")
-        self.encoder_dim, self.llm_dim, self.num_layers = encoder_dim, llm_dim, num_layers
-        self.stride, self.t, self.factor, self.aggregation = stride, t, factor, aggregation
-        self.kind = kind
-        # Zeros -> softmax gives equal weights, i.e. exactly the paper's mean at initialisation.
-        self.layer_logits = nn.Parameter(torch.zeros(num_layers)) if aggregation == "learned" else None
-        # Fixed standardisation of the pooled features (identity unless fitted): features of a
-        # random or real encoder have per-dimension scales far from 1 (docs/REFERENCE.md section 6).
-        self.register_buffer("feature_mean", torch.zeros(encoder_dim))
-        self.register_buffer("feature_std", torch.ones(encoder_dim))
-        self.hidden = nn.Linear(encoder_dim, llm_dim) if kind == "mlp" else None
-        self.query = self.keys = None
-        if kind == "resampler":
-            # Zero keys: every score equal, so at initialisation the attention is exactly the
-            # count-weighted mean, i.e. the linear adapter's re-pooling (see attend_windows).
-            self.query = nn.Parameter(torch.randn(self.RESAMPLER_DIM) / math.sqrt(self.RESAMPLER_DIM))
-            self.keys = nn.Linear(encoder_dim, self.RESAMPLER_DIM, bias=False)
-            nn.init.zeros_(self.keys.weight)
-        self.proj = nn.Linear(llm_dim if kind == "mlp" else encoder_dim, llm_dim)
-
-    def check_features(self, num_layers: int, dim: int, where: str = "features") -> None:
-        if dim != self.encoder_dim:
-            raise UserError(f"{where} are {dim} wide but the adapter expects {self.encoder_dim} "
-                            "(encoder width): use a cache made with the adapter's encoder")
-        if num_layers != self.num_layers:
-            raise UserError(f"{where} hold {num_layers} hidden states but the adapter expects "
-                            f"{self.num_layers}: use a cache made with the adapter's encoder")
-
-    def pooled(self, features: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Layer aggregation and re-pooling: [B, G, D] float32 adapter inputs and counts [B, G]."""
-        self.check_features(features.shape[1], features.shape[-1])
-        x = features.float()
-        if self.layer_logits is None:
-            x = x.mean(dim=1, keepdim=True)
-        else:
-            w = torch.softmax(self.layer_logits.float(), dim=0)
-            x = torch.einsum("l,blwd->bwd", w, x).unsqueeze(1)
-        if self.kind == "resampler":
-            x = (x[:, 0] - self.feature_mean.float()) / self.feature_std.float()
-            return self.attend_windows(x, counts)
-        x, c = repool(x, counts, self.factor)
-        x = (x[:, 0] - self.feature_mean.float()) / self.feature_std.float()
-        return x, c
-
-    def attend_windows(self, x: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, W, D] sub-windows -> [B, G, D]: each group of `factor` sub-windows weighted by the
-        softmax of query . keys(sub-window) + log(count). The log count makes equal scores give
-        the count-weighted mean, so the learned part only moves weight between sub-windows;
-        empty sub-windows (count 0) get none, and an empty group comes out as zeros."""
-        b, w, d = x.shape
-        groups = math.ceil(w / self.factor)
-        pad = groups * self.factor - w
-        x = F.pad(x, (0, 0, 0, pad)).unflatten(1, (groups, self.factor))          # [B, G, k, D]
-        c = F.pad(counts, (0, pad)).unflatten(1, (groups, self.factor)).float()  # [B, G, k]
-        keys = self.keys(x.to(self.keys.weight.dtype)).float()
-        scores = keys @ self.query.float() / math.sqrt(self.RESAMPLER_DIM) + c.clamp(min=1).log()
-        weights = torch.softmax(scores.masked_fill(c == 0, float("-inf")), dim=-1)
-        total = c.sum(-1)
-        pooled = (weights.nan_to_num(0.0)[..., None] * x).sum(-2)
-        return pooled.masked_fill(total[..., None] == 0, 0.0), total.to(torch.int32)
-
-    def forward(self, features: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, c = self.pooled(features, counts)
-        x = x.to(self.proj.weight.dtype)
-        if self.hidden is not None:
-            x = F.gelu(self.hidden(x))
-        return self.proj(x), c > 0
+from .adapter_config import AdapterConfig
+from .adapters import AudioAdapter, build_adapter
+from .prompts import IGNORE, TokenizedExample
 
 
 def make_batch(examples: list[TokenizedExample], features: list, *, pad_id: int) -> dict:
@@ -192,31 +95,48 @@ def splice(text: torch.Tensor, text_len: torch.Tensor, audio_at: torch.Tensor,
 
 
 class MusiLingo(nn.Module):
-    """Frozen causal LM + trainable AudioAdapter, with the prompt template they were trained with."""
+    """Frozen causal LM + trainable AudioAdapter, as its `AdapterConfig` describes them."""
 
-    def __init__(self, llm, tokenizer, adapter: AudioAdapter, template: PromptTemplate, *,
-                 llm_name: str, encoder: dict | None = None):
+    def __init__(self, llm, tokenizer, adapter: AudioAdapter):
         super().__init__()
         self.llm = llm.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.adapter = adapter
-        self.template = template
-        self.llm_name = llm_name
-        self.encoder_meta = dict(encoder or {})
-        self.normalized = False
+
+    @property
+    def config(self) -> AdapterConfig:
+        return self.adapter.config
+
+    @property
+    def template(self):
+        return self.config.template
+
+    @property
+    def llm_name(self) -> str:
+        return self.config.llm
 
     @classmethod
-    def build(cls, llm: str, *, encoder_dim: int, num_layers: int, stride: int, t: int = 325,
-              aggregation: str = "mean", template: PromptTemplate, encoder: dict | None = None,
-              dtype="fp32", device="cpu", trust_remote_code: bool = False, seed: int = 0,
-              kind: str = "linear"):
+    def build(cls, config: AdapterConfig, *, dtype="fp32", device="cpu",
+              trust_remote_code: bool = False, seed: int = 0) -> "MusiLingo":
+        """The LLM `config.llm`, a freshly initialised adapter (seeded: part of a reproducible
+        run) and, when the config names LoRA, fresh LoRA matrices on the LLM."""
         from .llm import load_llm
 
-        model, tok = load_llm(llm, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-        torch.manual_seed(seed)  # the adapter's initialisation is part of a reproducible run
-        adapter = AudioAdapter(encoder_dim, model.config.hidden_size, num_layers, stride=stride,
-                               t=t, aggregation=aggregation, kind=kind).to(device)
-        return cls(model, tok, adapter, template, llm_name=llm, encoder=encoder)
+        config.validate()
+        model, tok = load_llm(config.llm, dtype=dtype, device=device,
+                              trust_remote_code=trust_remote_code)
+        width = int(model.config.hidden_size)
+        if config.llm_dim is not None and config.llm_dim != width:
+            raise UserError(f"the adapter was made for an LLM {config.llm_dim} wide, but "
+                            f"{config.llm!r} is {width} wide: use the LLM it was trained with")
+        torch.manual_seed(seed)
+        adapter = build_adapter(dataclasses.replace(config, llm_dim=width)).to(device)
+        built = cls(model, tok, adapter)
+        if config.lora is not None:
+            from .lora import add_lora
+
+            add_lora(built, config.lora)
+        return built
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -29,11 +29,12 @@ included), so no BOS is added in front of it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from ..data.items import CAPTION_QUESTION
 
 AUDIO_MARKER = "<AudioHere>"
 IGNORE = -100
-# What the reference code asks when a captioning set is used for instruction tuning.
-CAPTION_QUESTION = "Please give a caption to the music."
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ TEMPLATES = {
         "###", 160),
 }
 STAGE_TEMPLATES = {"pretrain": "caption", "instruct": "instruct"}
-PROMPTS = ("vicuna", "chat")  # the paper's layout above, or the LLM tokenizer's chat template
+Prompt = Literal["vicuna", "chat"]  # the paper's layout above, or the LLM tokenizer's chat template
 
 
 def stage_template(tokenizer, stage: str, prompt: str = "vicuna",

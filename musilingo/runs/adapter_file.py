@@ -1,113 +1,74 @@
 """The adapter checkpoint: the one file format users keep, written and read only here.
 
-    save_adapter("runs/stage1", model_config(model), model.adapter.state_dict())
-    config, state = load_adapter("runs/stage1")
-    model = load_model("runs/stage1")                          # a MusiLingo with its adapter
+    save_adapter("runs/stage1", model.config, model.adapter.state_dict())
+    config, state = load_adapter("runs/stage1")     # (AdapterConfig, float32 tensors)
+    model = load_model("runs/stage1")               # a MusiLingo with its adapter (and LoRA)
     folder = run_folder("runs/stage1/adapter_config.json")     # the folder, checked
-    check_fits(config, layers=25, dim=1024, stride=325, where="cache x.zarr", run="runs/stage1")
 
 A run folder holds
     adapter.safetensors   the adapter's float32 tensors: proj.weight [llm_dim, encoder_dim],
                           proj.bias (an mlp adapter: hidden.weight/bias [llm_dim, encoder_dim]
-                          first, then proj [llm_dim, llm_dim]), feature_mean/feature_std (the
-                          fixed standardisation), and layer_logits for learned layer aggregation
-    adapter_config.json   `new_config(...)`: format, LLM, widths, hidden-state count, the stride
-                          the adapter re-pools from and its window t, the adapter kind (linear or
-                          mlp; absent = linear), the layer aggregation, the prompt template, and
-                          the encoder identity its features came from, and "lora": "lora" when
-                          the LLM has LoRA matrices
+                          first, then proj [llm_dim, llm_dim]; a resampler: query, keys.weight),
+                          feature_mean/feature_std (the fixed standardisation), and
+                          layer_logits for learned layer aggregation
+    adapter_config.json   the `AdapterConfig` (models/adapter_config.py) that builds the model:
+                          LLM, widths, hidden-state count, the stride the adapter re-pools from
+                          and its window t, the adapter kind, the layer aggregation, whether the
+                          standardisation is fitted, the prompt template, the encoder identity
+                          its features came from, and the LoRA (rank, alpha, dropout, targets)
     lora/                 with LoRA: PEFT's own adapter_config.json + adapter_model.safetensors
                           (models/lora.py), loadable by `peft.PeftModel.from_pretrained`
 
-Both files are written to a temporary name and renamed into place, so a reader sees the old
-adapter or the new one, never half of one. Weights are safetensors only: loading one runs no code.
+Both files are written atomically (files.py), so a reader sees the old adapter or the new one,
+never half of one. Weights are safetensors only: loading one runs no code.
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from ..errors import UserError, writing
-from ..features.pooling import window_factor
+from ..errors import UserError
+from ..files import atomic_path, atomic_write
+from ..models.adapter_config import AdapterConfig
+from ..models.lora import read_peft_config
 
 ADAPTER_WEIGHTS = "adapter.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
-FORMAT = "musilingo-adapter/1"
 REQUIRED = ("llm", "encoder_dim", "num_layers", "stride", "t", "template")
 
 
-def new_config(*, llm: str, llm_dim: int, encoder_dim: int, num_layers: int, stride: int, t: int,
-               template: dict, encoder: dict, aggregation: str = "mean", normalized: bool = False,
-               kind: str = "linear", **extra) -> dict:
-    """The adapter_config.json of an adapter (trained, or imported with `extra` provenance)."""
-    return {"format": FORMAT, "llm": llm, "llm_dim": int(llm_dim), "encoder_dim": int(encoder_dim),
-            "num_layers": int(num_layers), "stride": int(stride), "t": int(t),
-            "adapter": kind, "layer_aggregation": aggregation, "normalized": bool(normalized),
-            "template": template, "encoder": dict(encoder or {}), **extra}
+def load_model(folder: str | Path, *, llm: str | None = None, stride: int | None = None,
+               dtype="fp32", device="cpu", trust_remote_code: bool = False):
+    """The MusiLingo model of a run folder: its LLM (or `llm`, as wide) with the saved adapter
+    and LoRA. `stride`: the stride of the features it will read, when it differs from the
+    trained one (checked by `AdapterConfig.check_features` first)."""
+    import dataclasses
 
-
-def model_config(model) -> dict:
-    """The adapter_config.json of a `models.musilingo.MusiLingo`: all `load_model` needs."""
-    from ..models.lora import LORA_FOLDER
-
-    a = model.adapter
-    lora = {"lora": LORA_FOLDER} if hasattr(model.llm, "peft_config") else {}
-    return new_config(llm=model.llm_name, llm_dim=a.llm_dim, encoder_dim=a.encoder_dim,
-                      num_layers=a.num_layers, stride=a.stride, t=a.t,
-                      aggregation=a.aggregation, normalized=bool(model.normalized),
-                      kind=a.kind, template=model.template.to_dict(), encoder=model.encoder_meta,
-                      **lora)
-
-
-def load_model(folder: str | Path, *, llm: str | None = None, dtype="fp32", device="cpu",
-               trust_remote_code: bool = False):
-    """The MusiLingo model of a run folder: its LLM (or `llm`, as wide) with the saved adapter."""
+    from ..models.lora import load_lora_weights
     from ..models.musilingo import MusiLingo
-    from ..models.prompts import PromptTemplate
 
-    cfg, state = load_adapter(folder)
-    model = MusiLingo.build(llm or cfg["llm"], encoder_dim=cfg["encoder_dim"],
-                            num_layers=cfg["num_layers"], stride=cfg["stride"], t=cfg["t"],
-                            aggregation=cfg["layer_aggregation"],
-                            template=PromptTemplate.from_dict(cfg["template"]),
-                            encoder=cfg.get("encoder"), dtype=dtype, device=device,
-                            trust_remote_code=trust_remote_code, kind=cfg.get("adapter", "linear"))
-    if model.adapter.llm_dim != cfg["llm_dim"]:
-        raise UserError(f"adapter in {folder} was trained for an LLM {cfg['llm_dim']} wide, "
-                        f"but {model.llm_name!r} is {model.adapter.llm_dim} wide")
+    config, state = load_adapter(folder)
+    config = dataclasses.replace(config, llm=llm or config.llm, stride=stride or config.stride)
+    model = MusiLingo.build(config, dtype=dtype, device=device,
+                            trust_remote_code=trust_remote_code)
     dtype_now = model.adapter.proj.weight.dtype
     model.adapter.load_state_dict({k: v.to(dtype_now) for k, v in state.items()})
-    model.normalized = bool(cfg.get("normalized"))
-    if cfg.get("lora"):  # LoRA matrices of the LLM, in PEFT's format beside the adapter
-        from ..models.lora import load_lora
-
-        load_lora(model, folder)
+    if config.lora is not None:  # the LLM's LoRA matrices, in PEFT's format beside the adapter
+        load_lora_weights(model, folder)
     return model
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def save_adapter(folder: str | Path, config: dict, state: dict) -> Path:
+def save_adapter(folder: str | Path, config: AdapterConfig, state: dict) -> Path:
     """Write adapter.safetensors + adapter_config.json (each atomically); returns the weights."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{ADAPTER_WEIGHTS}.tmp{os.getpid()}"
-    try:
-        with writing(tmp):
-            save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()},
-                      str(tmp), metadata={"format": "pt"})
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, folder / ADAPTER_WEIGHTS)
-    atomic_write_text(folder / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    with atomic_path(folder / ADAPTER_WEIGHTS) as tmp:
+        save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()},
+                  str(tmp), metadata={"format": "pt"})
+    atomic_write(folder / ADAPTER_CONFIG,
+                 json.dumps(config.to_json(), indent=2, sort_keys=True) + "\n")
     return folder / ADAPTER_WEIGHTS
 
 
@@ -123,25 +84,32 @@ def run_folder(run: str | Path) -> Path:
     return path
 
 
-def read_config(folder: str | Path) -> dict:
-    """adapter_config.json of `folder`, with every field inference needs (else a UserError)."""
+def read_config(folder: str | Path) -> AdapterConfig:
+    """The `AdapterConfig` of `folder`'s adapter_config.json (files of earlier releases too),
+    with every field inference needs (else a UserError)."""
     path = Path(folder) / ADAPTER_CONFIG
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(cfg, dict):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
         raise UserError(f"{path}: not valid JSON for an adapter config ({type(exc).__name__}: "
                         f"{str(exc)[:120]}); re-save the checkpoint with `musilingo train` or "
                         "`musilingo import-checkpoint`") from None
-    absent = [k for k in REQUIRED if k not in cfg]
+    absent = [k for k in REQUIRED if k not in data]
     if absent:
         raise UserError(f"{path}: field {absent[0]!r} is missing; re-save the checkpoint with "
                         "`musilingo train` or `musilingo import-checkpoint`")
-    return cfg
+    # Files of earlier releases named the LoRA folder only; PEFT's config there has the rank.
+    lora = read_peft_config(folder) if isinstance(data.get("lora"), str) else None
+    try:
+        return AdapterConfig.from_json(data, str(path), lora=lora)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: field {exc} is missing or malformed; re-save the checkpoint "
+                        "with `musilingo train` or `musilingo import-checkpoint`") from None
 
 
-def load_adapter(folder: str | Path) -> tuple[dict, dict]:
+def load_adapter(folder: str | Path) -> tuple[AdapterConfig, dict]:
     """(adapter_config, float32 state dict) from a run folder; safetensors only."""
     from safetensors.torch import load_file
 
@@ -162,33 +130,3 @@ def load_adapter(folder: str | Path) -> tuple[dict, dict]:
         raise UserError(f"{w_path}: tensor {bad[0]!r} holds NaN or Inf values (a diverged or "
                         "damaged adapter); re-train, or use an earlier run folder")
     return cfg, state
-
-
-def check_fits(config: dict, *, layers: int, dim: int, stride: int | None, where: str,
-               run: str, encoder: dict | None = None) -> None:
-    """A UserError unless features of (layers, dim, stride, encoder identity) suit the adapter
-    described by `config`: checked before any model is loaded, so that a checkpoint from
-    MERT-95M given MERT-330M features fails in one line naming the run and the features."""
-    if dim != config["encoder_dim"]:
-        raise UserError(f"{run}: the adapter expects features {config['encoder_dim']} wide "
-                        f"({ADAPTER_CONFIG} encoder_dim), but {where} gives {dim}: the "
-                        "checkpoint was trained on another encoder; use that encoder or its cache")
-    if layers != config["num_layers"]:
-        raise UserError(f"{run}: the adapter expects {config['num_layers']} hidden states "
-                        f"({ADAPTER_CONFIG} num_layers), but {where} gives {layers}: use the "
-                        "encoder the checkpoint was trained with")
-    if stride is not None:
-        window_factor(config["t"], stride, t_name=f"the adapter's t ({run})",
-                      stride_name=f"the stride of {where}")
-    trained = config.get("encoder") or {}
-    if "normalize" in trained and "normalize" in (encoder or {}) and \
-            bool(trained["normalize"]) != bool(encoder["normalize"]):
-        raise UserError(f"{run} was trained on features with wave normalisation "
-                        f"{trained['normalize']}, but {where} has {encoder['normalize']}: use "
-                        "features extracted with the training run's --normalize")
-    theirs, ours = trained.get("weights_sha256"), (encoder or {}).get("weights_sha256")
-    if theirs and ours and theirs != ours:
-        raise UserError(f"{run} was trained on features of encoder {trained.get('encoder')!r} "
-                        f"(weights {theirs}), but {where} comes from "
-                        f"{(encoder or {}).get('encoder')!r} with other weights ({ours}): use "
-                        "the training encoder")

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from .adapter_file import atomic_write_text, read_config, run_folder
+from ..files import atomic_write
+from ..models.adapter_config import AdapterConfig
+from .adapter_file import read_config, run_folder
 from .public import md_code, md_text
 
 EVALUATIONS = "evaluations.json"
@@ -29,7 +31,7 @@ STAGES = {"caption": "stage 1 (pretrain: captions)", "instruct": "stage 2 (instr
 @dataclass
 class RunCard:
     folder: Path
-    config: dict                          # adapter_config.json
+    config: AdapterConfig                 # adapter_config.json
     training: dict = field(default_factory=dict)   # config.yaml of a trained run
     evaluations: list = field(default_factory=list)
 
@@ -48,19 +50,19 @@ class RunCard:
 
     def identity(self) -> dict:
         """The facts a reader needs to trust the run: models, stage, training length."""
-        enc = self.config.get("encoder") or {}
-        template = (self.config.get("template") or {}).get("name", "?")
+        enc = self.config.encoder
+        template = self.config.template.name
         steps = None
         done = self.folder / "demo_done.json"
         if done.is_file():
             steps = json.loads(done.read_text()).get("steps")
         return {
-            "llm": self.config.get("llm"), "encoder": enc.get("encoder", "?"),
+            "llm": self.config.llm, "encoder": enc.get("encoder", "?"),
             "encoder_weights": enc.get("weights_sha256"),
             "stage": STAGES.get(template, template),
             "template": template,
-            "t": self.config.get("t"), "layers": self.config.get("num_layers"),
-            "imported_from": self.config.get("imported_from"),
+            "t": self.config.t, "layers": self.config.num_layers,
+            "imported_from": self.config.imported_from,
             "datasets": list(dict.fromkeys(d.get("name") for d in
                                            self.training.get("datasets") or [])),
             "max_steps": self.training.get("max_steps") or steps,
@@ -102,7 +104,7 @@ def record_evaluation(folder: str | Path, entry: dict) -> None:
                (entry.get("dataset"), entry.get("kind"), entry.get("source"))]
     entries.append(dict(entry, recorded=datetime.datetime.now(datetime.timezone.utc)
                         .isoformat(timespec="seconds")))
-    atomic_write_text(folder / EVALUATIONS, json.dumps(entries, indent=2) + "\n")
+    atomic_write(folder / EVALUATIONS, json.dumps(entries, indent=2) + "\n")
 
 
 def shuffled_control(entry: dict) -> dict[tuple[str, str], dict]:

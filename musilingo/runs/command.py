@@ -17,6 +17,7 @@ import click
 
 from ..errors import UserError
 from ..options import config_options, load_config_args, option as _opt
+from ..vocabulary import Normalize
 
 
 @dataclass
@@ -34,12 +35,10 @@ class ImportConfig:
                                     "for mert-330m)")
     stride: int = _opt(325, "window stride in frames the features are pooled at")
     t: int = _opt(325, "frames per audio token (the reference code's 325)")
-    normalize: str = _opt("auto", "wave normalisation the adapter was trained with, recorded for "
-                                  "inference on raw audio: auto (the encoder's "
-                                  "preprocessor_config.json), on or off")
+    normalize: Normalize = _opt("auto", "wave normalisation the adapter was trained with, "
+                                        "recorded for inference on raw audio: auto (the "
+                                        "encoder's preprocessor_config.json), on or off")
     overwrite: bool = _opt(False, "replace an adapter already in --out")
-
-    CHOICES = {"normalize": ("auto", "on", "off")}
 
     def validate(self) -> "ImportConfig":
         if not self.out:

@@ -19,11 +19,10 @@ from .card import RunCard, shuffled_control
 
 def variant(card: RunCard) -> dict:
     """What kind of run it is: the settings that tell recipes trained from one cache apart."""
-    t = card.training
-    return {"llm": card.config.get("llm"), "adapter": card.config.get("adapter", "linear"),
-            "layers": card.config.get("layer_aggregation", "mean"),
-            "prompt": (card.config.get("template") or {}).get("name"),
-            "lora": int(t.get("lora_rank") or 0) or None, "steps": t.get("max_steps")}
+    config = card.config
+    return {"llm": config.llm, "adapter": config.kind, "layers": config.layer_aggregation,
+            "prompt": config.template.name, "lora": config.lora.r if config.lora else None,
+            "steps": card.training.get("max_steps")}
 
 
 def loss_curve(folder: Path) -> list[tuple[int, float]]:

@@ -27,7 +27,9 @@ import shutil
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import temp_path
 from ..models.lora import LORA_FOLDER
+from ..models.adapter_config import AdapterConfig
 from .adapter_file import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter
 from .card import EVALUATIONS, RunCard, evaluations_markdown, shuffled_control
 from .public import LOCAL, hub_datasets, hub_model, md_code, md_fence, md_text, public_name, \
@@ -56,11 +58,11 @@ def model_card(card: RunCard) -> str:
     if ident["datasets"] and not datasets:
         used += " (the user's own files in these readers' formats)"
     controlled = any(shuffled_control(e) for e in card.evaluations)
-    kind, lora = card.config.get("adapter", "linear"), bool(card.config.get("lora"))
+    kind, lora = card.config.kind, card.config.lora is not None
     lines = [
         "---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "",
         f"# MusiLingo adapter: {md_text(ident['stage'])}", "",
-        f"A{'n' if kind == 'mlp' else ''} {kind} adapter{' with LoRA on the LLM' if lora else ''} "
+        f"An adapter of kind {md_code(kind)}{' with LoRA on the LLM' if lora else ''} "
         "that maps pooled features of a frozen music encoder into a frozen LLM's embedding space "
         "(MusiLingo: Deng et al., 2024), trained with the `musilingo` tool from a cache of the "
         f"encoder's features. Only the adapter{' and the LoRA weights' if lora else ''} are "
@@ -69,7 +71,7 @@ def model_card(card: RunCard) -> str:
         f"| LLM (frozen) | {md_code(public_name(ident['llm']))} |",
         f"| music encoder (frozen) | {md_code(public_name(ident['encoder']))} (weights sha256 "
         f"{md_code(ident['encoder_weights'] or 'not recorded')}) |",
-        f"| adapter | {adapter_text(card.config, card.training)} |",
+        f"| adapter | {adapter_text(card.config)} |",
         f"| prompt template | {md_code(ident['template'])} |",
         f"| training | {md_text(steps)} optimizer steps, lr {md_text(ident['lr'] or '?')}, "
         f"data sets {used}"
@@ -108,21 +110,17 @@ def model_card(card: RunCard) -> str:
     return "\n".join(lines)
 
 
-def adapter_text(config: dict, training: dict) -> str:
-    """What the adapter is, as recorded in adapter_config.json (and the recipe, for LoRA)."""
-    e, d = int(config["encoder_dim"]), int(config["llm_dim"])
-    layers, t = md_text(config.get("num_layers")), md_text(config.get("t"))
-    net = {"mlp": f"`Linear({e}, {d})`, GELU, `Linear({d}, {d})` (LLaVA-1.5's projector)",
-           "resampler": f"a learned query attending over each window's cached sub-windows "
-                        f"(stride {md_text(config.get('stride'))}), then `Linear({e}, {d})`",
-           }.get(config.get("adapter"), f"`Linear({e}, {d})` (the paper's)")
+def adapter_text(config: AdapterConfig) -> str:
+    """What the adapter is, as its adapter_config.json records it: the kind's registry line
+    with its widths, the layer aggregation, the window, and the LoRA."""
+    layers, t = md_text(config.num_layers), md_text(config.t)
     over = (f"learned softmax weights over {layers} hidden states"
-            if config.get("layer_aggregation") == "learned" else f"the mean of {layers} hidden states")
-    text = f"{net} over {over}, one token per {t} encoder frames"
-    if config.get("lora"):
-        text += (f"; LoRA on the LLM (rank {md_text(training.get('lora_rank', '?'))}, alpha "
-                 f"{md_text(training.get('lora_alpha', '?'))}, on "
-                 f"{md_text(training.get('lora_targets', '?'))}) in `lora/`, PEFT's format")
+            if config.layer_aggregation == "learned" else f"the mean of {layers} hidden states")
+    text = f"{config.describe()} over {over}, one token per {t} encoder frames"
+    if config.lora is not None:
+        text += (f"; LoRA on the LLM (rank {md_text(config.lora.r)}, alpha "
+                 f"{md_text(config.lora.alpha)}, on {md_text(','.join(config.lora.targets))}) "
+                 "in `lora/`, PEFT's format")
     return text
 
 
@@ -154,7 +152,7 @@ def export_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> 
     for name in files:
         _check_own_file(card.folder / name, folder)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}")
+    tmp = temp_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()

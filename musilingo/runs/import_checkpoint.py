@@ -31,8 +31,9 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..features.pooling import window_factor
-from .adapter_file import new_config, save_adapter
+from ..vocabulary import window_factor
+from ..models.adapter_config import AdapterConfig
+from .adapter_file import save_adapter
 from ..models.prompts import AUDIO_MARKER, PromptTemplate, get_template
 
 WEIGHT, BIAS = "llama_proj.weight", "llama_proj.bias"
@@ -224,16 +225,16 @@ def published_template(config: dict, where: str) -> PromptTemplate:
 # --------------------------------------------------------------------------- the run folder
 def adapter_config(weight: torch.Tensor, *, llm: str, encoder: str, layers: int, stride: int,
                    t: int, source: str, template: PromptTemplate | None = None,
-                   normalize: bool | None = None) -> dict:
-    """The adapter_config.json of an imported adapter (same keys as `MusiLingo.adapter_config`)."""
+                   normalize: bool | None = None) -> AdapterConfig:
+    """The `AdapterConfig` of an imported linear adapter, with where it came from."""
     llm_dim, dim = int(weight.shape[0]), int(weight.shape[1])
     identity = {"encoder": encoder, "hidden_size": dim, "num_hidden_states": layers,
                 "sample_rate": 24000, "frame_rate": 75.0}
     if normalize is not None:
         identity["normalize"] = normalize
-    return new_config(llm=llm, llm_dim=llm_dim, encoder_dim=dim, num_layers=layers,
-                      stride=stride, t=t, template=(template or get_template("instruct")).to_dict(),
-                      encoder=identity, imported_from=source)
+    return AdapterConfig(llm=llm, llm_dim=llm_dim, encoder_dim=dim, num_layers=layers,
+                         stride=stride, t=t, template=template or get_template("instruct"),
+                         encoder=identity, imported_from=source).validate()
 
 
 def _config(resolve, name: str) -> dict:

@@ -31,20 +31,10 @@ def score(recipe, overrides, **flags):
     the --control shuffled-audio pass (musilingo/score/run.py). OVERRIDES are KEY=VALUE pairs
     over the recipe and the flags (e.g. max_items=20 control=shuffled-audio)."""
     cfg = load_config(ScoreConfig, "score", recipe, flags, overrides)
-    metrics = asdict(cfg.metrics_config())
     if cfg.generates:
-        from .run import score_generated
+        from .run import score_run
 
-        result = score_generated(
-            run=cfg.run, dataset=cfg.dataset, annotations=cfg.annotations, out=cfg.out,
-            audio_root=cfg.audio_root, cache=cfg.cache, control=cfg.control,
-            control_seed=cfg.control_seed, max_items=cfg.max_items, llm=cfg.llm,
-            encoder=cfg.encoder, device=cfg.device, dtype=cfg.dtype, batch_size=cfg.batch_size,
-            segment_seconds=cfg.segment_seconds, generation=cfg.generation(),
-            trust_remote_code=cfg.trust_remote_code, options_seed=cfg.options_seed,
-            log=lambda m: click.echo(m, err=True),
-            **metrics)
-        click.echo(result["markdown"])
+        click.echo(score_run(cfg, log=lambda m: click.echo(m, err=True))["markdown"])
         return
     from ..evaluate.predictions import load_predictions
     from ..evaluate.scoring import score_and_report
@@ -56,5 +46,5 @@ def score(recipe, overrides, **flags):
                f"{pairs.prediction_field!r}, reference field {pairs.reference_field!r})",
                err=True)
     result = score_and_report(pairs.predictions, pairs.references, out_dir=cfg.out,
-                              source=str(cfg.predictions), **metrics)
+                              source=str(cfg.predictions), **asdict(cfg.metrics_config()))
     click.echo(result["markdown"])

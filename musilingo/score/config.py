@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..evaluate.scoring import MetricsConfig
 from ..infer.config import (CONTROLS, GenerationConfig, ModelConfig, RuntimeConfig, part,
                             validate_groups)
+
 from ..options import option as _opt
 
 # The one name of each data set is its reader's (as in extract and train); the split names of
@@ -79,16 +80,18 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
                   f"{OLD_TEST_SET_NAMES[self.dataset]} (the annotation file says which part); "
                   "the old name is read for now", file=sys.stderr)
             self.dataset = OLD_TEST_SET_NAMES[self.dataset]
-        if self.dataset is None or self.dataset not in TEST_SETS:
+        if self.dataset is None:
             raise UserError(f"--run needs --dataset (one of {', '.join(TEST_SETS)}) and its "
                             "--annotations")
+        if self.dataset not in TEST_SETS:
+            raise UserError(f"--dataset {self.dataset!r}: use one of {', '.join(TEST_SETS)}")
         wrong = [c for c in (self.control or "").split(",") if c and c not in CONTROLS]
         if wrong:
             raise UserError(f"--control {self.control}: {wrong[0]!r} is not one of "
                             f"{', '.join(CONTROLS)} (give a comma list)")
         if self.max_items is not None and self.max_items < 1:
             raise UserError("--max-items must be at least 1")
-        validate_groups(self, RuntimeConfig, GenerationConfig)
+        validate_groups(self, RuntimeConfig)  # (the decoding group checks itself when made)
         return self
 
     def metrics_config(self) -> MetricsConfig:

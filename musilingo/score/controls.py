@@ -58,9 +58,9 @@ def probe_features(p, folder: Path, control: str, out: Path, seed: int, log) -> 
     import soundfile as sf
 
     from ..infer.predictor import open_source
-    from ..runs.adapter_file import read_config
 
-    source = p.source if p.source.online else open_source(read_config(folder), folder)
+    # The run's encoder at the stride the loaded model reads (the cache's, when it has one).
+    source = p.source if p.source.online else open_source(p.model.config, folder)
     rate = source.encoder.sample_rate
     n = int(PROBE_SECONDS * rate)
     wave = (np.zeros(n) if control == "silence" else

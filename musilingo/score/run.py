@@ -4,11 +4,14 @@
         --annotations musiccaps-public.csv --audio-root wav/ --out eval/musiccaps \\
         --control shuffled-audio --bertscore-model minilm --max-items 200
 
-1. Items: the test split of the data set (`read_dataset`): MusicCaps and Song Describer are
-   captions (question "Please give a caption to the music.", docs/REFERENCE.md section 2; none for a
-   stage-1 adapter), MusicInstruct short/long and MusicQA are question/answer pairs, MuChoMusic
-   is four-option questions (MuChoMusic's prompt, options in a seeded order: evaluate/mcq.py). An item's id
-   is `<clip id>:<k>` (the k-th annotation of that clip in file order), stable across runs.
+    score_run(cfg)         # cfg: a validated ScoreConfig; ScoreRun has the steps below
+
+1. Items: the test split of the data set (`read_dataset`), made into items by data/items.py as
+   training makes its own: MusicCaps and Song Describer are captions (question "Please give a
+   caption to the music.", docs/REFERENCE.md section 2; none for a stage-1 adapter),
+   MusicInstruct short/long and MusicQA are question/answer pairs, MuChoMusic is four-option
+   questions (MuChoMusic's prompt, options in a seeded order). An item's id is `<clip id>:<k>`
+   (the k-th annotation of that clip in file order), stable across runs.
 2. Features: from `--cache` (clips absent from the cache are counted and skipped) or the encoder
    on the audio files (absent files are counted and skipped). A clip is heard whole, cut to the
    segments that fit the LLM's context.
@@ -20,6 +23,7 @@
    multiple choice accuracy and the answered rate (`evaluate.mcq.mcq_report`), written
    to `<out>/scores.json|md`. The predictions file is also a valid `musilingo score
    --predictions` input.
+6. Record: the scores and controls go into the run folder's evaluations.json (runs/card.py).
 5. `--control shuffled-audio,silence,noise` (any of them): the same items again, each hearing
    another clip (a seeded derangement of clips, see items.py), the same silent clip, or the same
    white-noise clip, into `<out>/<control>/`; `<out>/control.md|json` give every metric real,
@@ -33,19 +37,19 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..data import TEST_SETS
+from ..data.items import CAPTION_QUESTION, lettered, record_items
 from ..errors import UserError
-from ..evaluate.mcq import LETTERS, mcq_prompt, shuffled_options
-from ..models.prompts import CAPTION_QUESTION
-from ..infer.config import CONTROLS
-from ..infer.generation import GenerationConfig
+from ..evaluate.scoring import MetricsConfig
 from ..features.sources import OverlaySource
+from ..files import atomic_write
+from ..infer.config import GenerationConfig, part
+from ..infer.items import Item, derangement, generate_for_items, shuffled_audio
 from .controls import (CONTROL_TITLES, MIN_DISTINCT, control_table, distinct_fraction,
                        probe_features)
-from ..infer.items import Item, derangement, generate_for_items, shuffled_audio
 
 DATASETS = TEST_SETS  # score-mode name -> (reader name, kind)
 PREDICTIONS = "predictions.jsonl"
@@ -55,12 +59,14 @@ SETTINGS = "generation.json"
 def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: bool = True,
                   available: Callable[[object], bool] | None = None, options_seed: int = 0,
                   log: Callable[[str], None] = lambda m: None) -> tuple[list[Item], dict]:
-    """(items of the test split, {clip_id: audio path}).
+    """(items of the test split, {clip_id: audio path}), made by data/items.py as training
+    makes its own.
 
     `available(record)` decides which records can be heard (default: the audio file exists);
     the others are counted in the log line. A multiple-choice item's question is MuChoMusic's
-    prompt with the options in a seeded order (`options_seed`, recorded); its meta holds the
-    options, the index of the right one and the record's categories (genre, kind, ...)."""
+    prompt with the options in a seeded order (`options_seed`, recorded); its reference is the
+    lettered right option, and its meta holds the options, the index of the right one and the
+    record's categories (genre, kind, ...)."""
     from ..data import read_dataset
 
     if dataset not in DATASETS:
@@ -89,33 +95,15 @@ def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: b
     if not usable:
         raise UserError(f"{dataset}: none of the {len(records):,} test items can be heard: check "
                         "--audio-root or --cache")
-    seen: dict[str, int] = {}
-    items = []
-    for r in records:
-        k = seen.get(r.clip_id, 0)
-        seen[r.clip_id] = k + 1
-        if id(r) not in usable_ids:
-            continue
-        meta = {"source": r.source}
-        if kind == "caption":
-            question, reference = (CAPTION_QUESTION if has_question else None), r.texts["caption"]
-        elif kind == "mcq":
-            options, right = shuffled_options(r.texts["answer"], r.meta["distractors"],
-                                              options_seed, key=f"{r.clip_id}:{k}")
-            question = mcq_prompt(r.texts["question"], options)
-            reference = f"({LETTERS[right]}) {options[right]}"
-            meta.update({k: v for k, v in r.meta.items() if k != "distractors"},
-                        options=options, correct=right)
-        else:
-            question, reference = r.texts["question"], r.texts["answer"]
-        items.append(Item(f"{r.clip_id}:{k}", r.clip_id, question, reference, meta=meta))
+    items = record_items(records, keep=lambda r: id(r) in usable_ids,
+                         question=CAPTION_QUESTION if has_question else None,
+                         options_seed=options_seed, mcq_answer=lettered)
     return items, {r.clip_id: str(r.audio_path) for r in usable}
 
 
 class PredictionLog:
-    """The resumable JSONL of one pass: one object per item, appended and flushed per batch."""
-
-    FIELDS = ("id", "clip_id", "audio_clip", "question", "reference", "prediction")
+    """The resumable JSONL of one pass: one object per item (id, clip_id, audio_clip, question,
+    reference, prediction), appended and flushed per batch."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -153,14 +141,14 @@ class PredictionLog:
             os.fsync(f.fileno())
 
 
-def _settings(run: Path, model, dataset: str, annotations, generation: GenerationConfig,
-              features: str, control_seed: int, options_seed: int) -> dict:
+def _settings(run: Path, model, cfg) -> dict:
     digest = hashlib.sha256((run / "adapter.safetensors").read_bytes()).hexdigest()[:16]
     return {"run": str(run.absolute()), "adapter_sha256": digest, "llm": model.llm_name,
-            "dataset": dataset, "annotations": str(Path(str(annotations)).expanduser().absolute()),
-            "features": features,
-            "generation": generation.to_dict(), "control_seed": control_seed,
-            "options_seed": options_seed}
+            "dataset": cfg.dataset,
+            "annotations": str(Path(str(cfg.annotations)).expanduser().absolute()),
+            "features": "cache" if cfg.cache is not None else "audio",
+            "generation": part(cfg, GenerationConfig).to_dict(),
+            "control_seed": cfg.control_seed, "options_seed": cfg.options_seed}
 
 
 def _check_settings(out: Path, settings: dict) -> None:
@@ -174,7 +162,7 @@ def _check_settings(out: Path, settings: dict) -> None:
             raise UserError(f"{out} holds predictions made with other settings ({', '.join(diff)}"
                             f" differ, see {path}): use another --out, or delete the folder")
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n")
+    atomic_write(path, json.dumps(settings, indent=2) + "\n")
 
 
 def generate_pass(model, items: list[Item], source, log_file: PredictionLog, *,
@@ -224,113 +212,132 @@ def warn_empty(predictions: list[str], what: str, log) -> int:
     return empty
 
 
-def score_generated(*, run, dataset: str, annotations, out, audio_root=None, cache=None,
-                    control: str | None = None, control_seed: int = 0, max_items: int | None = None,
-                    protocol: str = "both", bertscore_model: str = "roberta-large",
-                    bertscore_layer: int | None = None, metrics: str | None = None,
-                    percent: bool = False, llm: str | None = None, encoder: str | None = None,
-                    device: str = "cpu", dtype: str = "fp32", batch_size: int = 8,
-                    segment_seconds: float = 30.0, generation: GenerationConfig | None = None,
-                    trust_remote_code: bool = False, options_seed: int = 0,
-                    log: Callable[[str], None] = print) -> dict:
-    """Generate on the test split, score, and (with `control`) score the shuffled-audio pass.
+class ScoreRun:
+    """`score --run`: items -> generate -> score -> controls -> record, each a method, all
+    reading the one validated `ScoreConfig`."""
 
-    Returns {"real": score_and_report result, "shuffled": ... or None, "control": rows,
-    "markdown": everything printed}."""
-    from ..evaluate.mcq import mcq_report
-    from ..evaluate.scoring import score_and_report
-    from ..runs.adapter_file import run_folder
-    from ..infer.predictor import Predictor
-    from ..runs.card import record_evaluation
+    def __init__(self, cfg, log: Callable[[str], None] = print):
+        from ..runs.adapter_file import run_folder
 
-    controls = [c for c in (control or "").split(",") if c]
-    wrong = [c for c in controls if c not in CONTROLS]
-    if wrong:
-        raise UserError(f"--control {wrong[0]!r}: use one of {', '.join(CONTROLS)} (a comma list)")
-    if out is None:
-        raise UserError("scoring a run needs --out FOLDER (predictions are saved there, and a "
-                        "rerun resumes from them)")
-    if max_items is not None and max_items < 1:
-        raise UserError("--max-items must be at least 1")
-    out, folder = Path(out), run_folder(run)
-    generation = (generation or GenerationConfig()).validate()
-    p = Predictor.load(folder, llm=llm, cache=cache, encoder=encoder, device=device, dtype=dtype,
-                       segment_seconds=segment_seconds, trust_remote_code=trust_remote_code,
-                       generation=generation, batch_size=batch_size, log=log)
-    if cache is not None:
-        items, _ = dataset_items(dataset, annotations, audio_root, log=log,
-                                 has_question=p.model.template.has_question,
-                                 available=lambda r: p.source.has(r.clip_id),
-                                 options_seed=options_seed)
-        source = p.source
-    else:
-        items, paths = dataset_items(dataset, annotations, audio_root, log=log,
-                                     has_question=p.model.template.has_question,
-                                     options_seed=options_seed)
-        source = p.source.with_paths(paths)
-    shuffling = "shuffled-audio" in controls
-    items = first_items(items, max_items, by_clip=shuffling, log=log)
-    if shuffling:  # the control's precondition, checked before anything is generated
-        derangement(len({it.clip_id for it in items}), control_seed)
-    _check_settings(out, _settings(folder, p.model, dataset, annotations, generation,
-                                   "cache" if cache is not None else "audio", control_seed,
-                                   options_seed))
-    preds = generate_pass(p.model, items, source, PredictionLog(out / PREDICTIONS),
-                          generation=generation, batch_size=batch_size, log=log)
-    warn_empty(preds, dataset, log)
-    refs = [it.answer for it in items]
-    if DATASETS[dataset][1] == "mcq":  # accuracy and answered rate, not text overlap
-        options = [it.meta["options"] for it in items]
-        correct = [it.meta["correct"] for it in items]
+        if cfg.out is None:
+            raise UserError("scoring a run needs --out FOLDER (predictions are saved there, and a "
+                            "rerun resumes from them)")
+        self.cfg, self.log = cfg, log
+        self.out, self.folder = Path(cfg.out), run_folder(cfg.run)
+        self.controls = [c for c in (cfg.control or "").split(",") if c]
+        self.generation = part(cfg, GenerationConfig)
 
-        def scorer(predictions, out_dir, source):
-            return mcq_report(predictions, options, correct, out_dir=out_dir, source=source)
-    else:
-        def scorer(predictions, out_dir, source):
-            return score_and_report(predictions, refs, out_dir=out_dir, source=source,
-                                    protocol=protocol, bertscore_model=bertscore_model,
-                                    metrics=metrics, bertscore_layer=bertscore_layer,
-                                    percent=percent)
-    real = scorer(preds, out, f"{folder} on {dataset}")
-    distinct = distinct_fraction(items, preds)
-    listens = (f"\n- distinct generations: {distinct:.3f} of the (question, clip) prompts get "
-               "their own text (1.0: every clip answered differently)")
-    if distinct < MIN_DISTINCT:
-        warning = (f"warning: only {distinct:.1%} of the generations differ between clips: the "
-                   "model's output barely depends on its audio")
-        log(warning)
-        listens += f"\n- {warning}"
-    real["markdown"] += listens + "\n"
-    result = {"real": real, "shuffled": None, "control": [], "distinct": distinct,
-              "markdown": real["markdown"]}
-    tables = []
-    for name in controls:
-        if name == "shuffled-audio":
-            heard, heard_source = shuffled_audio(items, seed=control_seed), source
+    def items(self) -> list[Item]:
+        """Load the run, then the test split's items it can hear (cache or audio)."""
+        from ..infer.predictor import Predictor
+
+        cfg, log = self.cfg, self.log
+        self.predictor = p = Predictor.from_config(cfg, log=log)
+        has_question = p.model.template.has_question
+        if cfg.cache is not None:
+            items, _ = dataset_items(cfg.dataset, cfg.annotations, cfg.audio_root, log=log,
+                                     has_question=has_question,
+                                     available=lambda r: p.source.has(r.clip_id),
+                                     options_seed=cfg.options_seed)
+            self.source = p.source
         else:
-            probe = probe_features(p, folder, name, out, control_seed, log)
+            items, paths = dataset_items(cfg.dataset, cfg.annotations, cfg.audio_root, log=log,
+                                         has_question=has_question,
+                                         options_seed=cfg.options_seed)
+            self.source = p.source.with_paths(paths)
+        shuffling = "shuffled-audio" in self.controls
+        items = first_items(items, cfg.max_items, by_clip=shuffling, log=log)
+        if shuffling:  # the control's precondition, checked before anything is generated
+            derangement(len({it.clip_id for it in items}), cfg.control_seed)
+        _check_settings(self.out, _settings(self.folder, p.model, cfg))
+        return items
+
+    def generate(self, items: list[Item], source, log_name: str, what: str) -> list[str]:
+        preds = generate_pass(self.predictor.model, items, source,
+                              PredictionLog(self.out / log_name), generation=self.generation,
+                              batch_size=self.cfg.batch_size, log=self.log)
+        warn_empty(preds, what, self.log)
+        return preds
+
+    def score(self, items: list[Item], preds: list[str], out_dir: Path, title: str) -> dict:
+        """Accuracy and answered rate for multiple choice, else the text metrics."""
+        from ..evaluate.mcq import mcq_report
+        from ..evaluate.scoring import score_and_report
+
+        source = f"{self.folder} on {self.cfg.dataset}{title}"
+        if DATASETS[self.cfg.dataset][1] == "mcq":
+            return mcq_report(preds, [it.meta["options"] for it in items],
+                              [it.meta["correct"] for it in items], out_dir=out_dir,
+                              source=source)
+        return score_and_report(preds, [it.answer for it in items], out_dir=out_dir,
+                                source=source, **asdict(part(self.cfg, MetricsConfig)))
+
+    def listening(self, items: list[Item], preds: list[str], real: dict) -> float:
+        """The distinct-generation fraction, added to the real scores' markdown."""
+        distinct = distinct_fraction(items, preds)
+        real["markdown"] += (f"\n- distinct generations: {distinct:.3f} of the (question, clip) "
+                             "prompts get their own text (1.0: every clip answered differently)")
+        if distinct < MIN_DISTINCT:
+            warning = (f"warning: only {distinct:.1%} of the generations differ between clips: "
+                       "the model's output barely depends on its audio")
+            self.log(warning)
+            real["markdown"] += f"\n- {warning}"
+        real["markdown"] += "\n"
+        return distinct
+
+    def control(self, name: str, items: list[Item], real: dict) -> tuple[dict, str, list]:
+        """The same items again under control `name`: (scores, markdown table, rows)."""
+        cfg = self.cfg
+        if name == "shuffled-audio":
+            heard, source = shuffled_audio(items, seed=cfg.control_seed), self.source
+        else:
+            probe = probe_features(self.predictor, self.folder, name, self.out,
+                                   cfg.control_seed, self.log)
             heard = [replace(it, audio_clip=next(iter(probe))) for it in items]
-            heard_source = OverlaySource(source, probe)
-        log_file = PredictionLog(out / f"predictions.{name}.jsonl")
-        c_preds = generate_pass(p.model, heard, heard_source, log_file, generation=generation,
-                                batch_size=batch_size, log=log)
-        warn_empty(c_preds, f"{dataset} ({CONTROL_TITLES[name][0]})", log)
-        scored = scorer(c_preds, out / name, f"{folder} on {dataset}, {CONTROL_TITLES[name][0]}")
+            source = OverlaySource(self.source, probe)
+        title = CONTROL_TITLES[name][0]
+        preds = self.generate(heard, source, f"predictions.{name}.jsonl",
+                              f"{cfg.dataset} ({title})")
+        scored = self.score(items, preds, self.out / name, f", {title}")
         markdown, rows = control_table(real, scored, name)
-        tables.append(markdown)
-        result["control"] += rows
-        result["shuffled" if name == "shuffled-audio" else name] = scored
-    if controls:
-        markdown = "\n".join(tables)
-        (out / "control.md").write_text(markdown, encoding="utf-8")
-        (out / "control.json").write_text(json.dumps(result["control"], indent=2) + "\n",
-                                          encoding="utf-8")
-        result["markdown"] = real["markdown"] + "\n" + markdown
-    record_evaluation(folder, {
-        "dataset": dataset, "kind": "generated test split", "source": str(out),
-        "items": len(items), "decoding": generation.decoding,
-        "protocols": {r["protocol"]: r["values"] for r in real["reports"]},
-        "bertscore_model": bertscore_model, "control": result["control"] or None,
-        "distinct_generations": round(distinct, 4),
-        **({"options_seed": options_seed} if DATASETS[dataset][1] == "mcq" else {})})
-    return result
+        return scored, markdown, rows
+
+    def record(self, items: list[Item], real: dict, result: dict) -> None:
+        """The evaluation in the run folder (runs/card.py), where serve and export find it."""
+        from ..runs.card import record_evaluation
+
+        cfg = self.cfg
+        record_evaluation(self.folder, {
+            "dataset": cfg.dataset, "kind": "generated test split", "source": str(self.out),
+            "items": len(items), "decoding": self.generation.decoding,
+            "protocols": {r["protocol"]: r["values"] for r in real["reports"]},
+            "bertscore_model": cfg.bertscore_model, "control": result["control"] or None,
+            "distinct_generations": round(result["distinct"], 4),
+            **({"options_seed": cfg.options_seed} if DATASETS[cfg.dataset][1] == "mcq" else {})})
+
+    def run(self) -> dict:
+        items = self.items()
+        preds = self.generate(items, self.source, PREDICTIONS, self.cfg.dataset)
+        real = self.score(items, preds, self.out, "")
+        result = {"real": real, "shuffled": None, "control": [],
+                  "distinct": self.listening(items, preds, real), "markdown": real["markdown"]}
+        tables = []
+        for name in self.controls:
+            scored, markdown, rows = self.control(name, items, real)
+            tables.append(markdown)
+            result["control"] += rows
+            result["shuffled" if name == "shuffled-audio" else name] = scored
+        if tables:
+            markdown = "\n".join(tables)
+            atomic_write(self.out / "control.md", markdown)
+            atomic_write(self.out / "control.json", json.dumps(result["control"], indent=2) + "\n")
+            result["markdown"] = real["markdown"] + "\n" + markdown
+        self.record(items, real, result)
+        return result
+
+
+def score_run(cfg, log: Callable[[str], None] = print) -> dict:
+    """Generate on the test split that `cfg` (a validated `ScoreConfig`) names, score, and run
+    its controls. Returns {"real": scores, "shuffled"/"silence"/"noise": the controls' scores
+    or None, "control": rows, "distinct": fraction, "markdown": everything printed}."""
+    return ScoreRun(cfg, log).run()

@@ -91,7 +91,6 @@ TIMBRES = {
                     partial_damping=0.0, release_s=0.08, vibrato_hz=5.0, vibrato_cents=18.0,
                     breath=0.12, body=((800.0, 400.0, 3.0),), lowpass_hz=1800.0),
 }
-SUSTAINED = frozenset(name for name, timbre in TIMBRES.items() if timbre.decay_s is None)
 
 # Loudness as playing style: brightness tilt on partial n (n ** tilt), attack stretch, peak.
 _SOFT, _LOUD = (-0.5, 2.0, 10 ** (-20 / 20)), (0.2, 0.6, 10 ** (-1 / 20))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError, writing
-from ..runs.adapter_file import atomic_write_text
+from ..files import atomic_write, temp_path
 
 RESUME = "resume"
 LATEST = "latest"
@@ -140,7 +140,7 @@ def save_resume(run_dir: Path, engine, trainer_state: dict, *, rank: int, keep: 
 
     resume = run_dir / RESUME
     name = f"step-{trainer_state['step']:08d}"
-    tmp = resume / f".tmp-{name}"
+    tmp = temp_path(resume / name, shared=True)  # every rank writes its part into it
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -163,7 +163,7 @@ def save_resume(run_dir: Path, engine, trainer_state: dict, *, rank: int, keep: 
         final = resume / name
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        atomic_write_text(resume / LATEST, name + "\n")
+        atomic_write(resume / LATEST, name + "\n")
         older = sorted(p for p in resume.glob("step-*") if p.name != name)
         for p in older[: max(len(older) - (keep - 1), 0)]:
             shutil.rmtree(p, ignore_errors=True)

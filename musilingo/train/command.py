@@ -18,7 +18,7 @@ import os
 import click
 
 from ..data import TRAIN_SETS
-from ..options import config_options, load_config, resolve
+from ..options import choices, config_options, load_config, resolve
 from .config import DataSpec, TrainConfig
 
 # Without a recipe, --stage instruct starts from the paper's stage-2 optimisation settings.
@@ -30,7 +30,7 @@ SKIP = {"datasets", "betas", "stage"}
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @config_options(TrainConfig, "train", skip=SKIP)
-@click.option("--stage", type=click.Choice(["pretrain", "instruct"]), default=None,
+@click.option("--stage", type=click.Choice(choices(TrainConfig, "stage")), default=None,
               help=TrainConfig.help("stage"))
 @click.option("--dataset", default=None, help="one data set: reader name (" +
               ", ".join(TRAIN_SETS) + ")")

@@ -13,22 +13,29 @@ differs in anything that changes the result.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from ..data import TRAIN_SETS
 from ..errors import UserError
-from ..models.prompts import PROMPTS
-from ..options import (DEVICE_HELP, check_range, coerce as _coerce, dtype_name, from_dict, help_of,
-                       resolve)
-from ..options import option as _opt
+from ..models.adapter_config import LayerAggregation, LoraConfig, adapter_kinds, adapter_kinds_help
+from ..models.prompts import Prompt
+from ..options import check_choices, from_dict, help_of, option as _opt, resolve
+from ..vocabulary import DEVICE_HELP, check_range, dtype_name
+
+
+Stage = Literal["pretrain", "instruct"]
+AdapterInit = Literal["default", "embedding-scale"]
 
 
 @dataclass
 class DataSpec:
     """One training data set: annotations joined with cached (or online) features."""
+
+    WHAT = "data-set"  # how messages name an entry of `datasets`
 
     name: str = _opt("msd", "data-set reader: " + ", ".join(TRAIN_SETS))
     annotations: str | None = _opt(None, "annotation file/folder (or hub id for msd)")
@@ -43,12 +50,13 @@ class DataSpec:
 
 @dataclass
 class TrainConfig:
-    stage: str = _opt("pretrain", "pretrain (captions, stage 1) or instruct (Q&A, stage 2)")
-    datasets: list = _opt([], "data sets to mix (see DataSpec); a recipe lists them")
+    stage: Stage = _opt("pretrain", "pretrain (captions, stage 1) or instruct (Q&A, stage 2)")
+    datasets: list[DataSpec] = _opt([], "data sets to mix (see DataSpec); a recipe lists them")
     cache: str | None = _opt(None, "feature cache (Zarr) made by `musilingo extract`, for every "
                              "data set without its own")
-    features: str = _opt("cache", "cache (read pooled features) or online (run the encoder on audio "
-                         "every step, as the reference code did)")
+    features: Literal["cache", "online"] = _opt("cache", "cache (read pooled features) or online "
+                                                "(run the encoder on audio every step, as the "
+                                                "reference code did)")
     encoder: str | None = _opt(None, "online mode: encoder preset/hub id/folder (default: the "
                                "cache's encoder, else tiny)")
     encoder_dtype: str = _opt("fp32", "online mode: encoder compute dtype (fp32, bf16, fp16)")
@@ -59,12 +67,10 @@ class TrainConfig:
                             "demo's), tiny-llama (random weights), a hub id or a local folder")
     trust_remote_code: bool = _opt(False, "allow the LLM's/encoder's own modelling code")
     t: int = _opt(325, "frames per audio token; a multiple of the cache stride")
-    layer_aggregation: str = _opt("mean", "mean (paper) or learned (softmax weights, start at the mean)")
-    adapter: str = _opt("linear", "adapter kind: linear (the paper: one Linear), mlp (Linear, "
-                                  "GELU, Linear, as LLaVA-1.5) or resampler (a learned query "
-                                  "attends over each t-window's cache sub-windows, then the "
-                                  "Linear; needs a cache stride below t); recorded in the run "
-                                  "folder")
+    layer_aggregation: LayerAggregation = _opt("mean", "mean (paper) or learned (softmax "
+                                                       "weights, start at the mean)")
+    adapter: str = _opt("linear", "adapter kind, recorded in the run folder: " +
+                        adapter_kinds_help(), choices=adapter_kinds)
     lora_rank: int = _opt(0, "LoRA rank on the frozen LLM (0: no LoRA, the paper); the LoRA "
                              "matrices train with the adapter and are saved in PEFT's format")
     lora_alpha: float = _opt(16.0, "LoRA scaling numerator (the update is scaled by alpha/rank)")
@@ -72,25 +78,29 @@ class TrainConfig:
     lora_targets: str = _opt("q_proj,v_proj", "comma list of the LLM's Linear layer names that "
                                               "get LoRA (Llama family: q_proj, k_proj, v_proj, "
                                               "o_proj, gate_proj, up_proj, down_proj)")
-    prompt: str = _opt("vicuna", "prompt layout: vicuna (the paper's ###Human: ... ###Assistant: "
-                                 "text) or chat (the LLM tokenizer's own chat template; loss on "
-                                 "the answer and its end-of-turn token)")
+    prompt: Prompt = _opt("vicuna", "prompt layout: vicuna (the paper's ###Human: ... "
+                                    "###Assistant: text) or chat (the LLM tokenizer's own chat "
+                                    "template; loss on the answer and its end-of-turn token)")
     standardize: bool = _opt(False, "standardise adapter inputs per dimension with statistics of "
                              "the training clips (fixed, saved with the adapter)")
     standardize_clips: int = _opt(512, "clips sampled for the standardisation statistics")
-    adapter_init: str = _opt("default", "default (nn.Linear's, as the paper) or embedding-scale "
-                             "(audio tokens start at the LLM's word-embedding size: faster "
-                             "learning with standardised inputs)")
-    segments: str = _opt("random", "clips with several segments: random (one per epoch, the "
-                         "paper's random crop) or concat (in order, up to max_audio_tokens)")
+    adapter_init: AdapterInit = _opt("default", "default (nn.Linear's, as the paper) or "
+                                                "embedding-scale (audio tokens start at the "
+                                                "LLM's word-embedding size: faster learning "
+                                                "with standardised inputs)")
+    segments: Literal["random", "concat"] = _opt("random", "clips with several segments: random "
+                                                 "(one per epoch, the paper's random crop) or "
+                                                 "concat (in order, up to max_audio_tokens)")
     max_audio_tokens: int = _opt(64, "concat mode: most audio tokens per example")
-    shuffle: str = _opt("auto", "example order: rows (a uniform permutation, the paper's), shards "
-                        "(cache shards in random order, shuffle_window at a time, examples "
-                        "shuffled within: each shard read about once per epoch) or auto "
-                        "(shards for a remote cache, rows otherwise)")
+    shuffle: Literal["auto", "rows", "shards"] = _opt(
+        "auto", "example order: rows (a uniform permutation, the paper's), shards (cache shards "
+                "in random order, shuffle_window at a time, examples shuffled within: each "
+                "shard read about once per epoch) or auto (shards for a remote cache, rows "
+                "otherwise)")
     shuffle_window: int = _opt(4, "shuffle=shards: cache shards whose examples are mixed together")
-    mixing: str = _opt("equal", "several data sets: equal (each batch from one set, equal "
-                       "probability: paper), proportional (to size) or weighted (DataSpec.weight)")
+    mixing: Literal["equal", "proportional", "weighted"] = _opt(
+        "equal", "several data sets: equal (each batch from one set, equal probability: paper), "
+                 "proportional (to size) or weighted (DataSpec.weight)")
     max_text_tokens: int | None = _opt(None, "target truncation (default: 32 pretrain, 160 instruct)")
     max_missing_fraction: float = _opt(0.05, "fail if more than this fraction of annotation rows "
                                        "has no features (they are skipped and counted otherwise)")
@@ -139,8 +149,10 @@ class TrainConfig:
     RESUMABLE = ("out", "resume", "val_every", "early_stop", "save_every", "log_every",
                  "num_workers", "progress", "stop_after", "device")
 
-    def __post_init__(self):
-        self.datasets = [d if isinstance(d, DataSpec) else _spec(d) for d in self.datasets]
+    def __post_init__(self):  # data sets given as mappings (Python callers) are checked too
+        self.datasets = [d if isinstance(d, DataSpec) else from_dict(DataSpec, d, "train",
+                                                                     DataSpec.WHAT)
+                         for d in self.datasets]
 
     @staticmethod
     def help(name: str) -> str:
@@ -148,15 +160,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """A one-line UserError naming the first field out of range; returns self."""
-        choices = {"stage": ("pretrain", "instruct"), "features": ("cache", "online"),
-                   "segments": ("random", "concat"), "layer_aggregation": ("mean", "learned"),
-                   "mixing": ("equal", "proportional", "weighted"),
-                   "adapter_init": ("default", "embedding-scale"),
-                   "adapter": ("linear", "mlp", "resampler"), "prompt": PROMPTS,
-                   "shuffle": ("auto", "rows", "shards")}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise UserError(f"{key}={getattr(self, key)!r}: use one of {', '.join(allowed)}")
+        check_choices(self)
         for key in ("batch_size", "grad_accum", "epochs", "save_every", "log_every", "t",
                     "max_audio_tokens", "shuffle_window"):
             if int(getattr(self, key)) < 1:
@@ -176,10 +180,9 @@ class TrainConfig:
                             "counts >= 0")
         if self.val_split and self.val_fraction:
             raise UserError("give val_split or val_fraction, not both")
-        if self.lora_rank < 0 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
-            raise UserError(f"lora_rank={self.lora_rank}, lora_alpha={self.lora_alpha}, "
-                            f"lora_dropout={self.lora_dropout}: use a rank >= 0 (0: off), "
-                            "alpha > 0 and 0 <= dropout < 1")
+        if self.lora_rank < 0:
+            raise UserError(f"lora_rank={self.lora_rank}: use a rank >= 0 (0: no LoRA)")
+        self.lora()  # its own rules (models/adapter_config.py LoraConfig)
         if self.lr <= 0 or self.min_lr < 0 or self.warmup_lr < 0:
             raise UserError("learning rates must be positive")
         self.dtype = dtype_name(self.dtype, "dtype")
@@ -201,16 +204,12 @@ class TrainConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    def lora(self) -> LoraConfig | None:
+        """The LoRA these flat options describe (None: lora_rank 0)."""
+        return LoraConfig.parse(self.lora_rank, self.lora_alpha, self.lora_dropout,
+                                self.lora_targets)
+
     def result_keys(self) -> dict:
         """The settings that decide what a run computes (compared on --resume)."""
         return {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE}
 
-
-def _spec(d) -> DataSpec:
-    if not isinstance(d, dict):
-        raise UserError(f"a datasets entry must be a mapping with name/annotations/..., got {d!r}")
-    known = {f.name for f in fields(DataSpec)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise UserError(f"unknown data-set key(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
-    return DataSpec(**{k: _coerce(DataSpec, k, v) for k, v in d.items()})

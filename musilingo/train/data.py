@@ -1,7 +1,8 @@
 """Training examples: annotation rows joined with pooled features, mixed into batches.
 
-Each training example is an `Item` (data/records.py): one target text (a caption, or an answer
-with its question) about one clip.
+Each training example is an `Item` made by data/items.py, as scoring and the demo make theirs:
+one target text (a caption, an answer with its question, or a four-option question's right
+option) about one clip.
 Features come from a `musilingo.features.sources.FeatureSource`, the one protocol inference uses
 too: `CacheSource` reads a clip's segments from the Zarr cache (`musilingo extract`),
 `EncoderSource` runs the frozen encoder on the clip's audio each time (the reference code's way).
@@ -28,12 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.records import Item
+from ..data.items import CAPTION_QUESTION, occurrences, record_item, record_items
+from ..data.records import Item, Record
 from ..errors import UserError
-from ..evaluate.mcq import mcq_prompt, mcq_reply, shuffled_options
 from ..features import join_segments
 from ..features.sources import FeatureSource
-from ..models.prompts import CAPTION_QUESTION, PromptTemplate, tokenize_example
+from ..models.prompts import PromptTemplate, tokenize_example
 
 
 @dataclass
@@ -46,14 +47,15 @@ class TrainSet:
 
 
 class ColumnExamples(Sequence):
-    """Examples kept as their annotation columns (Arrow, memory-mapped by `datasets`) plus two
-    index arrays: an `Item` is made only when a batch asks for it. LP-MusicCaps-MSD's 520k
-    rows as Python Records and Items cost ~1.3 GB per rank; this costs the index arrays. Order:
-    the annotation rows in file order; `groups` is each example's cache shard."""
+    """Examples kept as their annotation columns (Arrow, memory-mapped by `datasets`) plus three
+    index arrays: an `Item` is made (by `record_item`, as for every other data set) only when a
+    batch asks for it. LP-MusicCaps-MSD's 520k rows as Python Records and Items cost ~1.3 GB per
+    rank; this costs the index arrays. Order: the annotation rows in file order; `k` is each
+    row's rank among its clip's rows (the item id's), `groups` its cache shard."""
 
-    def __init__(self, parts: list, part: np.ndarray, row: np.ndarray, question: str | None,
-                 groups: np.ndarray):
-        self.parts, self.part, self.row, self.question = parts, part, row, question
+    def __init__(self, parts: list, part: np.ndarray, row: np.ndarray, k: np.ndarray,
+                 question: str | None, groups: np.ndarray):
+        self.parts, self.part, self.row, self.k, self.question = parts, part, row, k, question
         self.groups = groups
 
     def __len__(self) -> int:
@@ -63,16 +65,17 @@ class ColumnExamples(Sequence):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         c, r = self.parts[int(self.part[i])], int(self.row[i])
-        return Item(f"{c.where}:{r + 1}", c.track_id[r].as_py(), self.question,
-                    c.caption[r].as_py(), audio_path=str(c.root / c.path[r].as_py()))
+        record = Record(c.track_id[r].as_py(), c.root / c.path[r].as_py(), c.where.rsplit(":")[-1],
+                        {"caption": c.caption[r].as_py()}, f"{c.where}:{r + 1}")
+        return record_item(record, int(self.k[i]), question=self.question)
 
     def clip_ids(self) -> list[str]:
         return [self.parts[int(p)].track_id[int(r)].as_py() for p, r in zip(self.part, self.row)]
 
     def select(self, idx) -> "ColumnExamples":
         idx = np.asarray(idx, dtype=np.int64)
-        return ColumnExamples(self.parts, self.part[idx], self.row[idx], self.question,
-                              self.groups[idx])
+        return ColumnExamples(self.parts, self.part[idx], self.row[idx], self.k[idx],
+                              self.question, self.groups[idx])
 
 
 def clip_ids_of(examples) -> list[str]:
@@ -87,30 +90,17 @@ def subset(examples, idx):
     return [examples[int(i)] for i in idx]
 
 
-def targets_of(record, stage: str, question: str | None, key: str = "") -> tuple[str | None, str]:
-    """(question, target) of a data-set record for a training stage.
-
-    A four-option record (meta "distractors") trains on MuChoMusic's prompt with the options in
-    the order `musilingo score` would give them (seed 0, `key` = "<clip>:<n-th of the clip>"),
-    and on the correct option's text as the reply (evaluate/mcq.py, `mcq_reply`)."""
-    texts = record.texts
-    if stage == "pretrain":
-        if "caption" not in texts:
-            raise UserError(f"{record.source}: stage pretrain trains on captions, but this data set "
-                            "has question/answer records: use it with stage instruct")
-        return None, texts["caption"]
-    if "distractors" in record.meta:
-        options, right = shuffled_options(texts["answer"], record.meta["distractors"], 0, key=key)
-        return mcq_prompt(texts["question"], options), mcq_reply(options, right)
-    if "question" in texts:
-        return texts["question"], texts["answer"]
-    if "caption" in texts:
-        return question or CAPTION_QUESTION, texts["caption"]
-    raise UserError(f"{record.source}: the record has no caption or answer to train on")
+def caption_question(stage: str, spec) -> str | None:
+    """What caption records are asked: nothing in stage 1 (the caption template), the data
+    set's `question` or the reference code's caption question in stage 2."""
+    return None if stage == "pretrain" else (spec.question or CAPTION_QUESTION)
 
 
 def build_trainset(spec, stage: str, features, max_missing_fraction: float) -> TrainSet:
-    """Read one data set and join it with its features (rows without features are counted)."""
+    """Read one data set and join it with its features (rows without features are counted).
+
+    Four-option records train on MuChoMusic's prompt with the options in the order `musilingo
+    score` gives them (seed 0), and on the right option's text as the reply (data/items.py)."""
     from ..data import read_dataset
 
     if spec.name == "msd" and not features.online and hasattr(features, "groups"):
@@ -119,11 +109,8 @@ def build_trainset(spec, stage: str, features, max_missing_fraction: float) -> T
                       caption_field=spec.caption_field)
     # A cache does not need the audio any more: rows whose audio file is absent still train.
     rows = dr.records + (dr.missing if not features.online else [])
-    examples, missing, seen = [], [], {}
-    for r in rows:
-        n = seen[r.clip_id] = seen.get(r.clip_id, -1) + 1
-        q, target = targets_of(r, stage, spec.question, key=f"{r.clip_id}:{n}")
-        ex = Item(r.source, r.clip_id, q, target, audio_path=str(r.audio_path))
+    examples, missing = [], []
+    for ex in record_items(rows, question=caption_question(stage, spec)):
         (examples if features.has(source_key(features, ex)) else missing).append(ex)
     if features.online:
         missing += [Item(r.source, r.clip_id, None, "", audio_path=str(r.audio_path))
@@ -162,22 +149,30 @@ def _msd_from_cache(spec, stage: str, features, max_missing_fraction: float) -> 
 
     parts = msd_columns(spec.annotations, spec.audio_root, split=spec.split,
                         caption_field=spec.caption_field)
-    part, row, groups, missing = [], [], [], set()
-    n_missing = 0
-    for k, c in enumerate(parts):
-        ids = c.track_id.take(pa.array(c.rows))
-        g = np.asarray(features.groups(ids))
+    ids = [c.track_id.take(pa.array(c.rows)) for c in parts]
+    # Each row's k (its rank among its clip's rows), from Arrow's dictionary codes of the ids.
+    flat = [(i.combine_chunks() if isinstance(i, pa.ChunkedArray) else i).cast(pa.string())
+            for i in ids]
+    k = (occurrences(pa.concat_arrays(flat).dictionary_encode().indices.to_numpy())
+         if flat else np.zeros(0, np.int64))
+    part, row, ks, groups, missing = [], [], [], [], set()
+    n_missing, offset = 0, 0
+    for i, (c, c_ids) in enumerate(zip(parts, ids)):
+        g = np.asarray(features.groups(c_ids))
         has = g >= 0
-        part.append(np.full(int(has.sum()), k, dtype=np.int8))
+        part.append(np.full(int(has.sum()), i, dtype=np.int8))
         row.append(c.rows[has])
+        ks.append(k[offset:offset + len(has)][has])
         groups.append(g[has])
+        offset += len(has)
         n_missing += int((~has).sum())
         if not has.all():
-            missing.update(ids.filter(pa.array(~has)).to_pylist())
-    question = None if stage == "pretrain" else (spec.question or CAPTION_QUESTION)
+            missing.update(c_ids.filter(pa.array(~has)).to_pylist())
+    empty = np.zeros(0, np.int64)
     examples = ColumnExamples(parts, np.concatenate(part) if part else np.zeros(0, np.int8),
-                              np.concatenate(row) if row else np.zeros(0, np.int64), question,
-                              np.concatenate(groups) if groups else np.zeros(0, np.int64))
+                              np.concatenate(row) if row else empty,
+                              np.concatenate(ks) if ks else empty, caption_question(stage, spec),
+                              np.concatenate(groups) if groups else empty)
     missing_ids = sorted(missing)
     _check_coverage(spec, features, len(examples), n_missing, missing_ids, max_missing_fraction)
     return TrainSet(spec.name, examples, features, n_missing, missing_ids)
@@ -280,8 +275,6 @@ def source_key(source: FeatureSource, ex: Item) -> str:
 def example_features(ex: Item, source: FeatureSource, *, mode: str, seed: int, epoch: int,
                      factor: int, max_audio_tokens: int) -> tuple[np.ndarray, np.ndarray]:
     """(features [L, W, D], counts [W]) of one example under the segment mode."""
-    if mode not in ("random", "concat"):
-        raise UserError(f"segments {mode!r}: use random or concat")
     segments = source.segments(source_key(source, ex))  # lazy: only what is used is read
     n = len(segments)
     if n == 0:

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..options import resolve_device
 from ..processes import process_env
 
 SHIPPED = ("zero0", "zero2", "zero3", "zero2_offload", "zero3_offload")
@@ -63,15 +62,6 @@ def init_distributed(device: str) -> tuple[int, int, int]:
             deepspeed.init_distributed(dist_backend=backend, verbose=False)
     deepspeed.init_distributed(dist_backend=backend, verbose=False)  # wraps the existing group
     return rank, world, local_rank
-
-
-def pick_device(requested: str | None, local_rank: int) -> str:
-    """The device this process trains on: with cuda, the GPU of its local rank."""
-    requested = resolve_device(requested)
-    if requested.startswith("cuda"):
-        torch.cuda.set_device(local_rank)
-        return f"cuda:{local_rank}"
-    return "cpu"
 
 
 def load_ds_config(name: str) -> tuple[dict, str]:

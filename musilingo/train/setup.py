@@ -1,10 +1,12 @@
-"""Everything a run needs before its first step: validated settings, feature sources, data sets,
-the model (with an optional stage-1 adapter and feature statistics), the schedule's length, and a
-DataLoader factory that starts anywhere in an epoch.
+"""Everything a run needs before its first step, as named steps of `prepare`: the template,
+the feature sources and the `AdapterConfig` they fit, the data sets, the model (with an optional
+stage-1 adapter and feature statistics), the schedule's length, and a DataLoader factory that
+starts anywhere in an epoch.
 
-Bad input is refused here, before any time is spent: a data set without features, a cache whose
-width or encoder does not match the adapter, a stride that does not divide t, an empty data set,
-an LLM folder without a tokenizer.
+Bad input is refused here, before the LLM loads: a data set without features, a cache whose
+width or encoder does not match the adapter, a stride that does not divide t, an adapter kind's
+own rule, a stage-1 adapter of another kind or width, an empty data set, an LLM folder without
+a tokenizer.
 """
 from __future__ import annotations
 
@@ -14,18 +16,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..cache.layout import encoder_field
-from ..errors import UserError
 from ..cache import FeatureCache
+from ..cache.layout import encoder_field
 from ..cache.location import Location
-from ..features.pooling import window_factor
+from ..errors import UserError
 from ..features.sources import CacheSource, EncoderSource
-from ..runs.adapter_file import load_adapter
+from ..models.adapter_config import AdapterConfig
+from ..models.llm import llm_width, load_tokenizer, require_llm
 from ..models.musilingo import MusiLingo
-from ..options import torch_dtype
-from ..models.llm import load_tokenizer, require_llm
-from ..models.lora import add_lora
 from ..models.prompts import stage_template
+from ..vocabulary import torch_dtype
+from ..runs.adapter_file import load_adapter
 from .validation import heldout_sets, validation_plan
 from .data import (ColumnExamples, MicroBatches, RunBatches, build_trainset, clip_ids_of,
                    example_features, mixing_probs)
@@ -84,55 +85,59 @@ def feature_sources(cfg, device: str, say) -> list:
     return [source] * len(cfg.datasets)
 
 
-def check_sources(sources: list, t: int) -> tuple[int, int, int, dict]:
-    """(layers, dim, stride, encoder identity) shared by all sources, or a UserError."""
+def run_adapter(cfg, sources: list, template) -> AdapterConfig:
+    """The `AdapterConfig` this run trains, from its settings and the features of its first
+    data set, checked with every rule (and against every other data set's features)."""
     first = sources[0]
-    for s in sources[1:]:
-        a, b = first.identity, s.identity
-        if (s.layers, s.dim, s.stride) != (first.layers, first.dim, first.stride) or \
-                a.get("weights_sha256") != b.get("weights_sha256") or \
-                encoder_field(a, "normalize") != encoder_field(b, "normalize"):
-            raise UserError(f"the feature caches disagree ({getattr(first, 'path', 'online')}: "
-                            f"{first.layers}x{first.dim} stride {first.stride}, encoder "
-                            f"{a.get('encoder')}; {getattr(s, 'path', 'online')}: {s.layers}x{s.dim} "
-                            f"stride {s.stride}, encoder {b.get('encoder')}; wave normalisation "
-                            f"{encoder_field(a, 'normalize')} vs {encoder_field(b, 'normalize')}): "
-                            "mixed data sets need caches made by one encoder with one stride and "
-                            "one --normalize")
-    window_factor(t, first.stride)
-    return first.layers, first.dim, first.stride, first.identity
+    config = AdapterConfig(llm=cfg.llm, encoder_dim=first.dim, num_layers=first.layers,
+                           stride=first.stride, t=cfg.t, kind=cfg.adapter,
+                           layer_aggregation=cfg.layer_aggregation, template=template,
+                           encoder=first.identity, lora=cfg.lora()).validate()
+    for source in sources[1:]:  # mixed data sets: one encoder, one stride, one --normalize
+        config.check_features(layers=source.layers, dim=source.dim, stride=source.stride,
+                              encoder=source.identity, where=source.describe(),
+                              run=f"this run (features of {first.describe()})", restride=False)
+    return config
 
 
-def init_from_adapter(model: MusiLingo, folder: str, encoder: dict) -> str | None:
-    """Load a stage-1 adapter (weights + normalisation) after checking it fits this run; returns
-    a note when its features were preprocessed differently (allowed: the reference code itself
+def check_init_adapter(config: AdapterConfig, folder: str, llm_dim: int
+                       ) -> tuple[AdapterConfig, dict, str | None]:
+    """The stage-1 adapter `folder` (config, state) after checking it fits the adapter `config`
+    (as wide, of the same kind and layer aggregation, of the same encoder's features), and a
+    note when its features were preprocessed differently (allowed: the reference code itself
     pre-trained on raw MSD waves and fine-tuned on normalised MusicCaps audio)."""
-    cfg, state = load_adapter(folder)
-    a = model.adapter
-    for key, have in (("encoder_dim", a.encoder_dim), ("num_layers", a.num_layers),
-                      ("llm_dim", a.llm_dim)):
-        if int(cfg[key]) != have:
-            raise UserError(f"init_adapter {folder} has {key}={cfg[key]} but this run needs {have} "
-                            "(another encoder or LLM): start from an adapter of the same models")
-    if cfg.get("adapter", "linear") != a.kind:
-        raise UserError(f"init_adapter {folder} is a {cfg.get('adapter', 'linear')} adapter but "
-                        f"this run trains adapter={a.kind}: use the same adapter kind")
-    theirs = (cfg.get("encoder") or {}).get("weights_sha256")
-    if theirs and encoder.get("weights_sha256") and theirs != encoder["weights_sha256"]:
-        raise UserError(f"init_adapter {folder} was trained on features of encoder "
-                        f"{cfg['encoder'].get('encoder')!r} with other weights than this run's "
-                        f"{encoder.get('encoder')!r}: use caches of the same encoder")
-    own = a.state_dict()
+    old, state = load_adapter(folder)
+    where = f"init_adapter {folder}"
+    if old.llm_dim is not None and old.llm_dim != llm_dim:
+        raise UserError(f"{where} has llm_dim={old.llm_dim} but this run needs {llm_dim} "
+                        "(another LLM): start from an adapter of the same models")
+    if old.kind != config.kind:
+        raise UserError(f"{where} is a {old.kind} adapter but this run trains adapter="
+                        f"{config.kind}: use the same adapter kind")
+    if old.layer_aggregation == "learned" and config.layer_aggregation != "learned":
+        raise UserError(f"{where} learned its layer weights, which layer_aggregation="
+                        f"{config.layer_aggregation} would drop: train with "
+                        "layer_aggregation=learned")
+    # The wave normalisation may differ (the note below); everything else must match.
+    identity = {k: v for k, v in config.encoder.items() if k != "normalize"}
+    old.check_features(layers=config.num_layers, dim=config.encoder_dim, encoder=identity,
+                       where="this run's features", run=where)
+    before = encoder_field(old.encoder, "normalize")
+    now = encoder_field(config.encoder, "normalize")
+    note = None if before == now else (f"note: {where} was trained on features with wave "
+                                       f"normalisation {before}, this run's features have {now}")
+    return old, state, note
+
+
+def init_from_adapter(model: MusiLingo, old: AdapterConfig, state: dict) -> None:
+    """Load a checked stage-1 adapter's weights and standardisation into the new adapter."""
+    own = model.adapter.state_dict()
     missing = [k for k in own if k not in state and k != "layer_logits"]
     if missing:
-        raise UserError(f"init_adapter {folder} lacks {', '.join(missing)}")
-    a.load_state_dict({k: state[k].to(own[k].dtype) if k in state else own[k] for k in own})
-    model.normalized = bool(cfg.get("normalized"))
-    before, now = encoder_field(cfg.get("encoder") or {}, "normalize"), encoder_field(encoder, "normalize")
-    if before != now:
-        return (f"note: init_adapter {folder} was trained on features with wave normalisation "
-                f"{before}, this run's features have {now}")
-    return None
+        raise UserError(f"init_adapter lacks {', '.join(missing)}")
+    model.adapter.load_state_dict({k: state[k].to(own[k].dtype) if k in state else own[k]
+                                   for k in own})
+    model.config.standardized = old.standardized
 
 
 def shuffle_groups(cfg, sets: list, say) -> list | None:
@@ -157,7 +162,7 @@ def shuffle_groups(cfg, sets: list, say) -> list | None:
 
 
 @torch.no_grad()  # statistics, not part of any graph (the resampler's keys are trainable)
-def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
+def fit_standardization(model: MusiLingo, sets: list, cfg) -> int:
     """Per-dimension mean/std of the adapter's inputs over up to `standardize_clips` clips."""
     seen, total, sq, n = set(), None, None, 0
     dev = model.adapter.feature_mean.device  # the adapter may already sit on a GPU
@@ -180,7 +185,7 @@ def fit_normalization(model: MusiLingo, sets: list, cfg) -> int:
     std = (sq / n - mean * mean).clamp(min=0).sqrt().clamp(min=1e-6)
     model.adapter.feature_mean.copy_(mean.float())
     model.adapter.feature_std.copy_(std.float())
-    model.normalized = True
+    model.config.standardized = True
     return len(seen)
 
 
@@ -201,16 +206,17 @@ def init_embedding_scale(model: MusiLingo) -> float:
     return s
 
 
-def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
-    cfg.validate()
-    if cfg.prompt == "chat":  # rendered from the LLM tokenizer's chat template; fails early
+def run_template(cfg):
+    """The prompt template of this run's stage and layout; a chat template is rendered from the
+    LLM tokenizer's own (so a missing or broken one fails here, early)."""
+    if cfg.prompt == "chat":
         tokenizer = load_tokenizer(cfg.llm, trust_remote_code=cfg.trust_remote_code)
-        template = stage_template(tokenizer, cfg.stage, "chat", cfg.max_text_tokens)
-    else:
-        template = stage_template(None, cfg.stage, "vicuna", cfg.max_text_tokens)
-    sources = feature_sources(cfg, device, say)
-    layers, dim, stride, encoder = check_sources(sources, cfg.t)
-    require_llm(cfg.llm)  # before the data set-up (minutes at MSD scale), not after
+        return stage_template(tokenizer, cfg.stage, "chat", cfg.max_text_tokens)
+    return stage_template(None, cfg.stage, "vicuna", cfg.max_text_tokens)
+
+
+def training_sets(cfg, sources: list, say) -> tuple[list, list, dict]:
+    """(training sets, validation sets, rows skipped per data set)."""
     sets, skipped = [], {}
     for spec, source in zip(cfg.datasets, sources):
         ts = build_trainset(spec, cfg.stage, source, cfg.max_missing_fraction)
@@ -223,41 +229,63 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
         say("validation: " + ", ".join(f"{ts.name} {len(ts.examples)} held-out examples over "
                                        f"{len(set(clip_ids_of(ts.examples)))} clips"
                                        for ts in val_sets))
+    return sets, val_sets, skipped
 
+
+def build_model(cfg, config: AdapterConfig, init, sets: list, *, device: str, say) -> MusiLingo:
+    """The frozen LLM with a fresh adapter (and LoRA), then its start: the stage-1 adapter
+    `init` ((config, state) already checked), or fitted standardisation and initial scale."""
+    # A first use builds the LLM's folder and a 7B load takes minutes: say so, then how long.
+    say(f"loading the frozen LLM {cfg.llm} ({cfg.dtype}) ...")
+    t0 = time.perf_counter()
+    model = MusiLingo.build(config, dtype=torch_dtype(cfg.dtype), device=device,
+                            trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+    n = sum(p.numel() for n_, p in model.llm.named_parameters() if "lora_" not in n_)
+    size = f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+    say(f"LLM {cfg.llm}: {size} frozen parameters, loaded in {time.perf_counter() - t0:.0f} s")
+    if config.lora is not None:
+        lora = sum(p.numel() for n_, p in model.llm.named_parameters() if "lora_" in n_)
+        say(f"LoRA rank {config.lora.r} on {','.join(config.lora.targets)}: {lora:,} trainable "
+            "LLM parameters")
+    if init is not None:
+        init_from_adapter(model, *init)
+        say(f"adapter initialised from {cfg.init_adapter}")
+        return model
+    if cfg.standardize:
+        clips = fit_standardization(model, sets, cfg)
+        say(f"feature standardisation fitted on {clips} clips")
+    if cfg.adapter_init == "embedding-scale":
+        scale = init_embedding_scale(model)
+        say(f"adapter initialised at the LLM's embedding scale (output std {scale:.3g})")
+    return model
+
+
+def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
+    """Every check, then the data sets, the model and the batches of the run."""
+    template = run_template(cfg)
+    sources = feature_sources(cfg, device, say)
+    config = run_adapter(cfg, sources, template)
+    require_llm(cfg.llm)  # before the data set-up (minutes at MSD scale), not after
+    init = None
+    if cfg.init_adapter:
+        *init, note = check_init_adapter(config, cfg.init_adapter, llm_width(cfg.llm))
+        if note:
+            say(note)
+    sets, val_sets, skipped = training_sets(cfg, sources, say)
     hf_ds = None
     if int(ds.get("zero_optimization", {}).get("stage", 0)) == 3:
         # Load the LLM straight into ZeRO-3 partitions (a 7B model never sits whole on a rank).
         from transformers.integrations import HfDeepSpeedConfig
 
         hf_ds = HfDeepSpeedConfig(ds)
-    # A first use builds the LLM's folder and a 7B load takes minutes: say so, then how long.
-    say(f"loading the frozen LLM {cfg.llm} ({cfg.dtype}) ...")
-    t0 = time.perf_counter()
-    model = MusiLingo.build(cfg.llm, encoder_dim=dim, num_layers=layers, stride=stride, t=cfg.t,
-                            aggregation=cfg.layer_aggregation, template=template, encoder=encoder,
-                            dtype=torch_dtype(cfg.dtype), device=device,
-                            trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
-                            kind=cfg.adapter)
-    n = sum(p.numel() for p in model.llm.parameters())
-    size = f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
-    say(f"LLM {cfg.llm}: {size} frozen parameters, loaded in {time.perf_counter() - t0:.0f} s")
-    if cfg.lora_rank:
-        n = add_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
-                     targets=cfg.lora_targets)
-        say(f"LoRA rank {cfg.lora_rank} on {cfg.lora_targets}: {n:,} trainable LLM parameters")
-    if cfg.init_adapter:
-        note = init_from_adapter(model, cfg.init_adapter, encoder)
-        say(f"adapter initialised from {cfg.init_adapter}")
-        if note:
-            say(note)
-    else:
-        if cfg.standardize:
-            clips = fit_normalization(model, sets, cfg)
-            say(f"feature standardisation fitted on {clips} clips")
-        if cfg.adapter_init == "embedding-scale":
-            scale = init_embedding_scale(model)
-            say(f"adapter initialised at the LLM's embedding scale (output std {scale:.3g})")
+    model = build_model(cfg, config, init, sets, device=device, say=say)
+    return schedule(cfg, model, sets, val_sets, skipped, hf_ds, rank=rank, world=world, say=say)
 
+
+def schedule(cfg, model: MusiLingo, sets: list, val_sets: list, skipped: dict, hf_ds, *,
+             rank: int, world: int, say) -> Job:
+    """The run's length (steps per epoch, total, warm-up) and its batches: a DataLoader factory
+    over every micro-batch of the run, and the held-out batches when validating."""
     global_micro = cfg.batch_size * world
     n_examples = sum(len(ts.examples) for ts in sets)
     steps_per_epoch = cfg.steps_per_epoch or max(1, n_examples // (global_micro * cfg.grad_accum))
@@ -266,10 +294,11 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
     warmup = min(cfg.warmup_steps if cfg.warmup_steps is not None else steps_per_epoch, total_steps)
     sizes = [len(ts.examples) for ts in sets]
     probs = mixing_probs(sizes, cfg.mixing, [s.weight for s in cfg.datasets])
-    tokenizer = model.tokenizer
     workers = 0 if cfg.features == "online" else cfg.num_workers
     groups = shuffle_groups(cfg, sets, say)
-
+    batch_args = dict(rank=rank, micro=cfg.batch_size, tokenizer=model.tokenizer,
+                      template=model.template, seed=cfg.seed, factor=model.adapter.factor,
+                      mode=cfg.segments, max_audio_tokens=cfg.max_audio_tokens)
     data = RunBatches(sets, per_epoch=steps_per_epoch * cfg.grad_accum,
                       total=total_steps * cfg.grad_accum,
                       plan_args=dict(sizes=sizes, probs=probs,
@@ -277,10 +306,7 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
                                      global_micro=global_micro, seed=cfg.seed, groups=groups,
                                      window=cfg.shuffle_window,
                                      lanes=max(1, workers)),  # each worker its own shards
-                      batch_args=dict(rank=rank, micro=cfg.batch_size, tokenizer=tokenizer,
-                                      template=template, seed=cfg.seed,
-                                      factor=model.adapter.factor, mode=cfg.segments,
-                                      max_audio_tokens=cfg.max_audio_tokens))
+                      batch_args=batch_args)
 
     def loader(start_micro: int):
         """Every micro-batch of the run from `start_micro` (a global index across epochs)."""
@@ -296,11 +322,9 @@ def prepare(cfg, ds: dict, *, device: str, rank: int, world: int, say) -> Job:
                                            persistent_workers=bool(workers))
 
     def validation_batches():
-        data = MicroBatches(val_sets, validation_plan(val_sets, global_micro), rank=rank,
-                            micro=cfg.batch_size, tokenizer=tokenizer, template=template,
-                            seed=cfg.seed, epoch=0, factor=model.adapter.factor,
-                            mode=cfg.segments, max_audio_tokens=cfg.max_audio_tokens)
-        return (data[i] for i in range(len(data)))
+        held_out = MicroBatches(val_sets, validation_plan(val_sets, global_micro), epoch=0,
+                                **batch_args)
+        return (held_out[i] for i in range(len(held_out)))
 
     say(f"{n_examples} examples, {steps_per_epoch} steps/epoch, {total_steps} steps "
         f"({cfg.batch_size} x {cfg.grad_accum} accumulation x {world} processes per step), "

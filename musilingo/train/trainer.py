@@ -26,14 +26,15 @@ import torch
 import yaml
 
 from ..errors import UserError
+from ..files import atomic_write
 from ..models.lora import save_lora
 from ..models.prompts import IGNORE
-from ..runs.adapter_file import model_config, save_adapter
-from ..options import resolve_device
+from ..vocabulary import rank_device, resolve_device
+from ..runs.adapter_file import save_adapter
 from .checkpoint import (full_adapter_state, full_lora_state, latest_resume, load_resume,
                          save_resume)
 from .config import TrainConfig
-from .engine import build_engine, init_distributed, lr_at, pick_device, resolve_ds_config, zero_stage
+from .engine import build_engine, init_distributed, lr_at, resolve_ds_config, zero_stage
 from .setup import prepare
 from .validation import Validation
 
@@ -58,7 +59,7 @@ class RunResult:
     val_best: float | None = None
 
 
-def _check_run_dir(cfg: TrainConfig, run_dir: Path, rank: int) -> None:
+def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
     saved = run_dir / CONFIG
     if cfg.resume:
         if saved.is_file():
@@ -82,145 +83,210 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
+class Trainer:
+    """One training run as named steps, like torchtune's single-device recipe:
+    `setup` (process group, run folder, data, model, engine, resume state), `train_step` (one
+    optimizer step over `grad_accum` micro-batches), `log_step`, `validate`, `save`, and
+    `finish`; `run` wires them."""
+
+    def __init__(self, cfg: TrainConfig, log=print):
+        self.cfg, self.log = cfg.validate(), log
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        import torch.distributed as dist
+
+        cfg = self.cfg
+        kind = "cpu" if resolve_device(cfg.device) == "cpu" else "cuda"
+        self.rank, self.world, local_rank = init_distributed(kind)
+        self.device = rank_device(cfg.device, local_rank)
+        if self.device.startswith("cuda"):
+            torch.cuda.set_device(self.device)
+        self.say = self.log if self.rank == 0 else (lambda *a, **k: None)
+        self.run_dir = Path(cfg.out).expanduser().absolute()
+        _check_run_dir(cfg, self.run_dir)
+        dist.barrier()
+        ds = resolve_ds_config(cfg, kind)
+        self.job = job = prepare(cfg, ds, device=self.device, rank=self.rank, world=self.world,
+                                 say=self.say)
+        self.say(f"starting DeepSpeed (ZeRO stage {zero_stage(ds)}, {self.world} process"
+                 f"{'es' if self.world > 1 else ''}) ...")
+        self.engine, _ = build_engine(job.model, cfg, ds, warmup_steps=job.warmup_steps,
+                                      total_steps=job.total_steps)
+        del job.hf_ds_config  # ZeRO-3 loading is done: later loads in this process are ordinary
+        self.start_step = self.resume(zero_stage(ds))
+        self.metrics_path = self.run_dir / METRICS
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.run_dir / CONFIG, cfg.to_yaml())
+            _truncate_metrics(self.metrics_path, self.start_step)
+        dist.barrier()
+        self.writer = self.bar = self.check = None
+        if self.rank == 0:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"),
+                                        purge_step=self.start_step or None)
+            if cfg.progress:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=job.total_steps, initial=self.start_step, desc="train",
+                                unit="step", dynamic_ncols=True)
+        if job.validation_batches is not None:
+            self.check = Validation(self.run_dir, cfg, job.validation_batches, rank=self.rank,
+                                    start_step=self.start_step)
+
+    def resume(self, stage: int) -> int:
+        """The step to start from: 0, or the latest resume state's (loaded into the engine)."""
+        cfg, world = self.cfg, self.world
+        if not cfg.resume or (state_dir := latest_resume(self.run_dir)) is None:
+            return 0
+        state = load_resume(state_dir, self.engine, rank=self.rank)
+        if state["world_size"] != world and stage > 0:
+            raise UserError(f"{self.run_dir} was trained by {state['world_size']} processes with "
+                            f"ZeRO stage {stage}; resume it with the same number ({world})")
+        if state["global_micro_batch"] != cfg.batch_size * world:
+            raise UserError(f"{self.run_dir} used {state['global_micro_batch']} examples per "
+                            f"global micro-batch; now {cfg.batch_size} x {world} processes differ")
+        self.say(f"resuming {self.run_dir} at step {state['step']} of {self.job.total_steps}")
+        return int(state["step"])
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self, micro_batches: list[dict]) -> tuple[float, float]:
+        """Forward/backward/step over the micro-batches of one optimizer step; returns (mean
+        loss per target token over all processes, target tokens)."""
+        import torch.distributed as dist
+
+        ga, world, engine = self.cfg.grad_accum, self.world, self.engine
+        targets = sum(int((b["labels"] != IGNORE).sum()) for b in micro_batches)
+        counts = torch.tensor([float(targets)], dtype=torch.float64,
+                              device=self.device)  # NCCL reduces GPU tensors only
+        dist.all_reduce(counts)
+        tokens = max(float(counts.item()), 1.0)
+        nll = torch.zeros(1, dtype=torch.float64, device=self.device)
+        for b in micro_batches:
+            b["loss_norm"] = tokens / (ga * world)
+            loss = engine(b)
+            engine.backward(loss)
+            engine.step()
+            nll += float(loss.detach().float()) * b["loss_norm"]
+        dist.all_reduce(nll)
+        return float(nll.item() / tokens), tokens
+
+    def log_step(self, step: int, epoch: int, loss: float, tokens: float, seconds: float) -> None:
+        cfg, job = self.cfg, self.job
+        lr = lr_at(step - 1, lr=cfg.lr, min_lr=cfg.min_lr, warmup_lr=cfg.warmup_lr,
+                   warmup_steps=job.warmup_steps, total_steps=job.total_steps)
+        rate = self.per_step / max(seconds, 1e-9)
+        if self.rank == 0 and (step % cfg.log_every == 0 or step == job.total_steps):
+            row = {"step": step, "epoch": epoch, "loss": loss, "lr": lr, "samples_per_s": rate,
+                   "target_tokens": int(tokens), "seconds": time.perf_counter() - self.t0}
+            with self.metrics_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            self.writer.add_scalar("train/loss", loss, step)
+            self.writer.add_scalar("train/lr", lr, step)
+            self.writer.add_scalar("train/samples_per_s", rate, step)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
+
+    def validate(self, step: int) -> bool:
+        """The held-out loss when due (the best adapter kept); True: stop early."""
+        check = self.check
+        if check is None or not check.due(step, self.job.total_steps):
+            return False
+        val, early = check.run(self.engine, step,
+                               lambda folder: self.save_adapter(folder, step))
+        self.say(f"step {step}: validation loss {val:.4f} (best {check.best:.4f})"
+                 + (f"; no new best in {self.cfg.early_stop} validations: stopping early"
+                    if early else ""))
+        if self.writer is not None:
+            self.writer.add_scalar("val/loss", val, step)
+        return early
+
+    # ------------------------------------------------------------------ saving
+    def save_adapter(self, folder: Path, step: int) -> None:
+        engine = self.engine
+        state = full_adapter_state(engine)           # collectives under ZeRO-3: every rank
+        model = self.job.model
+        lora = full_lora_state(engine) if model.config.lora is not None else {}
+        bad = [k for k, v in {**state, **lora}.items() if not v.isfinite().all()]
+        if bad:  # every rank holds the whole state here, so every rank stops
+            _diverged(step, f"the adapter's {bad[0]} holds NaN or Inf", self.run_dir, self.cfg)
+        if self.rank == 0:
+            if lora:  # first: the adapter config that names the LoRA is written last
+                save_lora(folder, model, lora)
+            save_adapter(folder, model.config, state)
+
+    def save(self, step: int) -> None:
+        """The adapter and a resume state for `step`."""
+        self.save_adapter(self.run_dir, step)
+        save_resume(self.run_dir, self.engine,
+                    {"step": step, "world_size": self.world,
+                     "global_micro_batch": self.cfg.batch_size * self.world,
+                     "steps_per_epoch": self.job.steps_per_epoch}, rank=self.rank)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        self.setup()
+        job, ga = self.job, cfg.grad_accum
+        self.per_step = cfg.batch_size * ga * self.world
+        step, loss, stopped, early, losses = self.start_step, None, False, False, []
+        self.t0 = time.perf_counter()
+        self.engine.train()
+        loader = job.loader(step * ga)  # one loader, one set of workers, for every epoch
+        batches = iter(loader)
+        while step < job.total_steps and not stopped and not early:
+            t_step = time.perf_counter()
+            loss, tokens = self.train_step([next(batches) for _ in range(ga)])
+            step += 1
+            if not math.isfinite(loss):  # the same on every rank (all-reduced)
+                _diverged(step, f"the loss is {loss}", self.run_dir, cfg)
+            losses.append(loss)
+            self.log_step(step, (step - 1) // job.steps_per_epoch, loss, tokens,
+                          time.perf_counter() - t_step)
+            early = self.validate(step)
+            if step % cfg.save_every == 0 and step < job.total_steps and not early:
+                self.save(step)
+            stopped = (not early and cfg.stop_after is not None
+                       and step - self.start_step >= cfg.stop_after)
+        del batches, loader  # stops the workers now
+        return self.finish(step, loss, losses, stopped, early)
+
+    def finish(self, step: int, loss: float | None, losses: list, stopped: bool,
+               early: bool) -> RunResult:
+        """The last save (unless stopped as if killed), the closing line, the result."""
+        seconds = time.perf_counter() - self.t0
+        if self.bar is not None:
+            self.bar.close()
+        finished_before = self.start_step > 0 and step == self.start_step  # resumed when done
+        if not stopped and not finished_before:  # (max_steps=0 saves the step-0 adapter)
+            self.save(step)
+        if self.writer is not None:
+            self.writer.close()
+        done, total = step - self.start_step, self.job.total_steps
+        rate = done * self.per_step / max(seconds, 1e-9)
+        if finished_before:  # nothing was trained now: say so rather than print a loss of nan
+            last = _last_logged_loss(self.metrics_path)
+            self.say(f"already finished at step {step}/{total}"
+                     + (f" (last logged loss {last:.4f})" if last is not None else "")
+                     + f"; nothing to do -> {self.run_dir}")
+        else:
+            loss_text = f"loss {loss:.4f}" if loss is not None else "no step taken"
+            self.say(f"{'stopped' if stopped else 'finished'} at step {step}/{total}: "
+                     f"{loss_text}, {seconds:.1f} s, {rate:.2f} samples/s -> {self.run_dir}")
+        return RunResult(run_dir=self.run_dir, adapter=self.run_dir / "adapter.safetensors",
+                         config=self.run_dir / CONFIG, metrics=self.metrics_path, steps=step,
+                         final_loss=loss, losses=losses, seconds=seconds,
+                         samples_per_second=rate, skipped=dict(self.job.skipped),
+                         stopped_early=stopped, early_stopped=early,
+                         val_best=self.check.best if self.check is not None else None)
+
+
 def run(cfg: TrainConfig, *, log=print) -> RunResult:
     """Train (or resume) the adapter described by `cfg`; returns where everything went."""
-    import torch.distributed as dist
-
-    requested = resolve_device(cfg.device)
-    device_kind = "cpu" if requested == "cpu" else "cuda"
-    rank, world, local_rank = init_distributed(device_kind)
-    device = pick_device(requested, local_rank)
-    say = log if rank == 0 else (lambda *a, **k: None)
-    run_dir = Path(cfg.out).expanduser().absolute()
-    _check_run_dir(cfg, run_dir, rank)
-    dist.barrier()
-    ds = resolve_ds_config(cfg, device_kind)
-    job = prepare(cfg, ds, device=device, rank=rank, world=world, say=say)
-    steps_per_epoch, total_steps, warmup = job.steps_per_epoch, job.total_steps, job.warmup_steps
-    say(f"starting DeepSpeed (ZeRO stage {zero_stage(ds)}, {world} process"
-        f"{'es' if world > 1 else ''}) ...")
-    engine, sched = build_engine(job.model, cfg, ds, warmup_steps=warmup, total_steps=total_steps)
-    del job.hf_ds_config  # ZeRO-3 loading is done: later loads in this process are ordinary
-
-    metrics_path = run_dir / METRICS
-    start_step = 0
-    if cfg.resume and (state_dir := latest_resume(run_dir)) is not None:
-        state = load_resume(state_dir, engine, rank=rank)
-        if state["world_size"] != world and zero_stage(ds) > 0:
-            raise UserError(f"{run_dir} was trained by {state['world_size']} processes with ZeRO "
-                            f"stage {zero_stage(ds)}; resume it with the same number ({world})")
-        if state["global_micro_batch"] != cfg.batch_size * world:
-            raise UserError(f"{run_dir} used {state['global_micro_batch']} examples per global "
-                            f"micro-batch; now {cfg.batch_size} x {world} processes differ")
-        start_step = int(state["step"])
-        say(f"resuming {run_dir} at step {start_step} of {total_steps}")
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG).write_text(cfg.to_yaml())
-        _truncate_metrics(metrics_path, start_step)
-    dist.barrier()
-
-    writer = None
-    if rank == 0:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step or None)
-    check = None
-    if job.validation_batches is not None:
-        check = Validation(run_dir, cfg, job.validation_batches, rank=rank, start_step=start_step)
-    ga, micro = cfg.grad_accum, cfg.batch_size
-    per_step = micro * ga * world
-    losses: list[float] = []
-    step, loss_value, stopped, early = start_step, None, False, False
-    bar = None
-    if rank == 0 and cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
-    t0 = time.perf_counter()
-    engine.train()
-    loader = job.loader(step * ga)  # one loader, one set of workers, for every epoch
-    batches = iter(loader)
-    while step < total_steps and not stopped and not early:
-        epoch, first = divmod(step, steps_per_epoch)
-        for _ in range(first, steps_per_epoch):
-            if step >= total_steps:
-                break
-            t_step = time.perf_counter()
-            micro_batches = [next(batches) for _ in range(ga)]
-            counts = torch.tensor([float(sum(int((b["labels"] != IGNORE).sum()) for b in micro_batches))],
-                                  dtype=torch.float64, device=device)  # NCCL reduces GPU tensors only
-            dist.all_reduce(counts)
-            tokens = max(float(counts.item()), 1.0)
-            nll = torch.zeros(1, dtype=torch.float64, device=device)
-            for b in micro_batches:
-                b["loss_norm"] = tokens / (ga * world)
-                loss = engine(b)
-                engine.backward(loss)
-                engine.step()
-                nll += float(loss.detach().float()) * b["loss_norm"]
-            dist.all_reduce(nll)
-            lr = lr_at(step, lr=cfg.lr, min_lr=cfg.min_lr, warmup_lr=cfg.warmup_lr,
-                       warmup_steps=warmup, total_steps=total_steps)
-            step += 1
-            loss_value = float(nll.item() / tokens)
-            if not math.isfinite(loss_value):  # the same on every rank (all-reduced)
-                _diverged(step, f"the loss is {loss_value}", run_dir, cfg)
-            losses.append(loss_value)
-            rate = per_step / max(time.perf_counter() - t_step, 1e-9)
-            if rank == 0 and (step % cfg.log_every == 0 or step == total_steps):
-                row = {"step": step, "epoch": epoch, "loss": loss_value, "lr": lr,
-                       "samples_per_s": rate, "target_tokens": int(tokens),
-                       "seconds": time.perf_counter() - t0}
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                writer.add_scalar("train/loss", loss_value, step)
-                writer.add_scalar("train/lr", lr, step)
-                writer.add_scalar("train/samples_per_s", rate, step)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
-            if check is not None and check.due(step, total_steps):
-                val, early = check.run(engine, step, lambda folder: _save_adapter(
-                    folder, engine, job, cfg, rank, step, run_dir))
-                say(f"step {step}: validation loss {val:.4f} (best {check.best:.4f})"
-                    + (f"; no new best in {cfg.early_stop} validations: stopping early"
-                       if early else ""))
-                if writer is not None:
-                    writer.add_scalar("val/loss", val, step)
-            if step % cfg.save_every == 0 and step < total_steps and not early:
-                _save(run_dir, engine, job, cfg, step, world, rank)
-            if early:
-                break
-            if cfg.stop_after is not None and step - start_step >= cfg.stop_after:
-                stopped = True
-                break
-    del batches, loader  # stops the workers now
-    seconds = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
-    finished_before = start_step > 0 and step == start_step  # a finished run resumed again
-    if not stopped and not finished_before:  # (max_steps=0 saves the step-0 adapter)
-        _save(run_dir, engine, job, cfg, step, world, rank)
-    if writer is not None:
-        writer.close()
-    done = step - start_step
-    if finished_before:  # nothing was trained now: say so rather than print a loss of nan
-        last = _last_logged_loss(metrics_path)
-        say(f"already finished at step {step}/{total_steps}"
-            + (f" (last logged loss {last:.4f})" if last is not None else "")
-            + f"; nothing to do -> {run_dir}")
-    else:
-        loss_text = f"loss {loss_value:.4f}" if loss_value is not None else "no step taken"
-        say(f"{'stopped' if stopped else 'finished'} at step {step}/{total_steps}: {loss_text}, "
-            f"{seconds:.1f} s, "
-            f"{done * per_step / max(seconds, 1e-9):.2f} samples/s -> {run_dir}")
-    return RunResult(run_dir=run_dir, adapter=run_dir / "adapter.safetensors",
-                     config=run_dir / CONFIG, metrics=metrics_path, steps=step,
-                     final_loss=loss_value, losses=losses, seconds=seconds,
-                     samples_per_second=done * per_step / max(seconds, 1e-9),
-                     skipped=dict(job.skipped), stopped_early=stopped, early_stopped=early,
-                     val_best=check.best if check is not None else None)
+    return Trainer(cfg, log).run()
 
 
 def _last_logged_loss(metrics_path: Path) -> float | None:
@@ -241,23 +307,3 @@ def _diverged(step: int, what: str, run_dir: Path, cfg: TrainConfig) -> None:
                     f"NaN/Inf); {kept}; lower lr (now {cfg.lr:g}), keep a warmup "
                     f"(warmup_steps) and grad_clip > 0 (now {cfg.grad_clip:g}), and run "
                     "`musilingo cache verify` on the cache")
-
-
-def _save_adapter(folder: Path, engine, job, cfg: TrainConfig, rank: int, step: int,
-                  run_dir: Path) -> None:
-    state = full_adapter_state(engine)           # collectives under ZeRO-3: every rank
-    lora = full_lora_state(engine) if cfg.lora_rank else {}
-    bad = [k for k, v in {**state, **lora}.items() if not v.isfinite().all()]
-    if bad:  # every rank holds the whole state here, so every rank stops
-        _diverged(step, f"the adapter's {bad[0]} holds NaN or Inf", run_dir, cfg)
-    if rank == 0:
-        if lora:  # first: the adapter config that names the LoRA folder is written last
-            save_lora(folder, job.model, lora)
-        save_adapter(folder, model_config(job.model), state)
-
-
-def _save(run_dir: Path, engine, job, cfg: TrainConfig, step: int, world: int, rank: int) -> None:
-    _save_adapter(run_dir, engine, job, cfg, rank, step, run_dir)
-    save_resume(run_dir, engine, {"step": step, "world_size": world,
-                                  "global_micro_batch": cfg.batch_size * world,
-                                  "steps_per_epoch": job.steps_per_epoch}, rank=rank)

@@ -23,6 +23,7 @@ from tests.helpers.exploit import Exploit
 from tests.helpers.cli import run_cli
 from tests.helpers.extraction import assert_same_cache
 from musilingo.cli import main
+from tests.helpers.models import build_model
 
 EXTRACT = ["--encoder", "tiny", "--segment-seconds", "2", "--shard-rows", "2", "--storage-dtype",
            "float32", "--stride", "65", "--decode-workers", "0", "--threads", "1", "--no-progress"]
@@ -95,13 +96,12 @@ def adapter_run(tmp_path):
     """A run folder that fits the tiny encoder's features (random adapter)."""
     folder = tmp_path / "adapter"
     if not (folder / "adapter.safetensors").exists():
-        from musilingo.models.musilingo import MusiLingo
         from musilingo.models.prompts import get_template
-        from musilingo.runs.adapter_file import model_config, save_adapter
+        from musilingo.runs.adapter_file import save_adapter
 
-        model = MusiLingo.build("tiny-llama", encoder_dim=128, num_layers=3, stride=65, t=130,
-                                template=get_template("caption"))
-        save_adapter(folder, model_config(model), model.adapter.state_dict())
+        model = build_model("tiny-llama", encoder_dim=128, num_layers=3, stride=65, t=130,
+                            template=get_template("caption"))
+        save_adapter(folder, model.config, model.adapter.state_dict())
     return folder
 
 

@@ -29,10 +29,10 @@ def test_variants_train_from_one_cache_and_report_side_by_side(tmp_path, capsys)
     runs = out / "runs"
     kinds = {n: json.loads((runs / f"variant-{n}" / "adapter_config.json").read_text())
              for n in rows}
-    assert kinds["mlp"]["adapter"] == "mlp" and kinds["linear"]["adapter"] == "linear"
-    assert kinds["resampler"]["adapter"] == "resampler"
+    assert kinds["mlp"]["kind"] == "mlp" and kinds["linear"]["kind"] == "linear"
+    assert kinds["resampler"]["kind"] == "resampler"
     assert kinds["resampler"]["t"] == 5 * kinds["resampler"]["stride"]   # 5 sub-windows a token
-    assert kinds["lora"].get("lora") == "lora" and "lora" not in kinds["linear"]
+    assert kinds["lora"]["lora"]["r"] == 8 and kinds["linear"]["lora"] is None
     table = (out / "report" / "variants.md").read_text()
     assert "| variant | LLM | answers trained |" in table and "| MCQ trained | MCQ shuffled |" in table
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from musilingo.evaluate.mcq import mcq_prompt, mcq_scores, read_choice, shuffled_options
+from musilingo.data.items import mcq_prompt, shuffled_options
+from musilingo.evaluate.mcq import mcq_scores, read_choice
 
 OPTIONS = ["a violin", "Drums", "a choir", "an electric guitar"]
 

@@ -65,7 +65,7 @@ def test_split_and_limit(musiccaps, capsys):
     assert code == 0, err
     cache = FeatureCache.open(out)
     assert cache.plan.clip_id == ["aaa"] and cache.meta["dataset"]["split"] == "test"
-    # another --limit is another clip list: refused, with the reason
+    # another --max-clips is another clip list: refused, with the reason
     code, _, err = run(capsys, "--dataset", "musiccaps", "--annotations", str(csv), "--audio-root",
                        str(audio), "--out", str(out), "--split", "test")
     assert code == 2 and "different clip list" in err

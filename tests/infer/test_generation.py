@@ -17,8 +17,8 @@ QUESTIONS = ["What instrument is playing?", "Tempo?", "Describe the mood of this
 
 def _features(model, windows: int, seed: int):
     rng = np.random.default_rng(seed)
-    a = model.adapter
-    return (rng.standard_normal((a.num_layers, windows, a.encoder_dim)).astype(np.float32),
+    c = model.config
+    return (rng.standard_normal((c.num_layers, windows, c.encoder_dim)).astype(np.float32),
             np.full(windows, 65, np.int32))
 
 

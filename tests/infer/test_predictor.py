@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from tests.helpers.runs import MAX_NEW, save_run
@@ -89,6 +90,40 @@ def test_checkpoint_from_another_encoder_width_is_refused(tmp_path, tiny_encoder
     (tmp_path / "broken" / "adapter_config.json").write_text("{not json")
     with pytest.raises(UserError, match="adapter_config.json: not valid JSON"):
         Predictor.load(tmp_path / "broken")
+
+
+def test_a_cache_of_another_stride_is_re_pooled_from_its_own_stride(run_dir, cache_dir,
+                                                                    audio_dir, tmp_path,
+                                                                    tiny_encoder):
+    """The run was trained on stride-65 features (t = 325). A stride-325 cache of the same clips
+    is read at its own stride: the model re-pools by 1, not by 5, and hears the same windows.
+    (Before, the check passed and the model re-pooled a stride-325 cache by 5.) A resampler,
+    which learned on its trained stride's sub-windows, refuses another stride."""
+    from musilingo.extract.job import ExtractConfig, run_extract
+    from musilingo.extract.plan import clips_from_paths
+    from musilingo.features import join_segments
+
+    coarse = tmp_path / "coarse.zarr"
+    clips = clips_from_paths(sorted((audio_dir / "clips").glob("*.wav")), root=audio_dir / "clips")
+    run_extract(clips, ExtractConfig(out=str(coarse), stride=325, decode_workers=0,
+                                     storage_dtype="float32", progress=False),
+                {"name": "test"}, encoder=tiny_encoder, log=lambda *_: None)
+    fine, wide = Predictor.load(run_dir, cache=cache_dir), Predictor.load(run_dir, cache=coarse)
+    assert (fine.model.config.stride, fine.model.adapter.factor) == (65, 5)
+    assert (wide.model.config.stride, wide.model.adapter.factor) == (325, 1)
+    tokens = []
+    for p in (fine, wide):
+        f, c, _ = join_segments(p.segments("yt_a"), p.model.adapter.factor)
+        x, counts = p.model.adapter.pooled(torch.as_tensor(f)[None], torch.as_tensor(c)[None])
+        tokens.append(x[0][counts[0] > 0])
+    assert tokens[0].shape == tokens[1].shape
+    torch.testing.assert_close(tokens[0], tokens[1], rtol=1e-4, atol=1e-4)
+    resampler = save_run(tmp_path / "resampler", encoder_dim=tiny_encoder.hidden_size,
+                         num_layers=tiny_encoder.num_hidden_states, kind="resampler",
+                         encoder_meta=dict(tiny_encoder.identity(), encoder="tiny"))
+    with pytest.raises(UserError, match="a resampler adapter reads windows of the stride it was "
+                                        r"trained on \(65\), but .*coarse.zarr has stride 325"):
+        Predictor.load(resampler, cache=coarse)
 
 
 def test_caption_cli_csv_over_a_folder_skips_unreadable_files(run_dir, audio_dir, tmp_path):

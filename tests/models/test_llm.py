@@ -19,6 +19,7 @@ from musilingo.models.llm import load_tokenizer
 from musilingo.models.musilingo import make_batch
 from musilingo.models.prompts import (AUDIO_MARKER, IGNORE, get_template, space_joins_word,
                                       tokenize_example)
+from tests.helpers.models import build_model
 
 # The reference code's stage-2 prompt: prompt_template.format("<Audio><AudioHere></Audio> " + q).
 REFERENCE_TEMPLATE = "###Human: {} ###Assistant: "
@@ -154,7 +155,6 @@ def scripted_llm(tok, tmp_path_factory, llama_folder):
     position's token, and `next_token` decides the successor of chosen tokens."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from musilingo.models.musilingo import MusiLingo
 
     config = LlamaConfig(vocab_size=32000, hidden_size=64, intermediate_size=64,
                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
@@ -170,8 +170,8 @@ def scripted_llm(tok, tmp_path_factory, llama_folder):
     llm.save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(llama_folder / name, folder / name)
-    return MusiLingo.build(str(folder), encoder_dim=4, num_layers=3, stride=325, t=325,
-                           template=get_template("instruct"))
+    return build_model(str(folder), encoder_dim=4, num_layers=3, stride=325, t=325,
+                       template=get_template("instruct"))
 
 
 def script(model, chain):

@@ -7,16 +7,17 @@ import torch
 
 from musilingo.features.pooling import pool_to_tokens, window_pool
 from musilingo.errors import UserError
-from musilingo.models.musilingo import AudioAdapter, MusiLingo, make_batch, splice
+from musilingo.models.musilingo import make_batch, splice
 from musilingo.models.prompts import IGNORE, get_template, tokenize_example
+from tests.helpers.models import build_model, adapter
 
 L, D = 3, 16
 
 
 @pytest.fixture(scope="module")
 def model():
-    return MusiLingo.build("tiny-llama", encoder_dim=D, num_layers=L, stride=65, t=325,
-                           template=get_template("instruct"))
+    return build_model("tiny-llama", encoder_dim=D, num_layers=L, stride=65, t=325,
+                       template=get_template("instruct"))
 
 
 def _features(frames: int, seed: int, stride: int = 65):
@@ -30,14 +31,14 @@ def test_adapter_repool_is_exact_and_learned_starts_at_mean():
     hidden, (means, counts) = _features(1000, 0)
     ref = pool_to_tokens(hidden, 325)                      # on the fly, at t directly
     for agg in ("mean", "learned"):
-        a = AudioAdapter(D, 8, L, stride=65, t=325, aggregation=agg)
+        a = adapter(D, 8, L, stride=65, t=325, aggregation=agg)
         x, c = a.pooled(torch.tensor(means)[None], torch.tensor(counts)[None])
         torch.testing.assert_close(x[0], ref, rtol=1e-5, atol=1e-6)
         assert c[0].tolist() == [325, 325, 325, 25]
     with pytest.raises(UserError, match="not a multiple"):
-        AudioAdapter(D, 8, L, stride=100, t=325)
-    a = AudioAdapter(D, 8, L, stride=65)
-    with pytest.raises(UserError, match="32 wide but the adapter expects 16"):
+        adapter(D, 8, L, stride=100, t=325)
+    a = adapter(D, 8, L, stride=65)
+    with pytest.raises(UserError, match="expects features 16 wide .*, but features gives 32"):
         a.pooled(torch.zeros(1, L, 2, 32), torch.ones(1, 2, dtype=torch.int32))
 
 
@@ -47,15 +48,15 @@ def test_resampler_starts_as_the_exact_repooling_and_learns_where_to_listen():
     the sub-window that carries the signal, which no fixed pooling can do."""
     hidden, (means, counts) = _features(1000, 0)
     x_in, c_in = torch.tensor(means)[None], torch.tensor(counts)[None]
-    linear = AudioAdapter(D, 8, L, stride=65, t=325)
-    resampler = AudioAdapter(D, 8, L, stride=65, t=325, kind="resampler")
+    linear = adapter(D, 8, L, stride=65, t=325)
+    resampler = adapter(D, 8, L, stride=65, t=325, kind="resampler")
     resampler.proj.load_state_dict(linear.proj.state_dict())
     x, c = resampler.pooled(x_in, c_in)
     torch.testing.assert_close(x[0], pool_to_tokens(hidden, 325), rtol=1e-5, atol=1e-5)
     assert c[0].tolist() == [325, 325, 325, 25]
     torch.testing.assert_close(resampler(x_in, c_in)[0], linear(x_in, c_in)[0], rtol=1e-5, atol=1e-5)
     with pytest.raises(UserError, match="stride 325 = t 325 leaves one"):
-        AudioAdapter(D, 8, L, stride=325, t=325, kind="resampler")
+        adapter(D, 8, L, stride=325, t=325, kind="resampler")
 
     # The target is the second sub-window of each window, whose first feature dimension marks it.
     torch.manual_seed(0)
@@ -66,7 +67,7 @@ def test_resampler_starts_as_the_exact_repooling_and_learns_where_to_listen():
     losses = {}
     for kind in ("linear", "resampler"):
         torch.manual_seed(1)
-        a = AudioAdapter(D, D, L, stride=65, t=325, kind=kind)
+        a = adapter(D, D, L, stride=65, t=325, kind=kind)
         opt = torch.optim.Adam(a.parameters(), lr=3e-2)
         for _ in range(300):
             loss = ((a(feats, ones)[0] - target) ** 2).mean()
@@ -126,12 +127,12 @@ def test_only_the_adapter_gets_gradients(model):
 
 
 def test_save_and_rebuild(model, tmp_path):
-    from musilingo.runs.adapter_file import load_model, model_config, save_adapter
+    from musilingo.runs.adapter_file import load_model, save_adapter
 
     torch.nn.init.normal_(model.adapter.proj.weight)
-    save_adapter(tmp_path, model_config(model), model.adapter.state_dict())
+    save_adapter(tmp_path, model.config, model.adapter.state_dict())
     again = load_model(tmp_path)
-    assert model_config(again) == model_config(model)
+    assert again.config == model.config and again.config.llm_dim == 64
     tok = model.tokenizer
     batch = make_batch([tokenize_example(tok, model.template, "Q?", "A.")], [_features(500, 7)[1]],
                        pad_id=tok.pad_token_id)

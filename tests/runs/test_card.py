@@ -108,9 +108,9 @@ def test_the_card_describes_the_adapter_that_was_trained(tmp_path, capsys):
     """Before: every card said `Linear(...)` over the mean of the hidden states, whatever the
     run's adapter kind and layer aggregation were."""
     linear = _export(_run(tmp_path / "a"), tmp_path / "a", capsys)[1]
-    assert "A linear adapter" in linear and "`Linear(128, 64)` (the paper's) over the mean of 3" \
-        in linear
+    assert "An adapter of kind `linear`" in linear and \
+        "`Linear(128, 64)` (the paper's) over the mean of 3" in linear
     mlp = _export(_run(tmp_path / "b", kind="mlp", aggregation="learned"), tmp_path / "b",
                   capsys)[1]
-    assert "An mlp adapter" in mlp and "`Linear(128, 64)`, GELU, `Linear(64, 64)`" in mlp
+    assert "An adapter of kind `mlp`" in mlp and "`Linear(128, 64)`, GELU, `Linear(64, 64)`" in mlp
     assert "learned softmax weights over 3 hidden states" in mlp and "the mean of" not in mlp

@@ -12,7 +12,7 @@ from tests.helpers.runs import save_run
 def _run(folder, losses, evaluation=None, adapter="linear"):
     save_run(folder, encoder_dim=16, num_layers=2, encoder_meta={"encoder": "tiny"})
     cfg = json.loads((folder / "adapter_config.json").read_text())
-    cfg["adapter"] = adapter
+    cfg["kind"] = adapter
     (folder / "adapter_config.json").write_text(json.dumps(cfg))
     (folder / "config.yaml").write_text(f"max_steps: {len(losses)}\nlora_rank: 0\n")
     (folder / "metrics.jsonl").write_text("".join(

@@ -30,7 +30,7 @@ def test_published_folder_imports_and_captions(tmp_path, audio_dir):
     assert cfg["template"] == {"name": "instruct", "end": "###", "max_target_tokens": 160,
                                "text": "###Human: <Audio><AudioHere></Audio> {question} "
                                        "###Assistant: ", "bos": True}
-    assert cfg["adapter"] == "linear"
+    assert cfg["kind"] == "linear" and cfg["lora"] is None
     assert (cfg["encoder_dim"], cfg["llm_dim"], cfg["num_layers"]) == (ENC_DIM, LLM_DIM, 3)
     assert cfg["imported_from"] == str(folder.absolute())
     p = Predictor.load(out, generation=GenerationConfig(max_new_tokens=MAX_NEW))

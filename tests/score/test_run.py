@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,16 @@ from musilingo.score.controls import distinct_fraction
 from musilingo.infer.items import Item, derangement, shuffled_audio
 
 GEN = GenerationConfig(max_new_tokens=MAX_NEW)
-SCORE = dict(metrics="bleu,rouge", batch_size=3, generation=GEN, log=lambda m: None)
+
+
+def score(*, generation=GEN, log=lambda m: None, **kw):
+    """`score --run` as the verb runs it: one validated ScoreConfig (BLEU and ROUGE only,
+    3 answers a batch, a few new tokens), then `score_run`."""
+    from musilingo.score.config import ScoreConfig
+
+    values = dict(metrics="bleu,rouge", batch_size=3, **generation.to_dict())
+    values.update({k: str(v) if isinstance(v, Path) else v for k, v in kw.items()})
+    return ed.score_run(ScoreConfig(**values).validate(), log=log)
 
 
 @pytest.fixture()
@@ -46,9 +56,9 @@ def _count_generated(monkeypatch) -> list[int]:
 def test_generate_score_and_shuffled_control(run_dir, musiccaps, audio_dir, tmp_path):
     out = tmp_path / "eval"
     logs: list[str] = []
-    result = ed.score_generated(run=run_dir, dataset="musiccaps", annotations=musiccaps,
+    result = score(run=run_dir, dataset="musiccaps", annotations=musiccaps,
                                 audio_root=audio_dir / "clips", out=out,
-                                control="shuffled-audio", **dict(SCORE, log=logs.append))
+                                control="shuffled-audio", log=logs.append)
     assert any("4 test items over 4 clips; 1 skipped" in m for m in logs)
     real = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in real) == [f"{c}:0" for c in CLIPS]
@@ -67,9 +77,9 @@ def test_generate_score_and_shuffled_control(run_dir, musiccaps, audio_dir, tmp_
     assert "| B-U |" in (out / "control.md").read_text()
     assert (out / "shuffled-audio" / "scores.json").is_file()
     # The same run again generates nothing and gives the same scores.
-    again = ed.score_generated(run=run_dir, dataset="musiccaps", annotations=musiccaps,
+    again = score(run=run_dir, dataset="musiccaps", annotations=musiccaps,
                                audio_root=audio_dir / "clips", out=out,
-                               control="shuffled-audio", **SCORE)
+                               control="shuffled-audio")
     assert again["control"] == result["control"]
 
 
@@ -77,27 +87,27 @@ def test_resume_after_a_kill_and_refusals(run_dir, musiccaps, audio_dir, tmp_pat
     out = tmp_path / "eval"
     args = dict(run=run_dir, dataset="musiccaps", annotations=musiccaps,
                 audio_root=audio_dir / "clips", out=out)
-    ed.score_generated(**args, max_items=3, **SCORE)
+    score(**args, max_items=3)
     lines = (out / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 3
     # Killed mid-write: one complete line kept, a half-written one after it.
     (out / "predictions.jsonl").write_text(lines[0] + "\n" + lines[1][:20])
     calls = _count_generated(monkeypatch)
-    ed.score_generated(**args, **SCORE)
+    score(**args)
     assert calls == [3]   # 4 items, 1 already written
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
     with pytest.raises(UserError, match="other settings \\(generation differ"):
-        ed.score_generated(**args, **dict(SCORE, generation=GenerationConfig(max_new_tokens=3)))
+        score(**args, generation=GenerationConfig(max_new_tokens=3))
     (out / "predictions.jsonl").write_text(lines[0] + "\n{not json\n")
     with pytest.raises(UserError, match=r"predictions.jsonl:2: not valid JSON"):
-        ed.score_generated(**args, **SCORE)
+        score(**args)
     (out / "predictions.jsonl").write_text('{"id": "yt_a:0"}\n')
     with pytest.raises(UserError, match=r"predictions.jsonl:1: field 'prediction' is missing"):
-        ed.score_generated(**args, **SCORE)
+        score(**args)
     with pytest.raises(UserError, match="needs --out"):
-        ed.score_generated(**dict(args, out=None), **SCORE)
+        score(**dict(args, out=None))
     with pytest.raises(UserError, match="--dataset 'musiccap'"):
-        ed.score_generated(**dict(args, dataset="musiccap"), **SCORE)
+        score(**dict(args, dataset="musiccap"))
 
 
 def test_question_answer_items_from_a_cache(run_dir, cache_dir, tmp_path, monkeypatch):
@@ -117,8 +127,8 @@ def test_question_answer_items_from_a_cache(run_dir, cache_dir, tmp_path, monkey
     with pytest.raises(UserError, match="trained for captioning only"):
         ed.dataset_items("musicinstruct", path, has_question=False)
     out = tmp_path / "eval"
-    ed.score_generated(run=run_dir, dataset="musicinstruct", annotations=path,
-                       cache=cache_dir, out=out, **SCORE)
+    score(run=run_dir, dataset="musicinstruct", annotations=path,
+                       cache=cache_dir, out=out)
     rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == ["yt_a:0", "yt_a:1", "yt_b:0"]
 
@@ -130,8 +140,8 @@ def test_one_generation_per_clip_and_question(run_dir, audio_dir, tmp_path, monk
                     "2,yt_a,Soft piano.,yt_a.wav\n3,yt_b,Loud drums.,yt_b.wav\n")
     calls = _count_generated(monkeypatch)
     out = tmp_path / "eval"
-    ed.score_generated(run=run_dir, dataset="songdescriber", annotations=path,
-                       audio_root=audio_dir / "clips", out=out, **SCORE)
+    score(run=run_dir, dataset="songdescriber", annotations=path,
+                       audio_root=audio_dir / "clips", out=out)
     assert calls == [2]
     rows = {json.loads(x)["id"]: json.loads(x) for x in
             (out / "predictions.jsonl").read_text().splitlines()}
@@ -207,14 +217,14 @@ def test_max_items_counts_clips_with_the_control_and_checks_it_first(run_dir, au
     logs: list[str] = []
     args = dict(run=run_dir, dataset="musicqa", annotations=path, audio_root=audio_dir / "clips",
                 control="shuffled-audio")
-    result = ed.score_generated(**args, out=tmp_path / "two", max_items=2,
-                                **dict(SCORE, log=logs.append))
+    result = score(**args, out=tmp_path / "two", max_items=2,
+                                log=logs.append)
     assert result["real"]["reports"][0]["n_items"] == 6
     assert any("--max-items 2: the first 2 clips (6 items; with --control, --max-items counts "
                "clips)" in m for m in logs)
     calls = _count_generated(monkeypatch)
     with pytest.raises(UserError, match="needs at least 2 distinct clips"):
-        ed.score_generated(**args, out=tmp_path / "one", max_items=1, **SCORE)
+        score(**args, out=tmp_path / "one", max_items=1)
     assert calls == [] and not (tmp_path / "one" / "predictions.jsonl").exists()
 
 
@@ -222,9 +232,9 @@ def test_empty_generations_are_counted_and_reported(run_dir, musiccaps, audio_di
                                                      monkeypatch):
     monkeypatch.setattr(ed, "generate_pass", lambda model, items, *a, **k: [" "] * len(items))
     logs: list[str] = []
-    result = ed.score_generated(run=run_dir, dataset="musiccaps", annotations=musiccaps,
+    result = score(run=run_dir, dataset="musiccaps", annotations=musiccaps,
                                 audio_root=audio_dir / "clips", out=tmp_path / "e",
-                                **dict(SCORE, log=logs.append))
+                                log=logs.append)
     assert result["real"]["empty_predictions"] == 4
     assert "4 of 4 predictions are empty" in result["markdown"]
     assert any("warning: 4 of 4 generations for musiccaps are empty" in m for m in logs)
@@ -264,9 +274,9 @@ def test_multiple_choice_items_scores_and_control(run_dir, audio_dir, tmp_path):
     assert [i.question for i in other] != [i.question for i in items]
 
     out = tmp_path / "mcq"
-    result = ed.score_generated(run=run_dir, dataset="muchomusic", annotations=path,
+    result = score(run=run_dir, dataset="muchomusic", annotations=path,
                                 audio_root=audio_dir / "clips", out=out,
-                                control="shuffled-audio", options_seed=5, **SCORE)
+                                control="shuffled-audio", options_seed=5)
     real = result["real"]
     assert real["reports"][0]["protocol"] == "muchomusic"
     preds = [json.loads(x)["prediction"] for x in (out / "predictions.jsonl").read_text()
@@ -312,9 +322,8 @@ def test_silence_and_noise_controls_from_a_cache(run_dir, cache_dir, tmp_path):
     path = tmp_path / "EvalMusicQA.json"
     path.write_text(json.dumps(qa))
     out = tmp_path / "controls"
-    result = ed.score_generated(run=run_dir, dataset="musicqa", annotations=path,
-                                cache=cache_dir, out=out, control="silence,noise,shuffled-audio",
-                                **SCORE)
+    result = score(run=run_dir, dataset="musicqa", annotations=path,
+                                cache=cache_dir, out=out, control="silence,noise,shuffled-audio")
     assert {r.get("control", "shuffled-audio") for r in result["control"]} == \
         {"silence", "noise", "shuffled-audio"}
     for name in ("silence", "noise"):

@@ -13,7 +13,8 @@ import soundfile as sf
 
 from musilingo.data import read_dataset
 from musilingo.data.synth import load_attributes
-from musilingo.evaluate.mcq import LETTERS, mcq_reply, read_choice, shuffled_options
+from musilingo.data.items import LETTERS, mcq_reply, shuffled_options
+from musilingo.evaluate.mcq import read_choice
 from musilingo.synth import ATTRIBUTES, answer_is_correct, generate, mentioned_values
 from musilingo.synth.language import MCQ_KINDS, mcq_option
 from musilingo.errors import UserError

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from musilingo.errors import UserError
-from musilingo.models.musilingo import AudioAdapter
 from musilingo.options import apply_override
 from musilingo.train.config import DataSpec, TrainConfig
 from musilingo.train.engine import SHIPPED, lr_at, param_groups, resolve_ds_config, zero_stage
+from tests.helpers.models import adapter
 
 RECIPES = ["demo_instruct", "demo_pretrain", "instruct_mi_long", "instruct_mi_mixed",
            "instruct_mi_short", "instruct_musicqa", "pretrain_msd"]
@@ -102,7 +102,7 @@ def test_schedule_is_the_reference_one():
 
 
 def test_weight_decay_only_on_matrices():
-    a = AudioAdapter(8, 4, 3, stride=65, aggregation="learned")
+    a = adapter(8, 4, 3, stride=65, aggregation="learned")
     groups = param_groups(a, 0.05)
     decay = {id(p) for p in groups[0]["params"]}
     assert groups[0]["weight_decay"] == 0.05 and groups[1]["weight_decay"] == 0.0
@@ -113,9 +113,9 @@ def test_weight_decay_only_on_matrices():
 
 def test_llm_help_names_every_preset():
     """`train --help` lists every LLM preset resolve_llm knows, tiny-lm (the demo's) included."""
-    from musilingo.models.llm import PRESETS
+    from musilingo.models.llm import llm_presets
     from musilingo.train.config import TrainConfig
     from musilingo.options import help_of
 
     text = help_of(TrainConfig, "llm")
-    assert "tiny-lm" in PRESETS and all(name in text for name in PRESETS)
+    assert "tiny-lm" in llm_presets() and all(name in text for name in llm_presets())

@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 
 from musilingo.errors import UserError
-from musilingo.models.prompts import CAPTION_QUESTION
 from musilingo.train.config import DataSpec
 from musilingo.cache import FeatureCache
 from musilingo.features.sources import CacheSource
 from musilingo.data import Item
 from musilingo.train.data import (build_trainset, epoch_plan,
-                                  example_features, mixing_probs, segment_choice, targets_of)
+                                  example_features, mixing_probs, segment_choice)
 
 
 def test_epoch_plan_is_deterministic_and_mixes_as_asked():
@@ -36,29 +35,13 @@ def test_epoch_plan_is_deterministic_and_mixes_as_asked():
     assert mixing_probs(sizes, "weighted", [3, 1]).tolist() == [0.75, 0.25]
 
 
-def test_targets_per_stage():
-    class R:
-        source = "file:1"
-
-        def __init__(self, texts, meta=None):
-            self.texts, self.meta = texts, meta or {}
-
-    assert targets_of(R({"caption": "c"}), "pretrain", None) == (None, "c")
-    assert targets_of(R({"caption": "c"}), "instruct", None) == (CAPTION_QUESTION, "c")
-    assert targets_of(R({"question": "q", "answer": "a"}), "instruct", None) == ("q", "a")
-    with pytest.raises(UserError, match="question/answer"):
-        targets_of(R({"question": "q", "answer": "a"}), "pretrain", None)
-    mcq = R({"question": "q", "answer": "soft"}, {"distractors": ["loud", "quiet", "gentle"]})
-    question, target = targets_of(mcq, "instruct", None, key="c:0")
-    assert question.startswith("Question: q\n Options: (A) ") and target == "soft"
-
-
 def test_four_option_questions_train_on_the_scored_layout(synth, cache):
     """A MuChoMusic row marked train becomes MuChoMusic's prompt, its options in the order
     `score` gives a question (seed 0, key "<clip>:<n>"), and the right option's text as the
     target, which the benchmark's rule reads as the right option."""
     from musilingo.data import read_dataset
-    from musilingo.evaluate.mcq import mcq_prompt, read_choice, shuffled_options
+    from musilingo.data.items import mcq_prompt, shuffled_options
+    from musilingo.evaluate.mcq import read_choice
 
     src = CacheSource(FeatureCache.open(cache))
     spec = DataSpec(name="muchomusic", annotations=str(synth / "mcq.csv"), split="train")

@@ -31,7 +31,8 @@ def test_lora_trains_saves_in_peft_format_and_loads_back(lora_cfg, cache, tmp_pa
     r = run(lora_cfg(out=str(tmp_path / "lora")), log=quiet)
     assert sum(r.losses[-5:]) / 5 < sum(r.losses[:3]) / 3 - 0.3, r.losses
     folder = r.run_dir
-    assert json.loads((folder / "adapter_config.json").read_text())["lora"] == "lora"
+    assert json.loads((folder / "adapter_config.json").read_text())["lora"] == \
+        {"r": 4, "alpha": 16.0, "dropout": 0.0, "targets": ["q_proj", "v_proj"]}
     peft_cfg = json.loads((folder / "lora" / "adapter_config.json").read_text())
     assert peft_cfg["r"] == 4 and sorted(peft_cfg["target_modules"]) == ["q_proj", "v_proj"]
     saved = load_file(str(folder / "lora" / "adapter_model.safetensors"))
@@ -76,9 +77,9 @@ def test_lora_trains_saves_in_peft_format_and_loads_back(lora_cfg, cache, tmp_pa
     again = PeftModel.from_pretrained(load_llm("tiny-llama")[0], str(hub / "lora"))
     assert {k for k, _ in again.named_parameters() if "lora_" in k} == \
         {k for k, _ in peft_model.named_parameters() if "lora_" in k}
-    assert json.loads((hub / "adapter_config.json").read_text())["lora"] == "lora"
+    assert json.loads((hub / "adapter_config.json").read_text())["lora"]["r"] == 4
     card = (hub / "README.md").read_text()
-    assert "adapter with LoRA on the LLM" in card and "LoRA on the LLM (rank 4" in card
+    assert "`linear` with LoRA on the LLM" in card and "LoRA on the LLM (rank 4" in card
 
 
 def test_lora_resume_is_exact_and_zero2_matches_zero0(lora_cfg, tmp_path):
@@ -113,3 +114,48 @@ def test_lora_under_zero3_saves_whole_matrices(lora_cfg, tmp_path):
     b = load_file(str(tmp_path / "z3" / "lora" / "adapter_model.safetensors"))
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_a_run_folder_of_the_earlier_format_loads_the_same(lora_cfg, tmp_path):
+    """adapter_config.json of earlier releases: `adapter` for the kind, `normalized` for the
+    standardisation, and `"lora": "lora"` naming PEFT's folder, whose config holds the rank."""
+    r = run(lora_cfg(out=str(tmp_path / "run"), max_steps=2), log=quiet)
+    new = load_model(r.run_dir)
+    path = r.run_dir / "adapter_config.json"
+    cfg = json.loads(path.read_text())
+    old = {k: v for k, v in cfg.items() if k not in ("kind", "standardized", "lora")}
+    old.update(format="musilingo-adapter/1", adapter=cfg["kind"],
+               normalized=cfg["standardized"], lora="lora")
+    path.write_text(json.dumps(old))
+    again = load_model(r.run_dir)
+    assert again.config == new.config and again.config.lora.r == 4
+    assert again.config.standardized is True
+    lora = {n: p for n, p in again.llm.named_parameters() if "lora_" in n}
+    assert lora and all(torch.equal(p, dict(new.llm.named_parameters())[n])
+                        for n, p in lora.items())
+    path.write_text(json.dumps(dict(cfg, format="musilingo-adapter/9")))
+    with pytest.raises(UserError, match="format 'musilingo-adapter/9' is newer"):
+        load_model(r.run_dir)
+
+
+def test_the_lora_file_must_hold_exactly_the_runs_matrices(lora_cfg, tmp_path):
+    """Nothing but the run's LoRA matrices reaches the frozen LLM from a run folder."""
+    from safetensors.torch import save_file
+
+    r = run(lora_cfg(out=str(tmp_path / "run"), max_steps=1), log=quiet)
+    weights = r.run_dir / "lora" / "adapter_model.safetensors"
+    saved = load_file(str(weights))
+    save_file({**saved, "base_model.model.model.norm.weight": torch.zeros(64)}, str(weights))
+    with pytest.raises(UserError, match="holds base_model.model.model.norm.weight, which the "
+                                        "run's LoRA"):
+        load_model(r.run_dir)
+    first = sorted(saved)[0]
+    save_file({k: v for k, v in saved.items() if k != first}, str(weights))
+    with pytest.raises(UserError, match=f"lacks {first}"):
+        load_model(r.run_dir)
+    save_file({**saved, first: saved[first][:1]}, str(weights))
+    with pytest.raises(UserError, match="has shape"):
+        load_model(r.run_dir)
+    save_file({**saved, first: saved[first] * float("nan")}, str(weights))
+    with pytest.raises(UserError, match="NaN or Inf"):
+        load_model(r.run_dir)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from musilingo.models.encoders.hubert import FrozenEncoder
-from musilingo.models.musilingo import MusiLingo
 from musilingo.models.prompts import get_template
 from musilingo.train import run
 from musilingo.train.config import DataSpec
 from musilingo.cache import FeatureCache
 from musilingo.features.sources import CacheSource, EncoderSource
 from musilingo.train.data import MicroBatches, build_trainset, epoch_plan
+from tests.helpers.models import build_model
 
 
 def test_cached_and_online_batches_give_the_same_loss(synth, cache_2seg):
@@ -22,8 +22,8 @@ def test_cached_and_online_batches_give_the_same_loss(synth, cache_2seg):
     sets = {k: [build_trainset(spec, "instruct", src, 0.0)] for k, src in
             (("cache", cached), ("online", online))}
     assert [e.clip_id for e in sets["cache"][0].examples] == [e.clip_id for e in sets["online"][0].examples]
-    model = MusiLingo.build("tiny-llama", encoder_dim=128, num_layers=3, stride=65, t=130,
-                            template=get_template("instruct"))
+    model = build_model("tiny-llama", encoder_dim=128, num_layers=3, stride=65, t=130,
+                        template=get_template("instruct"))
     n = len(sets["cache"][0].examples)
     plan = epoch_plan([n], np.array([1.0]), 3, 4, seed=0, epoch=0)
     for mode in ("random", "concat"):

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from musilingo.errors import UserError
-from musilingo.runs.adapter_file import load_model, model_config
+from musilingo.runs.adapter_file import load_model
 from musilingo.train import run
 from musilingo.train.config import TrainConfig
 from tests.helpers.exploit import Exploit
@@ -23,6 +23,10 @@ def quiet(*_a, **_k):
 
 
 def test_loss_falls_and_run_folder_is_complete(make_cfg):
+    import importlib
+
+    importlib.import_module("deepspeed")  # it sets PYTORCH_NVML_BASED_CUDA_CHECK: not ours
+
     cfg = make_cfg(batch_size=8, max_steps=40, standardize=True, log_every=1)
     before = {k: v for k, v in os.environ.items() if k != "LOCAL_RANK"}
     r = run(cfg, log=quiet)
@@ -44,7 +48,7 @@ def test_loss_falls_and_run_folder_is_complete(make_cfg):
     assert saved == cfg
     acfg = json.loads((folder / "adapter_config.json").read_text())
     assert acfg["stride"] == 65 and acfg["t"] == 130 and acfg["encoder_dim"] == 128
-    assert acfg["num_layers"] == 3 and acfg["llm"] == "tiny-llama" and acfg["normalized"]
+    assert acfg["num_layers"] == 3 and acfg["llm"] == "tiny-llama" and acfg["standardized"]
     assert acfg["encoder"]["encoder"] == "tiny" and acfg["template"]["name"] == "caption"
     # The saved adapter rebuilds a model for inference, normalisation included.
     model = load_model(folder)
@@ -65,7 +69,7 @@ def test_zero_offload_stages_train_like_zero0(make_cfg, tmp_path, stage):
 def test_zero_steps_saves_the_initial_adapter(make_cfg):
     r = run(make_cfg(max_steps=0), log=quiet)
     assert r.steps == 0 and r.final_loss is None and r.adapter.is_file()
-    assert model_config(load_model(r.run_dir))["t"] == 130
+    assert load_model(r.run_dir).config.t == 130
 
 
 def test_zero3_bf16_trains_learned_layer_weights(make_cfg):
@@ -75,7 +79,8 @@ def test_zero3_bf16_trains_learned_layer_weights(make_cfg):
     assert len(r.losses) == 3 and all(10 < x < 14 for x in r.losses)
     model = load_model(r.run_dir)
     w = torch.softmax(model.adapter.layer_logits, 0)
-    assert model.adapter.aggregation == "learned" and not torch.allclose(w, torch.full((3,), 1 / 3))
+    assert model.config.layer_aggregation == "learned"
+    assert not torch.allclose(w, torch.full((3,), 1 / 3))
 
 
 def test_resume_reproduces_an_uninterrupted_run(make_cfg, tmp_path):
@@ -123,7 +128,7 @@ def test_instruct_stage_starts_from_the_stage1_adapter(make_cfg, synth, tmp_path
     a, b = load_model(stage1.run_dir), load_model(r.run_dir)
     torch.testing.assert_close(a.adapter.proj.weight, b.adapter.proj.weight, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(a.adapter.feature_mean, b.adapter.feature_mean)
-    assert b.template.name == "instruct" and b.normalized
+    assert b.template.name == "instruct" and b.config.standardized
 
 
 def test_bad_input_is_refused_with_clear_errors(make_cfg, synth, cache, tmp_path):
@@ -152,14 +157,18 @@ def test_bad_input_is_refused_with_clear_errors(make_cfg, synth, cache, tmp_path
     # A cache of another width than the adapter being continued.
     other = tmp_path / "other"
     other.mkdir()
+    from musilingo.models.adapter_config import AdapterConfig
     from musilingo.runs.adapter_file import save_adapter
 
     first = run(make_cfg(out=str(tmp_path / "w"), max_steps=1), log=quiet)
     cfg = json.loads((first.run_dir / "adapter_config.json").read_text())
     cfg["encoder_dim"] = 256
-    save_adapter(other, cfg, {"proj.weight": torch.zeros(64, 256), "proj.bias": torch.zeros(64),
-                              "feature_mean": torch.zeros(256), "feature_std": torch.ones(256)})
-    with pytest.raises(UserError, match="encoder_dim=256 but this run needs 128"):
+    save_adapter(other, AdapterConfig.from_json(cfg, "x"),
+                 {"proj.weight": torch.zeros(64, 256), "proj.bias": torch.zeros(64),
+                  "feature_mean": torch.zeros(256), "feature_std": torch.ones(256)})
+    with pytest.raises(UserError, match=r"init_adapter .*other: the adapter expects features "
+                                        r"256 wide \(encoder_dim\), but this run's features "
+                                        "gives 128"):
         run(make_cfg(init_adapter=str(other)), log=quiet)
     # An LLM folder without a tokenizer.
     from musilingo.models.llm import tiny_llama_folder
@@ -188,7 +197,7 @@ def test_an_mlp_adapter_in_the_llms_chat_template_trains_from_the_same_cache(mak
                      batch_size=8, standardize=True), log=quiet)
     assert sum(r.losses[-5:]) / 5 < sum(r.losses[:3]) / 3 - 0.5, r.losses
     acfg = json.loads((r.run_dir / "adapter_config.json").read_text())
-    assert acfg["adapter"] == "mlp" and acfg["template"]["name"] == "chat-instruct"
+    assert acfg["kind"] == "mlp" and acfg["template"]["name"] == "chat-instruct"
     assert acfg["template"]["end"] == "<|im_end|>" and acfg["template"]["bos"] is False
     saved = yaml.safe_load((r.run_dir / "config.yaml").read_text())
     assert (saved["adapter"], saved["prompt"]) == ("mlp", "chat")
@@ -221,9 +230,9 @@ def test_a_resampler_adapter_trains_from_the_same_cache_and_reloads(make_cfg, sy
                      batch_size=8, standardize=True), log=quiet)
     assert sum(r.losses[-5:]) / 5 < sum(r.losses[:3]) / 3 - 0.5, r.losses
     acfg = json.loads((r.run_dir / "adapter_config.json").read_text())
-    assert acfg["adapter"] == "resampler" and acfg["stride"] == 65 and acfg["t"] == 130
+    assert acfg["kind"] == "resampler" and acfg["stride"] == 65 and acfg["t"] == 130
     model = load_model(r.run_dir)
-    assert model.adapter.kind == "resampler" and model.adapter.keys.weight.abs().sum() > 0
+    assert model.config.kind == "resampler" and model.adapter.keys.weight.abs().sum() > 0
     rng = torch.Generator().manual_seed(0)
     feats = torch.randn(1, 3, 10, 128, generator=rng)
     counts = torch.full((1, 10), 65, dtype=torch.int32)
@@ -231,7 +240,61 @@ def test_a_resampler_adapter_trains_from_the_same_cache_and_reloads(make_cfg, sy
     mean = (feats.mean(1).unflatten(1, (5, 2)).mean(2) - model.adapter.feature_mean) / \
         model.adapter.feature_std
     assert not torch.allclose(x, mean, atol=1e-4)   # learned weights, not the plain re-pooling
-    assert "attending over each window's cached sub-windows (stride 65)" in adapter_text(acfg, {})
+    assert "attending over each window's cached sub-windows (stride 65)" in \
+        adapter_text(model.config)
+
+
+def test_a_new_adapter_kind_is_one_class_and_one_registry_row(make_cfg, synth, monkeypatch):
+    """A kind added from outside the package: a subclass of AudioAdapter with its own rule, and
+    one `register_adapter` row. It trains from the cache, is recorded in and reloaded from the
+    run folder, is described in the model card, and its rule refuses before the LLM loads."""
+    from torch import nn
+
+    from musilingo.models.adapter_config import ADAPTERS, register_adapter
+    from musilingo.models.adapters import AudioAdapter
+    from musilingo.runs.export import adapter_text
+
+    class GatedAdapter(AudioAdapter):
+        """The paper's Linear, times a learned gate per LLM dimension."""
+
+        @classmethod
+        def check(cls, config):
+            if config.t > 1000:
+                raise UserError(f"adapter=gated: t={config.t}, use 1000 frames or fewer")
+
+        def build_layers(self, encoder_dim, llm_dim):
+            self.proj = nn.Linear(encoder_dim, llm_dim)
+            self.gate = nn.Parameter(torch.ones(llm_dim))
+
+        def project(self, x):
+            return self.proj(x) * self.gate
+
+    register_adapter("gated", GatedAdapter, "`Linear({encoder_dim}, {llm_dim})` times a gate")
+    try:
+        qa = [{"name": "synth", "annotations": str(synth)}]
+        r = run(make_cfg(stage="instruct", datasets=qa, adapter="gated", max_steps=20,
+                         batch_size=8, standardize=True), log=quiet)
+        assert sum(r.losses[-5:]) / 5 < sum(r.losses[:3]) / 3 - 0.3, r.losses
+        assert json.loads((r.run_dir / "adapter_config.json").read_text())["kind"] == "gated"
+        model = load_model(r.run_dir)
+        assert isinstance(model.adapter, GatedAdapter)
+        assert not torch.allclose(model.adapter.gate, torch.ones(64))     # it trained
+        assert "`Linear(128, 64)` times a gate over the mean of 3" in adapter_text(model.config)
+
+        def no_llm(*_a, **_k):
+            raise AssertionError("the LLM was loaded before the adapter's rules were checked")
+
+        monkeypatch.setattr("musilingo.models.llm.load_llm", no_llm)
+        with pytest.raises(UserError, match="adapter=gated: t=1040"):
+            run(make_cfg(stage="instruct", datasets=qa, adapter="gated", t=1040,
+                         out=str(r.run_dir.parent / "long")), log=quiet)
+        with pytest.raises(UserError, match="stride 65 = t 65 leaves one"):
+            run(make_cfg(stage="instruct", datasets=qa, adapter="resampler", t=65,
+                         out=str(r.run_dir.parent / "one")), log=quiet)
+    finally:
+        ADAPTERS.pop("gated")
+    with pytest.raises(UserError, match="adapter='gated': use one of linear, mlp, resampler"):
+        make_cfg(adapter="gated")
 
 
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_adapter(make_cfg, tmp_path,

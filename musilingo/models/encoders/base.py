@@ -12,10 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 
+import typing
+
 import numpy as np
 import torch
 
-NORMALIZE_CHOICES = ("auto", "on", "off")
+from ...vocabulary import Normalize
+
+NORMALIZE_CHOICES = typing.get_args(Normalize)
 
 
 class Encoder(torch.nn.Module):

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from musilingo.errors import UserError
 from musilingo.models.encoders.hubert import FrozenEncoder
-from musilingo.models.musilingo import AudioAdapter
+from tests.helpers.models import adapter
 
 LAYOUTS = ["mert-v1-95m-layout", "mert-v1-330m-layout"]
 # fp32 sums run in a CPU-dependent order: on a 2-core AMD EPYC one value in 191,488 differed
@@ -179,12 +179,12 @@ def test_extract_then_adapter_pooling_equals_the_reference_embedding(mert, tmp_p
     cache = FeatureCache.open(out)
     assert cache.meta["encoder"]["normalize"] is True
     assert cache.meta["encoder"]["loader"] == "native"
-    adapter = AudioAdapter(64, 8, 4, stride=stride, t=325)
+    pool = adapter(64, 8, 4, stride=stride, t=325)
     expected = reference(mert, "musilingo_audio_embeds")          # [2, 2, 64]
     for i, clip in enumerate(ids):
         (seg,) = cache.segments(clip)
-        x, counts = adapter.pooled(torch.from_numpy(seg.features)[None],
-                                   torch.from_numpy(seg.counts)[None])
+        x, counts = pool.pooled(torch.from_numpy(seg.features)[None],
+                                torch.from_numpy(seg.counts)[None])
         assert counts[0].tolist()[:2] == [325, 49]
         np.testing.assert_allclose(x[0, :2].numpy(), expected[i], rtol=0, atol=TOL)
 
@@ -194,14 +194,14 @@ def test_online_features_equal_the_reference_embedding(mert, tmp_path):
 
     ids = write_waves(tmp_path / "audio", reference(mert, "waves"))
     online = EncoderSource(FrozenEncoder.load(str(mert)), stride=325, segment_seconds=30.0)
-    adapter = AudioAdapter(64, 8, 4, stride=325, t=325)
+    pool = adapter(64, 8, 4, stride=325, t=325)
     expected = reference(mert, "musilingo_audio_embeds")
     for i, clip in enumerate(ids):
         segments = online.segments(str(tmp_path / "audio" / f"{clip}.wav"))
         assert len(segments) == 1
         seg = segments[0]
-        x, _ = adapter.pooled(torch.from_numpy(seg.features)[None],
-                              torch.from_numpy(seg.counts)[None])
+        x, _ = pool.pooled(torch.from_numpy(seg.features)[None],
+                           torch.from_numpy(seg.counts)[None])
         np.testing.assert_allclose(x[0].numpy(), expected[i], rtol=0, atol=TOL)
 
 

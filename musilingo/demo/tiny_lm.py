@@ -34,10 +34,9 @@ _WORDS = re.compile(r"\w+|[^\w\s]+")
 
 def _corpus(seed: int, clips: int):
     """(value words, question, target) triples from the synthetic set's own text generators."""
-    from ..evaluate.mcq import mcq_prompt, mcq_reply
+    from ..data.items import CAPTION_QUESTION, mcq_prompt, mcq_reply
     from ..synth.generate import plan_clips
     from ..synth.language import ATTRIBUTES, caption, mcq_questions, question_answers
-    from .prompts import CAPTION_QUESTION
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -76,7 +75,7 @@ def _tokenizer(rows):
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from .prompts import AUDIO_MARKER, TEMPLATES
+    from ..models.prompts import AUDIO_MARKER, TEMPLATES
 
     texts = []
     for t in TEMPLATES.values():
@@ -99,7 +98,7 @@ def _tokenizer(rows):
 
 def _examples(tok, rows):
     """(token ids with -1 at the audio slot, labels, description word ids) per row."""
-    from .prompts import get_template, tokenize_example
+    from ..models.prompts import get_template, tokenize_example
 
     template = get_template("instruct")
     out = []
@@ -153,7 +152,7 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
     whatever the encoder; 1200 steps fixed that, 2500 added little (benchmarks/README.md, Demo)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from .home import save_model
+    from ..models.home import save_model
 
     rows = _corpus(seed, clips=600)
     tok = _tokenizer(rows)
@@ -211,7 +210,7 @@ def build_tiny_lm(folder: Path, *, seed: int = 0, steps: int = 1200, batch: int 
 def tiny_lm_folder(seed: int = 0, *, progress: bool = True, log=None) -> Path:
     """The pre-trained tiny LM's folder, built on first use (a tqdm bar, or with progress=False
     a `log` line every 100 steps)."""
-    from .home import build_folder, models_home
+    from ..models.home import build_folder, models_home
 
     return build_folder(models_home() / "llms" / f"tiny-lm-v{TINY_LM_VERSION}-s{seed}",
                         lambda tmp: build_tiny_lm(tmp, seed=seed, progress=progress,
