@@ -33,6 +33,7 @@ def quick_demo(tmp_path_factory):
     return out, metrics, proc.stdout
 
 
+@pytest.mark.slow
 def test_quick_demo_writes_the_report(quick_demo):
     out, metrics, stdout = quick_demo
     report = out / "report"
@@ -52,6 +53,7 @@ def test_quick_demo_writes_the_report(quick_demo):
         assert qa[name] is not None, (name, qa.get("_missing"))
 
 
+@pytest.mark.slow
 def test_quick_demo_learns_and_listens(quick_demo):
     _, metrics, _ = quick_demo
     acc = {k: v["accuracy"]["mean"] for k, v in metrics["conditions"].items()}
@@ -71,6 +73,7 @@ def test_quick_demo_learns_and_listens(quick_demo):
     assert metrics["conditions"]["trained"]["mcq"]["answered_rate"] >= 0.8
 
 
+@pytest.mark.slow
 def test_quick_demo_rerun_reuses_finished_steps(quick_demo, tmp_path):
     out, metrics, _ = quick_demo
     env = dict(os.environ, HF_HUB_OFFLINE="1")

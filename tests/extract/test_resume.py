@@ -65,6 +65,7 @@ def interrupted_twice(real_folder, out, total):
     return after_int, FeatureCache.open(out).status_counts(), stamp
 
 
+@pytest.mark.slow
 def test_ctrl_c_and_kill9_then_resume(real_folder, ref_cache, tiny_encoder, tmp_path):
     total = FeatureCache.open(ref_cache).num_rows
     assert total == 12  # 6 shards of 2 rows
@@ -101,6 +102,7 @@ def folder_clips_as_cli(folder):
     return clip_list(read_dataset("folder", None, folder))
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(real_folder, ref_cache, tmp_path):
     out = tmp_path / "two.zarr"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

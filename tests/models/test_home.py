@@ -105,6 +105,7 @@ def _rank_builds_tiny_encoder(rank: int, home: str, port: int, queue) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_a_rank_above_zero_builds_a_complete_encoder_folder(tmp_path):
     """Under torch.distributed, transformers' save_pretrained writes weights on rank 0 only; the
     builder writes them itself, so the folder rank 1 publishes is complete and loads."""
