@@ -68,13 +68,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="steps per mode (the first 2 are warmup)")
     ap.add_argument("--micro", type=int, default=8, help="clips per step")
     ap.add_argument("--clips", type=int, default=16, help="distinct 30 s clips (cycled)")
+    ap.add_argument("--tokenizer", default="tiny-llama",
+                    help="LLM tokenizer: a preset or a folder of tokenizer files (the GPU "
+                         "session carries SmolLM2's in .devcarry/tokenizer)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
     from musilingo.models.encoders.hubert import TINY_SIZES
     from musilingo.models.llm import load_tokenizer
-    from musilingo.models.musilingo import AudioAdapter, MusiLingo
+    from musilingo.models.adapter_config import AdapterConfig
+    from musilingo.models.adapters import build_adapter
+    from musilingo.models.musilingo import MusiLingo
     from musilingo.models.prompts import get_template
     from musilingo.cache import FeatureCache
     from musilingo.features.sources import CacheSource, EncoderSource
@@ -98,15 +103,17 @@ def main() -> None:
         data = prepare(Path(tmp), encoder, clips=args.clips, seconds=seconds, batch_size=args.micro)
         results["extract_seconds_per_clip"] = data["extract_seconds"] / data["clips"]
         cached = CacheSource(FeatureCache.open(data["cache"]))
-        tok = load_tokenizer("tiny-llama")  # SmolLM2's tokenizer (offline)
+        tok = load_tokenizer(args.tokenizer)  # SmolLM2's (offline): the LLM itself is random
         t = time.perf_counter()
         llm = random_llm(llm_shape, tok, device=device, dtype=dtype)
         results["llm_params"] = sum(p.numel() for p in llm.parameters())
         results["llm_build_seconds"] = time.perf_counter() - t
         torch.manual_seed(0)
-        adapter = AudioAdapter(cached.dim, llm.config.hidden_size, cached.layers,
-                               stride=cached.stride, t=325).to(device)
-        model = MusiLingo(llm, tok, adapter, get_template("caption"), llm_name="random-llama")
+        adapter = build_adapter(AdapterConfig(
+            llm="random-llama", encoder_dim=cached.dim, llm_dim=llm.config.hidden_size,
+            num_layers=cached.layers, stride=cached.stride, t=325,
+            template=get_template("caption"))).to(device)
+        model = MusiLingo(llm, tok, adapter)
         engine = trainer_parts(model, precision=precision, micro=args.micro, steps=2 * args.steps)
         sources = {"cached": cached,
                    "online": EncoderSource(encoder, stride=cached.stride, segment_seconds=seconds,

