@@ -1,11 +1,13 @@
 """The demo's evaluation: does the trained adapter listen?
 
-Three conditions answer the same test questions and caption the same test clips:
+Four conditions answer the same test questions and caption the same test clips:
 - `untrained`: the adapter as the trainer saved it at step 0 (`max_steps=0`: same seed, same
   initialisation, same fitted normalisation);
 - `trained`: the stage-2 adapter;
 - `shuffled`: the trained adapter hearing another test clip's audio (a seeded derangement of
-  clips, musilingo.infer.items.shuffled_audio).
+  clips, musilingo.infer.items.shuffled_audio);
+- `text-only`: the trained model asked with no audio token at all (score/controls.py), what
+  its LLM answers from the question alone.
 
 Attribute accuracy (the answer names the right value and no other, `synth.answer_is_correct`)
 is the direct measure, for answers and for captions alike (every reference caption names all
@@ -17,10 +19,13 @@ when the audio is wrong, the known weakness docs/REFERENCE.md section 4 describe
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
-CONDITIONS = ("untrained", "trained", "shuffled")
+CONDITIONS = ("untrained", "trained", "shuffled", "text-only")
+TITLES = {"untrained": "untrained", "trained": "trained", "shuffled": "shuffled audio",
+          "text-only": "text only"}
 
 
 def evaluation_items(data: Path):
@@ -61,6 +66,18 @@ def mcq_accuracy(items, replies) -> dict:
             "chance": s["chance"], "per_kind": {k: sum(v) / len(v) for k, v in sorted(kinds.items())}}
 
 
+def heard(items, condition: str, seed: int):
+    """The items as a condition asks them: another clip's audio, none, or their own."""
+    from ..infer.items import shuffled_audio
+    from ..score.controls import TEXT_ONLY
+
+    if condition == "shuffled":
+        return shuffled_audio(items, seed=seed)
+    if condition == "text-only":
+        return [dataclasses.replace(it, audio_clip=TEXT_ONLY) for it in items]
+    return items
+
+
 def _accuracy(judged) -> dict:
     """(attribute, value, text) triples -> per-attribute share where the text names the value
     and no other one, and their mean."""
@@ -98,12 +115,14 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
     from ..cache import FeatureCache
     from ..synth import ATTRIBUTES, chance
     from ..infer.config import GenerationConfig
-    from ..infer.items import generate_for_items, shuffled_audio
-    from ..features.sources import CacheSource
+    from ..infer.items import generate_for_items
+    from ..features.sources import CacheSource, OverlaySource
     from ..runs.adapter_file import load_adapter, load_model
+    from ..score.controls import text_only_features
 
     model = load_model(run_dir).eval()
-    features = CacheSource(FeatureCache.open(cache))
+    cached = CacheSource(FeatureCache.open(cache))
+    features = OverlaySource(cached, text_only_features(cached.layers, cached.dim))
     questions, captions = evaluation_items(data)
     choices = mcq_items(data)
     answer_cfg = GenerationConfig(max_new_tokens=cfg.answer_tokens)
@@ -117,9 +136,8 @@ def evaluate_demo(cfg, data: Path, cache: Path, run_dir: Path, untrained_dir: Pa
     answers_of = {}
     for condition in conditions:
         model.adapter.load_state_dict(untrained_state if condition == "untrained" else trained_state)
-        q_items = shuffled_audio(questions, seed=cfg.seed) if condition == "shuffled" else questions
-        c_items = shuffled_audio(captions, seed=cfg.seed) if condition == "shuffled" else captions
-        m_items = shuffled_audio(choices, seed=cfg.seed) if condition == "shuffled" else choices
+        q_items, c_items, m_items = (heard(items, condition, cfg.seed)
+                                     for items in (questions, captions, choices))
         log(f"demo: generating {len(q_items)} answers, {len(c_items)} captions and "
             f"{len(m_items)} multiple-choice replies ({condition})")
         answers = generate_for_items(model, q_items, features, config=answer_cfg,

@@ -14,8 +14,9 @@ Steps, each the same code a user's real data goes through:
    with captioning and four-option questions mixed in, into a frozen LLM (by default tiny-lm,
    demo/tiny_lm.py);
 5. generate answers, captions and four-option replies for the test split with (a) the
-   untrained adapter, (b) the trained adapter and (c) the trained adapter hearing another
-   clip's audio (shuffled-audio control), score them, and measure attribute accuracy (the
+   untrained adapter, (b) the trained adapter, (c) the trained adapter hearing another
+   clip's audio (shuffled-audio control) and (d) the trained model with no audio token at all
+   (text-only control), score them, and measure attribute accuracy (the
    answer, or the caption, names the right value) and four-option accuracy (chance 0.25);
 6. write the report folder (demo/report.py).
 
@@ -173,14 +174,20 @@ def _record(run_dir: Path, metrics: dict, report: Path) -> None:
         "source": str(report), "items": metrics["n_questions"],
         "protocols": {"attribute accuracy": values}, "control": control})
     mcq, mcq_other = cond["trained"]["mcq"], cond["shuffled"]["mcq"]
+    control = [{"protocol": "muchomusic", "metric": k, "real": mcq[k],
+                "shuffled": mcq_other[k], "delta": mcq[k] - mcq_other[k]}
+               for k in ("accuracy", "answered_rate")]
+    if "text-only" in cond:  # the rows of controls other than shuffled audio name theirs
+        text = cond["text-only"]["mcq"]
+        control += [{"protocol": "muchomusic", "metric": k, "real": mcq[k], "control": "text-only",
+                     "text-only": text[k], "delta": mcq[k] - text[k]}
+                    for k in ("accuracy", "answered_rate")]
     record_evaluation(run_dir, {
         "dataset": "demo synthetic test split", "kind": "four-option questions",
         "source": str(report), "items": metrics["n_mcq"],
         "protocols": {"muchomusic": {"accuracy": mcq["accuracy"],
                                      "answered_rate": mcq["answered_rate"]}},
-        "control": [{"protocol": "muchomusic", "metric": k, "real": mcq[k],
-                     "shuffled": mcq_other[k], "delta": mcq[k] - mcq_other[k]}
-                    for k in ("accuracy", "answered_rate")]})
+        "control": control})
 
 
 def cache_stride(cfg: DemoConfig) -> int:
@@ -300,8 +307,8 @@ class Demo:
         from .report import write_report
 
         cfg = self.cfg
-        metrics = self.step(6, "evaluating untrained, trained and shuffled-audio adapters on the "
-                               "test split", "evaluate",
+        metrics = self.step(6, "evaluating untrained, trained, shuffled-audio and text-only "
+                               "conditions on the test split", "evaluate",
                             lambda: evaluate_demo(cfg, data, self.cache, stage2, untrained,
                                                   log=self.log))
         self.times["total"] = time.time() - self.t0

@@ -5,7 +5,7 @@
     report/summary.md       the headline tables in markdown
     report/loss.png         training loss per step, both stages
     report/accuracy.png     attribute accuracy per attribute, answers and captions: untrained,
-                            trained, shuffled, chance
+                            trained, shuffled, text only, chance
     report/samples.md       sample questions with the answers of each condition
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from ..runs.compare import loss_curve
-from .evaluation import CONDITIONS
+from .evaluation import CONDITIONS, TITLES
 
 HEADLINE = ("B-U", "METEOR", "ROUGE-L", "BERTScore-R")
 
@@ -51,23 +51,24 @@ def _plot_accuracy(metrics: dict, path: Path) -> None:
     attributes = list(metrics["chance"])
     x = np.arange(len(attributes))
     fig, axes = plt.subplots(1, 2, figsize=(14, 4), sharey=True)
-    width = 0.2
+    shown = [k for k in CONDITIONS if k in metrics["conditions"]]
+    width = 0.8 / (len(shown) + 1)
     for ax, kind, title in zip(axes, ("accuracy", "caption_accuracy"),
                                ("answers: the answer names the right value",
                                 "captions: the caption names the clip's value")):
-        for k, condition in enumerate(CONDITIONS):
-            per = metrics["conditions"][condition].get(kind, {}).get("per_attribute", {})
-            ax.bar(x + (k - 1.5) * width, [per.get(a, 0.0) for a in attributes], width,
-                   label=condition)
-        ax.bar(x + 1.5 * width, [metrics["chance"][a] for a in attributes], width,
-               label="chance", color="lightgrey")
+        for k, condition in enumerate(shown + ["chance"]):
+            per = ({a: metrics["chance"][a] for a in attributes} if condition == "chance" else
+                   metrics["conditions"][condition].get(kind, {}).get("per_attribute", {}))
+            ax.bar(x + (k - len(shown) / 2) * width, [per.get(a, 0.0) for a in attributes],
+                   width, label=TITLES.get(condition, condition),
+                   **({"color": "lightgrey"} if condition == "chance" else {}))
         ax.set_xticks(x)
         ax.set_xticklabels(attributes)
         ax.set_ylim(0, 1.15)  # room for the legend above the bars
         ax.set_yticks(np.linspace(0, 1, 6))
         ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("attribute accuracy on the test clips")
-    axes[0].legend(ncol=4, fontsize=8, loc="upper left")
+    axes[0].legend(ncol=len(shown) + 1, fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -77,14 +78,21 @@ def _fmt(v) -> str:
     return "missing" if v is None else f"{v:.3f}"
 
 
+def _header(first: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """A table header: the row label, `extra` columns, then one column per condition."""
+    columns = [first, *extra, *(TITLES[k] for k in CONDITIONS)]
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def _accuracy_rows(metrics: dict, kind: str) -> list[str]:
     c = metrics["conditions"]
     rows = []
     for a, ch in metrics["chance"].items():
-        row = [c[k].get(kind, {}).get("per_attribute", {}).get(a) for k in CONDITIONS]
+        row = [c[k].get(kind, {}).get("per_attribute", {}).get(a) if k in c else None
+               for k in CONDITIONS]
         rows.append(f"| {a} | {ch:.3f} | " + " | ".join(_fmt(v) for v in row) + " |")
-    rows.append(f"| **mean** | {metrics['mean_chance']:.3f} | "
-                + " | ".join(_fmt(c[k].get(kind, {}).get("mean")) for k in CONDITIONS) + " |")
+    rows.append(f"| **mean** | {metrics['mean_chance']:.3f} | " + " | ".join(
+        _fmt(c[k].get(kind, {}).get("mean") if k in c else None) for k in CONDITIONS) + " |")
     return rows
 
 
@@ -94,8 +102,7 @@ def _mcq_rows(metrics: dict) -> list[str]:
     if "mcq" not in c["trained"]:
         return []
     lines = [f"## Four-option questions ({metrics['n_mcq']}; MuChoMusic's prompt and reading "
-             "rule, chance 0.250)", "",
-             "| kind | untrained | trained | shuffled audio |", "|---|---|---|---|"]
+             "rule, chance 0.250)", "", *_header("kind")]
     for kind in c["trained"]["mcq"]["per_kind"]:
         lines.append(f"| {kind} | " + " | ".join(
             _fmt(c[k]["mcq"]["per_kind"].get(kind)) if k in c else "-" for k in CONDITIONS) + " |")
@@ -111,13 +118,12 @@ def summary_markdown(metrics: dict) -> str:
              f"{metrics['n_questions']} test questions and {metrics['n_captions']} test captions; "
              f"LLM `{metrics['config']['llm']}`, encoder `{metrics['config']['encoder']}`.", "",
              "## Attribute accuracy (the answer names the right value)", "",
-             "| attribute | chance | untrained | trained | shuffled audio |", "|---|---|---|---|---|"]
+             *_header("attribute", ("chance",))]
     lines += _accuracy_rows(metrics, "accuracy")
     lines += ["", f"Listening margin (trained - shuffled audio, mean accuracy): "
               f"**{metrics['listening_margin']:+.3f}**", "",
               "## Caption attribute accuracy (the caption names the clip's value, and no other)",
-              "", "| attribute | chance | untrained | trained | shuffled audio |",
-              "|---|---|---|---|---|"]
+              "", *_header("attribute", ("chance",))]
     lines += _accuracy_rows(metrics, "caption_accuracy")
     lines.append("")
     lines += _mcq_rows(metrics)
@@ -126,8 +132,9 @@ def summary_markdown(metrics: dict) -> str:
         lines += [f"## {title}: text metrics (musilingo protocol; BERTScore model `{bert}`)", "",
                   "| condition | " + " | ".join(HEADLINE) + " |",
                   "|---|" + "---|" * len(HEADLINE)]
-        for k in CONDITIONS:
-            lines.append(f"| {k} | " + " | ".join(_fmt(c[k][kind].get(m)) for m in HEADLINE) + " |")
+        for k in (k for k in CONDITIONS if k in c):
+            lines.append(f"| {TITLES[k]} | " + " | ".join(_fmt(c[k][kind].get(m))
+                                                           for m in HEADLINE) + " |")
         missing = c["trained"][kind].get("_missing") or {}
         for name, why in missing.items():
             lines.append(f"\n{name} missing: {why}")
@@ -141,7 +148,7 @@ def samples_markdown(metrics: dict) -> str:
     lines = ["# Sample questions and answers", ""]
     for s in metrics["samples"]:
         lines += [f"**{s['clip']}**: {s['question']}", f"- reference: {s['reference']}"]
-        lines += [f"- {k}: {s[k]}" for k in CONDITIONS]
+        lines += [f"- {TITLES[k]}: {s[k]}" for k in CONDITIONS if k in s]
         lines.append("")
     return "\n".join(lines)
 

@@ -45,6 +45,9 @@ def variants() -> dict[str, tuple[dict, dict]]:
     return {**{kind: ({"adapter": kind}, {}) for kind in ADAPTERS}, **OTHER_VARIANTS}
 
 
+CONTROLLED = ("trained", "shuffled", "text-only")  # the conditions each variant is scored in
+
+
 def parse_variants(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     known = variants()
@@ -85,14 +88,14 @@ def run_variants(cfg, names: list[str], data: Path, cache: Path, runs: Path, log
                                         "final_loss": result.final_loss}))
         t = time.time()
         metrics = evaluate_demo(vcfg, data, cache, run_dir, None, log=log,
-                                conditions=("trained", "shuffled"))
+                                conditions=CONTROLLED)
         cond = metrics["conditions"]
         rows[name] = {
             "llm": vcfg.llm, "steps": vcfg.instruct_steps, "train_seconds": seconds,
             "evaluate_seconds": time.time() - t, **train_over,
             "answers": {c: cond[c]["accuracy"]["mean"] for c in ("trained", "shuffled")},
             "captions": {c: cond[c]["caption_accuracy"]["mean"] for c in ("trained", "shuffled")},
-            "mcq": {c: cond[c]["mcq"]["accuracy"] for c in ("trained", "shuffled")},
+            "mcq": {c: cond[c]["mcq"]["accuracy"] for c in CONTROLLED},
             "mcq_answered": cond["trained"]["mcq"]["answered_rate"],
             "mcq_chance": cond["trained"]["mcq"]["chance"],
             "chance": metrics["mean_chance"], "distinct_answers": metrics["distinct_answers"]}
@@ -108,14 +111,15 @@ def variants_markdown(rows: dict, extract_seconds: float) -> str:
              f"{first['mcq_chance']:.2f}; MuChoMusic's reading rule), "
              "the trained adapter vs the same adapter hearing another clip's audio.", "",
              "| variant | LLM | answers trained | answers shuffled | captions trained | "
-             "captions shuffled | MCQ trained | MCQ shuffled | MCQ answered | distinct answers "
-             "| train s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "captions shuffled | MCQ trained | MCQ shuffled | MCQ text only | MCQ answered | "
+             "distinct answers | train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['llm']} | {r['answers']['trained']:.3f} | "
                      f"{r['answers']['shuffled']:.3f} | {r['captions']['trained']:.3f} | "
                      f"{r['captions']['shuffled']:.3f} | {r['mcq']['trained']:.3f} | "
-                     f"{r['mcq']['shuffled']:.3f} | {r['mcq_answered']:.3f} | "
+                     f"{r['mcq']['shuffled']:.3f} | {r['mcq']['text-only']:.3f} | "
+                     f"{r['mcq_answered']:.3f} | "
                      f"{r['distinct_answers']:.3f} | "
                      f"{r['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"

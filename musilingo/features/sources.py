@@ -292,8 +292,8 @@ class DictSource:
 
 
 class OverlaySource:
-    """`base` plus a few clips held in memory under their own keys (the silence and noise
-    controls of `score --run`: one probe clip every item can hear)."""
+    """`base` plus a few clips held in memory under their own keys (the silence, noise and
+    text-only controls of `score --run`: one probe clip every item can hear)."""
 
     def __init__(self, base, extra: dict):
         self.base, self.extra = base, dict(extra)

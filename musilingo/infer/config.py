@@ -26,8 +26,9 @@ from ..errors import UserError
 from ..options import check_choices, help_of, option as _opt
 from ..vocabulary import DEVICE_HELP, check_positive, dtype_name, resolve_device
 
-# Grounding controls of `score --run`: every item again hearing another clip, silence, or noise.
-CONTROLS = ("shuffled-audio", "silence", "noise")
+# Grounding controls of `score --run`: every item again hearing another clip, silence, noise, or
+# no audio at all.
+CONTROLS = ("shuffled-audio", "silence", "noise", "text-only")
 
 
 def part(cfg, cls):

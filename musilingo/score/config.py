@@ -47,9 +47,10 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
                                         "beside the annotations)")
     control: str | None = _opt(None, "generation mode: comma list of shuffled-audio (every item "
                                      "hears another clip's audio), silence and noise (every item "
-                                     "hears the same silent or white-noise clip); each "
-                                     "generates again and reports the score deltas (does the "
-                                     "model listen?)")
+                                     "hears the same silent or white-noise clip) and text-only "
+                                     "(no audio tokens: the question alone); each generates "
+                                     "again and reports the score deltas (does the model "
+                                     "listen?)")
     control_seed: int = _opt(0, "seed of the shuffled-audio derangement")
     options_seed: int = _opt(0, "multiple choice (muchomusic): seed of each question's option "
                                 "order, recorded with the scores")

@@ -2,11 +2,14 @@
 
     rows = control_table(real, shuffled, "shuffled-audio")    # metric: real, control, delta
     probe = probe_features(predictor, run, "silence", out, seed, log)   # {key: segments}
+    blank = text_only_features(layers, dim)                    # {key: [no audio tokens]}
     distinct_fraction(items, predictions)                      # 1.0: each clip its own answer
 
 A model that listens loses score when it hears another clip (shuffled audio), silence or noise,
-and writes different text for different clips; a delta near 0, or the same text for every clip,
-means the score comes from the language prior (docs/REFERENCE.md sections 4 and 10).
+or nothing at all (text only: the question with no audio tokens, "Are you really listening?"'s
+text-only baseline), and writes different text for different clips; a delta near 0, or the same
+text for every clip, means the score comes from the language prior (docs/REFERENCE.md sections
+4 and 10).
 """
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ CONTROL_TITLES = {
                        "derangement of clips)."),
     "silence": ("silence", "Every item again hearing the same silent clip."),
     "noise": ("noise", "Every item again hearing the same white-noise clip (seeded)."),
+    "text-only": ("text only", "Every item again with no audio tokens at all: the question "
+                  "alone, what the LLM answers from the text."),
 }
+TEXT_ONLY = "__text-only__"  # the key of the clip without audio every item hears
 PROBE_SECONDS = 10.0  # the silence and noise clips: the length of a MusicCaps clip
 
 
@@ -70,6 +76,15 @@ def probe_features(p, folder: Path, control: str, out: Path, seed: int, log) -> 
     sf.write(path, wave, rate, subtype="FLOAT")
     log(f"{control} control: every item hears {path} ({PROBE_SECONDS:g} s)")
     return {f"__{control}__": list(source.segments(str(path)))}
+
+
+def text_only_features(layers: int, dim: int) -> dict:
+    """{key: segments} of the clip the text-only control hears: one segment with no windows, so
+    the prompt keeps its layout and gets no audio token."""
+    from ..features import PooledSegment
+
+    empty = PooledSegment(np.zeros((layers, 0, dim), np.float32), np.zeros(0, np.int32), 0.0, 0.0)
+    return {TEXT_ONLY: [empty]}
 
 
 def distinct_fraction(items: list[Item], predictions: list[str]) -> float:

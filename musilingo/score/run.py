@@ -24,9 +24,9 @@
    to `<out>/scores.json|md`. The predictions file is also a valid `musilingo score
    --predictions` input.
 6. Record: the scores and controls go into the run folder's evaluations.json (runs/card.py).
-5. `--control shuffled-audio,silence,noise` (any of them): the same items again, each hearing
-   another clip (a seeded derangement of clips, see items.py), the same silent clip, or the same
-   white-noise clip, into `<out>/<control>/`; `<out>/control.md|json` give every metric real,
+5. `--control shuffled-audio,silence,noise,text-only` (any of them): the same items again, each
+   hearing another clip (a seeded derangement of clips, see items.py), the same silent clip, the
+   same white-noise clip, or no audio token at all, into `<out>/<control>/`; `<out>/control.md|json` give every metric real,
    under each control, and the delta (real - control). A model that listens loses
    score when it hears the wrong audio; a delta near 0 means the text scores come from the
    language prior.
@@ -49,7 +49,7 @@ from ..files import atomic_write
 from ..infer.config import GenerationConfig, part
 from ..infer.items import Item, derangement, generate_for_items, shuffled_audio
 from .controls import (CONTROL_TITLES, MIN_DISTINCT, control_table, distinct_fraction,
-                       probe_features)
+                       probe_features, text_only_features)
 
 DATASETS = TEST_SETS  # score-mode name -> (reader name, kind)
 PREDICTIONS = "predictions.jsonl"
@@ -291,8 +291,10 @@ class ScoreRun:
         if name == "shuffled-audio":
             heard, source = shuffled_audio(items, seed=cfg.control_seed), self.source
         else:
-            probe = probe_features(self.predictor, self.folder, name, self.out,
-                                   cfg.control_seed, self.log)
+            probe = (text_only_features(self.source.layers, self.source.dim)
+                     if name == "text-only" else
+                     probe_features(self.predictor, self.folder, name, self.out,
+                                    cfg.control_seed, self.log))
             heard = [replace(it, audio_clip=next(iter(probe))) for it in items]
             source = OverlaySource(self.source, probe)
         title = CONTROL_TITLES[name][0]

@@ -46,7 +46,9 @@ def test_quick_demo_writes_the_report(quick_demo):
     # the LLM's first-use build is a step of its own, timed in the report
     assert "demo: 3/6 preparing the LLM tiny-lm" in stdout and "llm" in metrics["seconds"]
     assert "llm " in (report / "summary.md").read_text().split("## Time (seconds)")[1]
-    assert set(metrics["conditions"]) == {"untrained", "trained", "shuffled"}
+    assert set(metrics["conditions"]) == {"untrained", "trained", "shuffled", "text-only"}
+    assert "| attribute | chance | untrained | trained | shuffled audio | text only |" in \
+        (report / "summary.md").read_text()
     # every metric of the protocol ran (or says why not): nothing silently dropped
     qa = metrics["conditions"]["trained"]["qa_metrics"]
     for name in ("B-U", "ROUGE-L", "BERTScore-R"):
@@ -70,6 +72,7 @@ def test_quick_demo_learns_and_listens(quick_demo):
     assert metrics["n_mcq"] == 24 * 4
     assert mcq["trained"] >= 0.25 + MIN_MARGIN_OVER_CHANCE, mcq
     assert mcq["trained"] >= mcq["shuffled"] + MIN_MARGIN_OVER_SHUFFLED, mcq
+    assert mcq["trained"] >= mcq["text-only"] + MIN_MARGIN_OVER_SHUFFLED, mcq   # no audio at all
     assert metrics["conditions"]["trained"]["mcq"]["answered_rate"] >= 0.8
 
 

@@ -22,7 +22,7 @@ def test_variants_train_from_one_cache_and_report_side_by_side(tmp_path, capsys)
     for row in rows.values():
         assert set(row["answers"]) == {"trained", "shuffled"} and 0 <= row["chance"] <= 1
         assert row["train_seconds"] > 0 and 0 < row["distinct_answers"] <= 1
-        assert set(row["mcq"]) == {"trained", "shuffled"} and row["mcq_chance"] == 0.25
+        assert set(row["mcq"]) == {"trained", "shuffled", "text-only"} and row["mcq_chance"] == 0.25
         assert 0 <= row["mcq_answered"] <= 1
     # one extraction for all of them, and each run folder says which recipe it is
     assert len(list((out / "cache.zarr").glob("zarr.json"))) == 1

@@ -12,7 +12,7 @@ from tests.helpers.runs import CLIPS, MAX_NEW
 from musilingo.errors import UserError
 from musilingo.infer import GenerationConfig
 from musilingo.score import run as ed
-from musilingo.score.controls import distinct_fraction
+from musilingo.score.controls import CONTROL_TITLES, distinct_fraction
 from musilingo.infer.items import Item, derangement, shuffled_audio
 
 GEN = GenerationConfig(max_new_tokens=MAX_NEW)
@@ -57,8 +57,8 @@ def test_generate_score_and_shuffled_control(run_dir, musiccaps, audio_dir, tmp_
     out = tmp_path / "eval"
     logs: list[str] = []
     result = score(run=run_dir, dataset="musiccaps", annotations=musiccaps,
-                                audio_root=audio_dir / "clips", out=out,
-                                control="shuffled-audio", log=logs.append)
+                   audio_root=audio_dir / "clips", out=out,
+                   control="shuffled-audio", log=logs.append)
     assert any("4 test items over 4 clips; 1 skipped" in m for m in logs)
     real = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in real) == [f"{c}:0" for c in CLIPS]
@@ -78,8 +78,8 @@ def test_generate_score_and_shuffled_control(run_dir, musiccaps, audio_dir, tmp_
     assert (out / "shuffled-audio" / "scores.json").is_file()
     # The same run again generates nothing and gives the same scores.
     again = score(run=run_dir, dataset="musiccaps", annotations=musiccaps,
-                               audio_root=audio_dir / "clips", out=out,
-                               control="shuffled-audio")
+                  audio_root=audio_dir / "clips", out=out,
+                  control="shuffled-audio")
     assert again["control"] == result["control"]
 
 
@@ -128,7 +128,7 @@ def test_question_answer_items_from_a_cache(run_dir, cache_dir, tmp_path, monkey
         ed.dataset_items("musicinstruct", path, has_question=False)
     out = tmp_path / "eval"
     score(run=run_dir, dataset="musicinstruct", annotations=path,
-                       cache=cache_dir, out=out)
+          cache=cache_dir, out=out)
     rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == ["yt_a:0", "yt_a:1", "yt_b:0"]
 
@@ -141,7 +141,7 @@ def test_one_generation_per_clip_and_question(run_dir, audio_dir, tmp_path, monk
     calls = _count_generated(monkeypatch)
     out = tmp_path / "eval"
     score(run=run_dir, dataset="songdescriber", annotations=path,
-                       audio_root=audio_dir / "clips", out=out)
+          audio_root=audio_dir / "clips", out=out)
     assert calls == [2]
     rows = {json.loads(x)["id"]: json.loads(x) for x in
             (out / "predictions.jsonl").read_text().splitlines()}
@@ -218,7 +218,7 @@ def test_max_items_counts_clips_with_the_control_and_checks_it_first(run_dir, au
     args = dict(run=run_dir, dataset="musicqa", annotations=path, audio_root=audio_dir / "clips",
                 control="shuffled-audio")
     result = score(**args, out=tmp_path / "two", max_items=2,
-                                log=logs.append)
+                   log=logs.append)
     assert result["real"]["reports"][0]["n_items"] == 6
     assert any("--max-items 2: the first 2 clips (6 items; with --control, --max-items counts "
                "clips)" in m for m in logs)
@@ -233,8 +233,8 @@ def test_empty_generations_are_counted_and_reported(run_dir, musiccaps, audio_di
     monkeypatch.setattr(ed, "generate_pass", lambda model, items, *a, **k: [" "] * len(items))
     logs: list[str] = []
     result = score(run=run_dir, dataset="musiccaps", annotations=musiccaps,
-                                audio_root=audio_dir / "clips", out=tmp_path / "e",
-                                log=logs.append)
+                   audio_root=audio_dir / "clips", out=tmp_path / "e",
+                   log=logs.append)
     assert result["real"]["empty_predictions"] == 4
     assert "4 of 4 predictions are empty" in result["markdown"]
     assert any("warning: 4 of 4 generations for musiccaps are empty" in m for m in logs)
@@ -275,8 +275,8 @@ def test_multiple_choice_items_scores_and_control(run_dir, audio_dir, tmp_path):
 
     out = tmp_path / "mcq"
     result = score(run=run_dir, dataset="muchomusic", annotations=path,
-                                audio_root=audio_dir / "clips", out=out,
-                                control="shuffled-audio", options_seed=5)
+                   audio_root=audio_dir / "clips", out=out,
+                   control="shuffled-audio", options_seed=5)
     real = result["real"]
     assert real["reports"][0]["protocol"] == "muchomusic"
     preds = [json.loads(x)["prediction"] for x in (out / "predictions.jsonl").read_text()
@@ -313,28 +313,39 @@ def test_distinct_generations_measure_whether_answers_depend_on_the_audio():
     assert distinct_fraction(items, ["x", "x", "y", "y"] + list("efgh")) == 6 / 8
 
 
-def test_silence_and_noise_controls_from_a_cache(run_dir, cache_dir, tmp_path):
+def test_silence_noise_and_text_only_controls_from_a_cache(run_dir, cache_dir, tmp_path):
     """Every item hears one silent (or noise) clip, encoded by the run's encoder even when the
-    features come from a cache; each control gets its table and its delta rows."""
+    features come from a cache, or no audio token at all (text only); each control gets its
+    table and its delta rows."""
     qa = [{"audio_name": f"{c}.wav", "conversation": [{"from": "human", "value": "What plays?"},
                                                        {"from": "gpt", "value": "A piano."}]}
           for c in CLIPS]
     path = tmp_path / "EvalMusicQA.json"
     path.write_text(json.dumps(qa))
     out = tmp_path / "controls"
-    result = score(run=run_dir, dataset="musicqa", annotations=path,
-                                cache=cache_dir, out=out, control="silence,noise,shuffled-audio")
+    result = score(run=run_dir, dataset="musicqa", annotations=path, cache=cache_dir, out=out,
+                   control="silence,noise,shuffled-audio,text-only")
     assert {r.get("control", "shuffled-audio") for r in result["control"]} == \
-        {"silence", "noise", "shuffled-audio"}
-    for name in ("silence", "noise"):
+        {"silence", "noise", "shuffled-audio", "text-only"}
+    for name in ("silence", "noise", "text-only"):
         rows = [json.loads(x) for x in (out / f"predictions.{name}.jsonl").read_text()
                 .splitlines()]
         assert {r["audio_clip"] for r in rows} == {f"__{name}__"} and len(rows) == 4
         assert (out / name / "scores.json").is_file()
-        assert f"## Grounding control: {name}" in (out / "control.md").read_text()
-    silent = [json.loads(x)["prediction"] for x in
-              (out / "predictions.silence.jsonl").read_text().splitlines()]
-    assert len(set(silent)) == 1                 # one question, one heard clip: one answer
+        title = CONTROL_TITLES[name][0]
+        assert f"## Grounding control: {title}" in (out / "control.md").read_text()
+    for name in ("silence", "text-only"):       # one question, one heard clip: one answer
+        heard = [json.loads(x)["prediction"] for x in
+                 (out / f"predictions.{name}.jsonl").read_text().splitlines()]
+        assert len(set(heard)) == 1
+    # The text-only clip gives the prompt no audio token at all.
+    from musilingo.features import join_segments
+    from musilingo.infer.generation import audio_tokens
+    from musilingo.score.controls import TEXT_ONLY, text_only_features
+
+    (segment,) = text_only_features(3, 128)[TEXT_ONLY]
+    features, counts, _ = join_segments([segment], 5)
+    assert features.shape == (3, 0, 128) and audio_tokens(counts, 5) == 0
     with pytest.raises(UserError, match="'loud' is not one of"):
         from musilingo.score.config import ScoreConfig
 
