@@ -336,6 +336,8 @@ def field_options(cls, skip=()):
                 continue
             flag = "--" + f.name.replace("_", "-")
             kind, allowed = field_type(cls, f.name)
+            if kind in (list, dict):  # structured values: KEY=VALUE (dotted keys) only
+                continue
             helptext = help_of(cls, f.name)
             default = f.default if f.default is not dataclasses.MISSING else None
             if default not in (None, "", False):  # flags default to None = "not given"

@@ -5,6 +5,7 @@ generated music.
     musilingo demo --quick                  # the CI-sized run: fewer clips, one stage
     musilingo demo --config smollm2         # the real SmolLM2-135M as the frozen LLM
     musilingo demo instruct_steps=300 n_train=160
+    musilingo demo --config smollm2 train.lora_rank=16 train.dtype=bf16   # any TrainConfig key
 
 Configured like every verb (musilingo/options.py): each DemoConfig field is a flag and a
 key=value argument; --quick starts from the quick preset instead of the full defaults.
@@ -22,9 +23,11 @@ from .recipe import DemoConfig
 def demo(recipe, overrides, **flags):
     """Generate music with known attributes, extract, pre-train, instruction-tune, score.
 
-    Prints attribute accuracy for the untrained adapter, the trained adapter and the trained
-    adapter hearing shuffled audio, and writes a report folder (metrics.json, summary.md,
-    loss.png, accuracy.png, samples.md). Re-running reuses finished steps.
+    Prints attribute accuracy for the untrained adapter, the trained adapter, the trained
+    adapter hearing shuffled audio and the trained model with no audio (text only), and writes
+    a report folder (metrics.json, summary.md, loss.png, accuracy.png, samples.md). Re-running
+    reuses finished steps. KEY=VALUE overrides any option; train.KEY=VALUE any `musilingo
+    train` key for both stages and every variant (train.dtype=bf16, train.lora_rank=8).
     """
     from .recipe import run_demo
 

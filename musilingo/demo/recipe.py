@@ -74,6 +74,9 @@ class DemoConfig:
                              "instead of the two-stage demo: an adapter kind (" +
                              ", ".join(adapter_kinds()) + "), lora or smollm2-chat-lora "
                              "(demo/variants.py)")
+    train: dict = _opt({}, "TrainConfig keys for both stages and every variant, after the "
+                           "demo's own (e.g. train.dtype=bf16 train.lora_rank=8 "
+                           "train.prompt=chat)")
     progress: bool = _opt(True, "draw progress bars")
 
     @classmethod
@@ -120,6 +123,7 @@ def _train_config(cfg: DemoConfig, stage: str, data: Path, cache: Path, run_dir:
         lr=lr, min_lr=lr / 10, warmup_lr=lr / 100, seed=cfg.seed, t=cfg.t,
         init_adapter=str(init_adapter) if init_adapter else None, out=str(run_dir),
         save_every=max(50, steps), progress=cfg.progress)
+    recipe.update(cfg.train)
     return TrainConfig.from_dict(recipe)
 
 
@@ -206,6 +210,11 @@ def cache_stride(cfg: DemoConfig) -> int:
         from .variants import parse_variants
 
         parse_variants(cfg.variants)
+    if cfg.train:  # so do misspelt training keys
+        from ..options import from_dict
+        from ..train.config import TrainConfig
+
+        from_dict(TrainConfig, dict(cfg.train), "demo", "train")
     return stride // cfg.sub_windows
 
 

@@ -70,7 +70,8 @@ def chat_example(model, turns: list[tuple[str, str | None]]) -> TokenizedExample
     if not turns or turns[-1][1] is not None:
         raise ValueError("the last turn must be an unanswered question")
     if template.is_chat:  # the LLM's own chat template renders the conversation
-        return tokenize_prompt(model.tokenizer, *_chat_turns(model.tokenizer, turns),
+        return tokenize_prompt(model.tokenizer,
+                               *_chat_turns(model.tokenizer, turns, template.system),
                                bos=template.bos, chat=True)[0]
     before, after = render(template, turns[0][0])
     for (_, answer), (question, _) in zip(turns[:-1], turns[1:]):
@@ -78,10 +79,12 @@ def chat_example(model, turns: list[tuple[str, str | None]]) -> TokenizedExample
     return tokenize_prompt(model.tokenizer, before, after)[0]  # the training layout exactly
 
 
-def _chat_turns(tokenizer, turns: list[tuple[str, str | None]]) -> tuple[str, str]:
-    """The text before and after the audio of a conversation in the tokenizer's chat template;
-    the audio opens the first user turn, as in training (models/prompts.py, chat_template)."""
-    text = tokenizer.apply_chat_template(chat_messages(turns), tokenize=False,
+def _chat_turns(tokenizer, turns: list[tuple[str, str | None]],
+                system: str | None = None) -> tuple[str, str]:
+    """The text before and after the audio of a conversation in the tokenizer's chat template,
+    with the run's system turn; the audio opens the first user turn, as in training
+    (models/prompts.py, chat_template)."""
+    text = tokenizer.apply_chat_template(chat_messages(turns, system), tokenize=False,
                                          add_generation_prompt=True)
     before, after = text.split(AUDIO_MARKER)
     return before, after

@@ -48,18 +48,27 @@ class PromptTemplate:
     max_target_tokens: int
     bos: bool = True
     """Put the tokenizer's BOS in front (False for chat templates, which render their own)."""
+    system: str | None = None
+    """Chat templates: the system turn rendered in front ("" an empty one); None: the
+    template's own default (SmolLM2's names itself in 21 tokens of every example)."""
 
     @property
     def has_question(self) -> bool:
         return "{question}" in self.text
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The template as the run folder keeps it (no `system` key unless one was chosen, so
+        templates without one read and write as before)."""
+        out = asdict(self)
+        if out["system"] is None:
+            out.pop("system")
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "PromptTemplate":
         return cls(name=d["name"], text=d["text"], end=d["end"],
-                   max_target_tokens=int(d["max_target_tokens"]), bos=bool(d.get("bos", True)))
+                   max_target_tokens=int(d["max_target_tokens"]), bos=bool(d.get("bos", True)),
+                   system=d.get("system"))
 
     @property
     def is_chat(self) -> bool:
@@ -77,17 +86,20 @@ Prompt = Literal["vicuna", "chat"]  # the paper's layout above, or the LLM token
 
 
 def stage_template(tokenizer, stage: str, prompt: str = "vicuna",
-                   max_target_tokens: int | None = None) -> PromptTemplate:
-    """The template a training stage uses under `prompt` (vicuna or chat)."""
+                   max_target_tokens: int | None = None,
+                   system: str | None = None) -> PromptTemplate:
+    """The template a training stage uses under `prompt` (vicuna or chat; `system`: the chat
+    template's system turn, None for its default)."""
     if prompt == "chat":
-        return chat_template(tokenizer, stage, max_target_tokens)
+        return chat_template(tokenizer, stage, max_target_tokens, system)
     return get_template(STAGE_TEMPLATES[stage], max_target_tokens)
 
 
-def chat_messages(turns: list[tuple[str, str | None]]) -> list[dict]:
-    """A conversation [(question, answer or None), ...] as chat-template messages; the audio
-    opens the first user turn (training renders one turn, chat renders them all)."""
-    messages = []
+def chat_messages(turns: list[tuple[str, str | None]], system: str | None = None) -> list[dict]:
+    """A conversation [(question, answer or None), ...] as chat-template messages, after the
+    `system` turn when one is given; the audio opens the first user turn (training renders one
+    turn, chat renders them all)."""
+    messages = [] if system is None else [{"role": "system", "content": system}]
     for i, (question, answer) in enumerate(turns):
         messages.append({"role": "user",
                          "content": f"{AUDIO_MARKER} {question}" if i == 0 else question})
@@ -96,7 +108,8 @@ def chat_messages(turns: list[tuple[str, str | None]]) -> list[dict]:
     return messages
 
 
-def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None) -> PromptTemplate:
+def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None,
+                  system: str | None = None) -> PromptTemplate:
     """The LLM tokenizer's own chat template as a PromptTemplate: one user turn holding the audio
     and the question (stage 1: the caption question, fixed), the assistant's answer, and the
     template's end-of-turn text as the end symbol. Rendered once, stored in the run folder."""
@@ -108,9 +121,10 @@ def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None) -
     question = "{question}" if stage == "instruct" else CAPTION_QUESTION
     probe = "MusilingoAnswerProbe"  # letters only: templates strip() message content
     try:
-        prompt = tokenizer.apply_chat_template(chat_messages([(question, None)]), tokenize=False,
-                                               add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(chat_messages([(question, probe)]), tokenize=False)
+        prompt = tokenizer.apply_chat_template(chat_messages([(question, None)], system),
+                                               tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(chat_messages([(question, probe)], system),
+                                             tokenize=False)
     except Exception as exc:  # a template that needs other roles or raises on its own
         raise UserError(f"prompt=chat: the tokenizer's chat template cannot render a user turn "
                         f"and an answer ({type(exc).__name__}: {str(exc)[:120]}); use "
@@ -127,7 +141,7 @@ def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None) -
                         "(no end-of-turn text to stop on); use prompt=vicuna")
     limit = max_target_tokens or TEMPLATES[STAGE_TEMPLATES[stage]].max_target_tokens
     name = "chat-instruct" if stage == "instruct" else "chat-caption"
-    return PromptTemplate(name, prompt, end, int(limit), bos=False)
+    return PromptTemplate(name, prompt, end, int(limit), bos=False, system=system)
 
 
 def get_template(name: str, max_target_tokens: int | None = None) -> PromptTemplate:

@@ -211,7 +211,7 @@ def run_template(cfg):
     LLM tokenizer's own (so a missing or broken one fails here, early)."""
     if cfg.prompt == "chat":
         tokenizer = load_tokenizer(cfg.llm, trust_remote_code=cfg.trust_remote_code)
-        return stage_template(tokenizer, cfg.stage, "chat", cfg.max_text_tokens)
+        return stage_template(tokenizer, cfg.stage, "chat", cfg.max_text_tokens, cfg.system())
     return stage_template(None, cfg.stage, "vicuna", cfg.max_text_tokens)
 
 

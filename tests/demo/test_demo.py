@@ -120,3 +120,18 @@ def test_sub_windows_that_do_not_divide_the_stride_fail_before_any_work(tmp_path
     with pytest.raises(UserError, match="sub_windows=7 does not divide the stride 325"):
         run_demo(DemoConfig(out=str(tmp_path / "d"), sub_windows=7), log=lambda *_: None)
     assert not (tmp_path / "d").exists()
+
+
+def test_train_keys_reach_both_stages_and_a_misspelt_one_fails_before_any_work(tmp_path):
+    from musilingo.demo.recipe import DemoConfig, _train_config, run_demo
+    from musilingo.errors import UserError
+
+    cfg = DemoConfig(out=str(tmp_path / "d"), train={"dtype": "bf16", "lora_rank": 4,
+                                                     "prompt": "chat", "system_prompt": "none"})
+    for stage in ("pretrain", "instruct"):
+        t = _train_config(cfg, stage, tmp_path, tmp_path / "c.zarr", tmp_path / "r", None)
+        assert (t.dtype, t.lora_rank, t.prompt, t.system()) == ("bf16", 4, "chat", "")
+        assert t.max_steps == (cfg.pretrain_steps if stage == "pretrain" else cfg.instruct_steps)
+    with pytest.raises(UserError, match="unknown train key\\(s\\) lora_rnak"):
+        run_demo(DemoConfig(out=str(tmp_path / "e"), train={"lora_rnak": 4}), log=lambda *_: None)
+    assert not (tmp_path / "e").exists()

@@ -128,6 +128,27 @@ def test_chat_template_layout_id_by_id_with_smollm2(tok):
     assert PromptTemplate.from_dict(old).bos is True
 
 
+def test_an_empty_system_turn_saves_the_default_prompt_and_chat_keeps_it(tok):
+    """system_prompt=none: an empty system turn instead of SmolLM2's 21-token default, in the
+    rendered template (saved with the run) and in every later turn of a chat."""
+    from types import SimpleNamespace
+
+    from musilingo.infer.generation import chat_example, prompt_example
+    from musilingo.models.prompts import PromptTemplate, chat_template
+
+    default = tokenize_example(tok, chat_template(tok, "instruct"), "What plays?", "A piano.")
+    t = chat_template(tok, "instruct", system="")
+    lean = tokenize_example(tok, t, "What plays?", "A piano.")
+    assert t.system == "" and t.text.startswith("<|im_start|>system\n<|im_end|>\n<|im_start|>user")
+    assert len(default.before) - len(lean.before) == 16
+    assert (lean.after, lean.target) == (default.after, default.target)
+    assert PromptTemplate.from_dict(t.to_dict()) == t
+    model = SimpleNamespace(template=t, tokenizer=tok)
+    assert chat_example(model, [("What plays?", None)]) == prompt_example(model, "What plays?")
+    two = chat_example(model, [("What plays?", "A piano."), ("And the tempo?", None)])
+    assert "You are a helpful" not in tok.decode(two.before)
+
+
 def test_the_paper_layout_is_unchanged_by_the_prompt_setting(tok):
     from musilingo.models.prompts import stage_template
 
