@@ -75,6 +75,8 @@ class TrainConfig:
                              "matrices train with the adapter and are saved in PEFT's format")
     lora_alpha: float = _opt(16.0, "LoRA scaling numerator (the update is scaled by alpha/rank)")
     lora_dropout: float = _opt(0.0, "LoRA dropout on the LoRA branch's input")
+    lora_lr: float | None = _opt(None, "peak learning rate of the LoRA matrices (default: lr; "
+                                       "the schedule's shape is shared)")
     lora_targets: str = _opt("q_proj,v_proj", "comma list of the LLM's Linear layer names that "
                                               "get LoRA (Llama family: q_proj, k_proj, v_proj, "
                                               "o_proj, gate_proj, up_proj, down_proj)")
@@ -187,7 +189,8 @@ class TrainConfig:
         if self.lora_rank < 0:
             raise UserError(f"lora_rank={self.lora_rank}: use a rank >= 0 (0: no LoRA)")
         self.lora()  # its own rules (models/adapter_config.py LoraConfig)
-        if self.lr <= 0 or self.min_lr < 0 or self.warmup_lr < 0:
+        if self.lr <= 0 or self.min_lr < 0 or self.warmup_lr < 0 or \
+                (self.lora_lr is not None and self.lora_lr <= 0):
             raise UserError("learning rates must be positive")
         self.dtype = dtype_name(self.dtype, "dtype")
         self.encoder_dtype = dtype_name(self.encoder_dtype, "encoder_dtype")

@@ -126,24 +126,32 @@ def lr_at(step: int, *, lr: float, min_lr: float, warmup_lr: float, warmup_steps
     return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * step / max(total_steps, 1)))
 
 
-def param_groups(adapter: torch.nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(adapter: torch.nn.Module, weight_decay: float,
+                 lora_lr: float | None = None) -> list[dict]:
     """The trainable parameters of `adapter` (a module: the adapter, or the whole model with its
-    LoRA matrices); decay matrices only: biases and 1-d parameters (layer weights) are not."""
-    decay, no_decay = [], []
+    LoRA matrices); decay matrices only: biases and 1-d parameters (layer weights) are not.
+    With `lora_lr`, the LoRA matrices form groups of their own at that peak learning rate."""
+    groups = {}
     for name, p in adapter.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or name.endswith("bias") else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+        lora = lora_lr is not None and "lora_" in name
+        decays = not (p.ndim < 2 or name.endswith("bias"))
+        groups.setdefault((lora, decays), []).append(p)
+    out = []
+    for (lora, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+        if lora:
+            group["lr"] = lora_lr
+        out.append(group)
+    return out
 
 
 def build_engine(model, cfg, ds: dict, *, warmup_steps: int, total_steps: int):
     """(engine, scheduler) for `model` (a MusiLingo); the LLM stays frozen but for LoRA."""
     import deepspeed
 
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.lora_lr), lr=cfg.lr,
                                   betas=tuple(cfg.betas), eps=1e-8)
 
     def factor(step: int) -> float:

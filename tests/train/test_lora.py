@@ -159,3 +159,28 @@ def test_the_lora_file_must_hold_exactly_the_runs_matrices(lora_cfg, tmp_path):
     save_file({**saved, first: saved[first] * float("nan")}, str(weights))
     with pytest.raises(UserError, match="NaN or Inf"):
         load_model(r.run_dir)
+
+
+def test_lora_lr_sets_the_lora_matrices_own_rate(lora_cfg, tmp_path):
+    """lora_lr puts the LoRA matrices in groups of their own: equal to lr it trains exactly as
+    one rate does, and another value moves them at their own rate."""
+    from musilingo.train.engine import param_groups
+
+    kw = dict(max_steps=4, batch_size=4, num_workers=0)
+    one = run(lora_cfg(out=str(tmp_path / "one"), **kw), log=quiet)
+    same = run(lora_cfg(out=str(tmp_path / "same"), lora_lr=3e-2, **kw), log=quiet)
+    assert same.losses == pytest.approx(one.losses, rel=1e-6)
+    slow = run(lora_cfg(out=str(tmp_path / "slow"), lora_lr=1e-6, **kw), log=quiet)
+    b_one = load_file(str(one.run_dir / "lora" / "adapter_model.safetensors"))
+    b_slow = load_file(str(slow.run_dir / "lora" / "adapter_model.safetensors"))
+    moved = {k: float(v.abs().max()) for k, v in b_one.items() if "lora_B" in k}
+    barely = {k: float(v.abs().max()) for k, v in b_slow.items() if "lora_B" in k}
+    assert all(barely[k] < 1e-3 * moved[k] for k in moved)     # lora_B starts at zero
+    model = load_model(one.run_dir)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    groups = param_groups(model, 0.05, lora_lr=1e-3)
+    assert [("lr" in g, g["weight_decay"]) for g in groups] == \
+        [(False, 0.05), (False, 0.0), (True, 0.05)]
+    with pytest.raises(UserError, match="learning rates must be positive"):
+        run(lora_cfg(out=str(tmp_path / "bad"), lora_lr=0.0, **kw), log=quiet)
