@@ -16,7 +16,7 @@ Every adapter kind of the registry (models/adapter_config.py) is a variant of it
 | mlp | tiny-lm | a two-layer GELU MLP adapter |
 | resampler | tiny-lm | a learned query attends over each token's 5 cache sub-windows |
 | lora | tiny-lm | LoRA rank 8 on q_proj, v_proj with the Linear adapter |
-| smollm2-chat-lora | SmolLM2-135M | its own chat template, LoRA rank 8, fewer steps (CPU time) |
+| smollm2-chat-lora | SmolLM2-135M | its own chat template (empty system turn), LoRA rank 16 on q/k/v/o, bf16, 1200 steps |
 """
 from __future__ import annotations
 
@@ -31,10 +31,12 @@ from ..errors import UserError
 # Every kind of the adapter registry (models/adapter_config.py) is a variant of its own name.
 OTHER_VARIANTS: dict[str, tuple[dict, dict]] = {
     "lora": ({"lora_rank": 8, "lora_alpha": 16.0, "lora_targets": "q_proj,v_proj"}, {}),
-    "smollm2-chat-lora": ({"prompt": "chat", "lora_rank": 8, "lora_alpha": 16.0,
-                           "lora_targets": "q_proj,v_proj"},
-                          {"llm": "smollm2", "instruct_steps": 200, "batch_size": 8,
-                           "instruct_lr": 2e-3}),
+    # `demo --config smollm2`'s stage 2 (configs/demo/smollm2.yaml), without its stage 1.
+    "smollm2-chat-lora": ({"prompt": "chat", "system_prompt": "none", "lora_rank": 16,
+                           "lora_alpha": 16.0, "lora_targets": "q_proj,k_proj,v_proj,o_proj",
+                           "dtype": "bf16"},
+                          {"llm": "smollm2", "instruct_steps": 1200, "batch_size": 8,
+                           "instruct_lr": 3e-3}),
 }
 
 

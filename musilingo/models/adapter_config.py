@@ -24,16 +24,16 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal
 
 from ..errors import UserError
+from ..options import check_choices
 from ..vocabulary import window_factor
 from .prompts import PromptTemplate, get_template
 
 FORMAT = "musilingo-adapter/2"
 FORMATS = ("musilingo-adapter/1", FORMAT)  # /1: the keys of earlier releases (read, not written)
 LayerAggregation = Literal["mean", "learned"]  # the paper's mean, or learned softmax weights
-AGGREGATIONS = get_args(LayerAggregation)
 
 
 @dataclass(frozen=True)
@@ -160,9 +160,7 @@ class AdapterConfig:
         """Every rule of this adapter (a one-line UserError), before any model is loaded."""
         if self.kind not in ADAPTERS:
             raise UserError(f"adapter={self.kind!r}: use one of {', '.join(ADAPTERS)}")
-        if self.layer_aggregation not in AGGREGATIONS:
-            raise UserError(f"layer_aggregation={self.layer_aggregation!r}: use one of "
-                            f"{', '.join(AGGREGATIONS)}")
+        check_choices(self)  # the layer aggregation
         window_factor(self.t, self.stride)
         if self.lora is not None:
             self.lora.validate()

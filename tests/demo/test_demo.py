@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 
 # A listening model: at least this far above the shuffled-audio control and above chance.
@@ -110,6 +112,14 @@ def test_the_smollm2_demo_recipe_is_a_demo_config():
 
     cfg = from_dict(DemoConfig, load_recipe("smollm2", "demo"), "demo")
     assert cfg.llm == "smollm2" and cfg.encoder == "musicnn-mtt" and cfg.batch_size == 8
+    # The recipe that listens: each of its training keys is a TrainConfig key, in both stages.
+    from musilingo.demo.recipe import _train_config
+    from musilingo.demo.variants import variants
+
+    t = _train_config(cfg, "instruct", Path("d"), Path("c.zarr"), Path("r"), None)
+    assert (t.prompt, t.system(), t.lora_rank, t.dtype) == ("chat", "", 16, "bf16")
+    assert t.lora_targets == "q_proj,k_proj,v_proj,o_proj" and t.max_steps == 1200
+    assert variants()["smollm2-chat-lora"][0]["lora_rank"] == cfg.train["lora_rank"]
     assert cfg.out != DemoConfig().out      # its own folder: never reuses the default's runs
 
 
