@@ -120,8 +120,8 @@ def check_init_adapter(config: AdapterConfig, folder: str, llm_dim: int
                         "layer_aggregation=learned")
     # The wave normalisation may differ (the note below); everything else must match.
     identity = {k: v for k, v in config.encoder.items() if k != "normalize"}
-    old.check_features(layers=config.num_layers, dim=config.encoder_dim, encoder=identity,
-                       where="this run's features", run=where)
+    old.check_features(layers=config.num_layers, dim=config.encoder_dim, stride=config.stride,
+                       encoder=identity, where="this run's features", run=where)
     before = encoder_field(old.encoder, "normalize")
     now = encoder_field(config.encoder, "normalize")
     note = None if before == now else (f"note: {where} was trained on features with wave "
