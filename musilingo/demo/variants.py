@@ -16,7 +16,7 @@ Every adapter kind of the registry (models/adapter_config.py) is a variant of it
 | mlp | tiny-lm | a two-layer GELU MLP adapter |
 | resampler | tiny-lm | a learned query attends over each token's 5 cache sub-windows |
 | lora | tiny-lm | LoRA rank 8 on q_proj, v_proj with the Linear adapter |
-| smollm2-chat-lora | SmolLM2-135M | its own chat template (empty system turn), LoRA rank 16 on q/k/v/o, bf16, 1200 steps |
+| smollm2-chat-lora | SmolLM2-135M | its own chat template (empty system turn), LoRA rank 16 on q/k/v/o, equal mixing, bf16, 1200 steps |
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ OTHER_VARIANTS: dict[str, tuple[dict, dict]] = {
     # `demo --config smollm2`'s stage 2 (configs/demo/smollm2.yaml), without its stage 1.
     "smollm2-chat-lora": ({"prompt": "chat", "system_prompt": "none", "lora_rank": 16,
                            "lora_alpha": 16.0, "lora_targets": "q_proj,k_proj,v_proj,o_proj",
-                           "dtype": "bf16"},
+                           "dtype": "bf16", "mixing": "equal"},
                           {"llm": "smollm2", "instruct_steps": 1200, "batch_size": 8,
                            "instruct_lr": 3e-3}),
 }
