@@ -107,6 +107,10 @@ class TrainConfig:
     mixing: Literal["equal", "proportional", "weighted"] = _opt(
         "equal", "several data sets: equal (each batch from one set, equal probability: paper), "
                  "proportional (to size) or weighted (DataSpec.weight)")
+    group_by_length: bool = _opt(False, "batch examples of similar text length together (each "
+                                 "data set's order sorted by length within runs of 32 "
+                                 "micro-batches, the micro-batches then shuffled): less padding "
+                                 "per step; off reproduces the paper's uniform order")
     max_text_tokens: int | None = _opt(None, "target truncation (default: 32 pretrain, 160 instruct)")
     max_missing_fraction: float = _opt(0.05, "fail if more than this fraction of annotation rows "
                                        "has no features (they are skipped and counted otherwise)")

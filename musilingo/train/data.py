@@ -208,9 +208,47 @@ def shard_aware_order(rng: np.random.Generator, groups: np.ndarray, window: int)
     return np.lexsort((rng.random(len(groups)), place[shard_of] // window))
 
 
+LENGTH_RUN = 32  # micro-batches whose examples are sorted by length together
+
+
+def length_grouped(order: np.ndarray, lengths: np.ndarray, global_micro: int,
+                   rng: np.random.Generator, run: int = LENGTH_RUN) -> np.ndarray:
+    """`order` regrouped so that each global micro-batch holds examples of similar length.
+
+    Runs of `run` micro-batches of the order are sorted by length (ties in random order), cut
+    into micro-batches, and those are shuffled within the run: the examples of a run stay the
+    ones a uniform order put there (so shards and epochs mix as before), only who shares a batch
+    changes, and the batches' lengths do not rise or fall through the run."""
+    out = np.empty_like(order)
+    span = run * global_micro
+    for start in range(0, len(order), span):
+        part = order[start:start + span]
+        part = part[np.lexsort((rng.random(len(part)), lengths[part]))]
+        blocks = [part[i:i + global_micro] for i in range(0, len(part), global_micro)]
+        full = len(blocks) - (len(blocks[-1]) < global_micro)  # a short tail stays last
+        perm = list(rng.permutation(full)) + list(range(full, len(blocks)))
+        out[start:start + len(part)] = np.concatenate([blocks[i] for i in perm])
+    return out
+
+
+def example_lengths(examples) -> np.ndarray:
+    """A cheap proxy of each example's text length, for group_by_length: the characters of its
+    question and target (no tokeniser: LP-MusicCaps-MSD's 520k rows cost one Arrow pass)."""
+    if isinstance(examples, ColumnExamples):
+        import pyarrow.compute as pc
+
+        per_part = [pc.utf8_length(c.caption).to_numpy(zero_copy_only=False) for c in
+                    examples.parts]
+        q = len(examples.question or "")
+        return np.array([per_part[p][r] + q for p, r in zip(examples.part, examples.row)],
+                        dtype=np.int64) if len(examples) else np.zeros(0, np.int64)
+    return np.array([len(e.question or "") + len(e.answer or "") for e in examples],
+                    dtype=np.int64)
+
+
 def epoch_plan(sizes: list[int], probs: np.ndarray, micro_batches: int, global_micro: int,
                seed: int, epoch: int, groups: list | None = None, window: int = 4,
-               lanes: int = 1) -> list[tuple[int, np.ndarray]]:
+               lanes: int = 1, lengths: list | None = None) -> list[tuple[int, np.ndarray]]:
     """[(data set, example indices of one global micro-batch)] for one epoch.
 
     `groups[d]` (the cache shard of each example of data set d, or None) switches data set d to
@@ -220,7 +258,10 @@ def epoch_plan(sizes: list[int], probs: np.ndarray, micro_batches: int, global_m
     workers: micro-batch i draws only on shards s with s % lanes == i % lanes. A DataLoader hands
     item i to worker (i - first item) % lanes, always the same worker for a lane, so each worker
     reads only its own shards and no shard is fetched by two workers. Each lane runs through its
-    own shard-aware order (lanes = 1: the order of one process)."""
+    own shard-aware order (lanes = 1: the order of one process).
+
+    `lengths[d]` (each example's text length, or None) regroups every order of data set d by
+    length (`length_grouped`), with its own random stream: without it the plan is unchanged."""
     choice = _rng(seed, epoch, 1).choice(len(sizes), size=micro_batches, p=probs)
     members = [_lane_members(groups[d] if groups is not None else None, lanes)
                for d in range(len(sizes))]
@@ -245,6 +286,9 @@ def epoch_plan(sizes: list[int], probs: np.ndarray, micro_batches: int, global_m
                     lane_orders.append(shard_aware_order(rng, np.asarray(g), window))
                 else:
                     lane_orders.append(mine[shard_aware_order(rng, np.asarray(g)[mine], window)])
+                if lengths is not None and lengths[d] is not None:
+                    lane_orders[-1] = length_grouped(lane_orders[-1], np.asarray(lengths[d]),
+                                                     global_micro, _rng(*key, 3))
             take = min(global_micro - len(out), n - pos)
             out.extend(lane_orders[k][pos:pos + take])
             cursor[d][lane] += take

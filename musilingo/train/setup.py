@@ -29,7 +29,7 @@ from ..vocabulary import torch_dtype
 from ..runs.adapter_file import load_adapter
 from .validation import heldout_sets, validation_plan
 from .data import (ColumnExamples, MicroBatches, RunBatches, build_trainset, clip_ids_of,
-                   example_features, mixing_probs)
+                   example_features, example_lengths, mixing_probs)
 
 
 @dataclass
@@ -305,7 +305,9 @@ def schedule(cfg, model: MusiLingo, sets: list, val_sets: list, skipped: dict, h
                                      micro_batches=steps_per_epoch * cfg.grad_accum,
                                      global_micro=global_micro, seed=cfg.seed, groups=groups,
                                      window=cfg.shuffle_window,
-                                     lanes=max(1, workers)),  # each worker its own shards
+                                     lanes=max(1, workers),  # each worker its own shards
+                                     lengths=([example_lengths(ts.examples) for ts in sets]
+                                              if cfg.group_by_length else None)),
                       batch_args=batch_args)
 
     def loader(start_micro: int):

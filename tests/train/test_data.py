@@ -9,8 +9,8 @@ from musilingo.train.config import DataSpec
 from musilingo.cache import FeatureCache
 from musilingo.features.sources import CacheSource
 from musilingo.data import Item
-from musilingo.train.data import (build_trainset, epoch_plan,
-                                  example_features, mixing_probs, segment_choice)
+from musilingo.train.data import (build_trainset, epoch_plan, example_features,
+                                  example_lengths, length_grouped, mixing_probs, segment_choice)
 
 
 def test_epoch_plan_is_deterministic_and_mixes_as_asked():
@@ -33,6 +33,39 @@ def test_epoch_plan_is_deterministic_and_mixes_as_asked():
     with pytest.raises(UserError):
         mixing_probs(sizes, "weighted", [0, 0])
     assert mixing_probs(sizes, "weighted", [3, 1]).tolist() == [0.75, 0.25]
+
+
+def test_group_by_length_cuts_padding_and_keeps_every_example():
+    """Length grouping only changes who shares a batch: every example still comes once per pass,
+    batches are near-uniform in length (padding falls), the plan is a pure function of the seed,
+    and runs of micro-batches are not sorted end to end (short-to-long would bias the steps)."""
+    rng = np.random.default_rng(0)
+    n, micro = 640, 8
+    lengths = rng.integers(10, 200, n)
+    plain = epoch_plan([n], np.array([1.0]), n // micro, micro, seed=3, epoch=0)
+    grouped = epoch_plan([n], np.array([1.0]), n // micro, micro, seed=3, epoch=0,
+                         lengths=[lengths])
+    again = epoch_plan([n], np.array([1.0]), n // micro, micro, seed=3, epoch=0,
+                       lengths=[lengths])
+    assert [b.tolist() for _, b in grouped] == [b.tolist() for _, b in again]
+    assert sorted(np.concatenate([b for _, b in grouped]).tolist()) == list(range(n))
+
+    def padding(plan):
+        return sum(int((lengths[b].max() - lengths[b]).sum()) for _, b in plan) / lengths.sum()
+    assert padding(grouped) < 0.1 * padding(plain)
+    # A run's examples are those the uniform order put there; its batches are shuffled.
+    run = 32 * micro
+    order = np.concatenate([b for _, b in plain])
+    regrouped = np.concatenate([b for _, b in grouped])
+    assert set(order[:run].tolist()) == set(regrouped[:run].tolist())
+    maxima = [int(lengths[b].max()) for _, b in grouped[:32]]
+    assert maxima != sorted(maxima) and maxima != sorted(maxima, reverse=True)
+    # A tail shorter than a micro-batch stays at the end; nothing is lost or repeated.
+    tail = length_grouped(np.arange(13), lengths[:13], 4, np.random.default_rng(1), run=2)
+    assert sorted(tail.tolist()) == list(range(13))
+    assert lengths[tail[-1]] == lengths[8:13].max()  # the tail: the last run's longest
+    items = [Item("s", "c", "a question?", "an answer")]
+    assert example_lengths(items).tolist() == [len("a question?") + len("an answer")]
 
 
 def test_four_option_questions_train_on_the_scored_layout(synth, cache):

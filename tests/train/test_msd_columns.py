@@ -10,7 +10,7 @@ from musilingo.errors import UserError
 from musilingo.features.sources import CacheSource
 from musilingo.train import run
 from musilingo.train.config import DataSpec
-from musilingo.train.data import ColumnExamples, build_trainset
+from musilingo.train.data import ColumnExamples, build_trainset, example_lengths
 
 
 def _msd(folder, ids, *, paths=None, captions=None):
@@ -62,6 +62,9 @@ def test_columns_give_the_record_paths_examples(source, tmp_path, monkeypatch, s
     assert columns.missing_ids == records.missing_ids == ["TRnotcached1", "TRnotcached2"]
     assert list(columns.examples.groups) == [source.group(e.clip_id) for e in records.examples]
     assert columns.examples[0].answer.startswith("caption 0:")   # caption_writing, not summary
+    # group_by_length reads the lengths from the columns, equal to the items' own.
+    assert (example_lengths(columns.examples).tolist()
+            == example_lengths(records.examples).tolist())
     picked = columns.examples.select([2, 0])
     assert [e.id for e in picked] == [records.examples[2].id, records.examples[0].id]
 
