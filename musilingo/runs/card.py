@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..files import atomic_write
 from ..models.adapter_config import AdapterConfig
 from .adapter_file import read_config, run_folder
-from .public import md_code, md_text
+from ..markdown import md_code, md_text
 
 EVALUATIONS = "evaluations.json"
 STAGES = {"caption": "stage 1 (pretrain: captions)", "instruct": "stage 2 (instruct: Q&A)"}
@@ -126,7 +126,8 @@ def evaluations_markdown(entries: list) -> list[str]:
         control = shuffled_control(e)
         for protocol, values in (e.get("protocols") or {}).items():
             head = "| metric | value |" + (" shuffled audio | delta |" if control else "")
-            out += [f"protocol {md_code(protocol)}", "", head,
+            named = f": {md_text(e['protocol_name'])}" if e.get("protocol_name") else ""
+            out += [f"protocol {md_code(protocol)}{named}", "", head,
                     "|---|---:|" + ("---:|---:|" if control else "")]
             for name, value in values.items():
                 row = f"| {md_text(name)} | {_fmt(value)} |"

@@ -14,7 +14,9 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import atomic_path, atomic_write
 from .card import RunCard, shuffled_control
+from ..markdown import md_text
 
 
 def variant(card: RunCard) -> dict:
@@ -40,19 +42,23 @@ def loss_curve(folder: Path) -> list[tuple[int, float]]:
 
 
 def scores(card: RunCard) -> dict[str, tuple[float | None, float | None]]:
-    """{"<dataset> <protocol> <metric>": (value, shuffled-audio value or None)}."""
+    """{"<dataset> <protocol> <metric>": (value, shuffled-audio value or None)}; a multiple-choice
+    evaluation is named by its full protocol (MuChoMusic 1-shot and 0-shot, RUL-MuChoMusic),
+    so that two protocols never share a row."""
     out = {}
     for e in card.evaluations:
         control = shuffled_control(e)
         for protocol, values in (e.get("protocols") or {}).items():
+            named = f"{protocol} ({e['protocol_name']})" if e.get("protocol_name") else protocol
             for metric, value in (values or {}).items():
-                out[f"{e.get('dataset')} {protocol} {metric}"] = (
+                out[f"{e.get('dataset')} {named} {metric}"] = (
                     value, control.get((protocol, metric), {}).get("shuffled"))
     return out
 
 
 def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+    """A cell: numbers formatted, anything else (names from run files) as plain text."""
+    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else md_text(v)
 
 
 def compare_runs(runs: list[str], out: str | Path | None = None) -> dict:
@@ -69,7 +75,8 @@ def compare_runs(runs: list[str], out: str | Path | None = None) -> dict:
                      "curve": curve})
     keys = ["llm", "adapter", "layers", "prompt", "lora", "steps", "final_loss"]
     names = [Path(r["run"]).name for r in rows]
-    lines = ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(rows)]
+    lines = ["| | " + " | ".join(md_text(n) for n in names) + " |",
+             "|---|" + "---:|" * len(rows)]
     lines += [f"| {k} | " + " | ".join(_fmt(r[k]) for r in rows) + " |" for k in keys]
     metrics = sorted({m for r in rows for m in r["scores"]})
     for m in metrics:
@@ -78,7 +85,7 @@ def compare_runs(runs: list[str], out: str | Path | None = None) -> dict:
             value, shuffled = r["scores"].get(m, (None, None))
             cells.append(_fmt(value) + (f" (shuffled {_fmt(shuffled)})" if shuffled is not None
                                         else ""))
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_text(m)} | " + " | ".join(cells) + " |")
     if not metrics:
         lines += ["", "No evaluation is recorded in these runs: `musilingo score --run RUN "
                   "--control shuffled-audio ...` records one."]
@@ -88,9 +95,9 @@ def compare_runs(runs: list[str], out: str | Path | None = None) -> dict:
         folder = Path(out)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "compare.md").write_text(markdown, encoding="utf-8")
-            (folder / "compare.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-            _plot(rows, names, folder / "losses.png")
+            _plot(rows, names, folder / "losses.png")  # first: a plot error leaves no half
+            atomic_write(folder / "compare.json", json.dumps(rows, indent=1))
+            atomic_write(folder / "compare.md", markdown)
         except OSError as exc:
             raise UserError(f"--out {folder}: cannot write there ({exc.strerror})") from None
     return result
@@ -106,12 +113,13 @@ def _plot(rows: list[dict], names: list[str], path: Path) -> None:
     for name, r in zip(names, rows):
         if r["curve"]:
             steps, losses = zip(*r["curve"])
-            ax.plot(steps, losses, label=name, linewidth=1)
+            ax.plot(steps, losses, label=name.replace("$", r"\$"), linewidth=1)  # not mathtext
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
     ax.set_title("training loss per run")
     if any(r["curve"] for r in rows):
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

@@ -32,8 +32,8 @@ from ..models.lora import LORA_FOLDER
 from ..models.adapter_config import AdapterConfig
 from .adapter_file import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter
 from .card import EVALUATIONS, RunCard, evaluations_markdown, shuffled_control
-from .public import LOCAL, hub_datasets, hub_model, md_code, md_fence, md_text, public_name, \
-    public_recipe
+from ..markdown import md_code, md_fence, md_text
+from .public import LOCAL, hub_datasets, hub_model, public_name, public_recipe
 
 
 def model_card(card: RunCard) -> str:

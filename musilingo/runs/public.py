@@ -1,7 +1,5 @@
-"""What of a run may leave this machine, and how it is written into Markdown.
+"""What of a run may leave this machine (how it is written into Markdown is markdown.py's).
 
-    md_text("a `b` <i>\\n# c")     # 'a \\`b\\` \\<i\\> \\# c': one line, nothing interpreted
-    md_code("runs/`x`")            # '`` runs/`x` ``': a code span that cannot be closed early
     hub_model("mert-330m")         # 'm-a-p/MERT-v1-330M'; a local folder -> None
     public_recipe(config_yaml)     # local paths replaced by '<local path>'
 
@@ -22,36 +20,7 @@ from ..models.hub import HUB_ID
 LOCAL = "<local path>"
 # Presets whose published equivalent is known (the encoders' own table is the other source).
 LLM_HUB_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#!|~&])")
 _SNAPSHOT = re.compile(r"models--([^/]+)--([^/]+)/snapshots/[^/]+/?$")
-
-
-def one_line(value, limit: int = 200) -> str:
-    text = _CONTROL.sub(" ", str(value)).strip()
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def md_text(value) -> str:
-    """`value` as plain Markdown text on one line: every character that could open emphasis, a
-    link, an image, raw HTML, an entity, a heading or a table cell is backslash-escaped
-    (CommonMark lets any ASCII punctuation be), so nothing is interpreted. The values never
-    start a line, so list and block markers need no escape."""
-    return _SPECIAL.sub(r"\\\1", one_line(value))
-
-
-def md_code(value) -> str:
-    """`value` as an inline code span: fenced by one backtick more than its longest run, so that
-    no backtick inside can close it (CommonMark's rule); HTML is never interpreted in a span."""
-    text = one_line(value)
-    fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def md_fence(text: str) -> str:
-    """A fence for a code block holding `text`: longer than any backtick run in it."""
-    return "`" * max(3, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
 
 
 def is_local(value: str) -> bool:

@@ -97,7 +97,7 @@ def test_what_counts_as_a_local_path(value, local):
 
 
 def test_markdown_helpers_cannot_be_broken_out_of():
-    from musilingo.runs.public import md_code, md_fence
+    from musilingo.markdown import md_code, md_fence
 
     assert md_code("a``b") == "```a``b```" and md_code("`x") == "`` `x ``"
     assert md_code("a\nb\r\u2028c") == "`a b c`"

@@ -3,6 +3,7 @@ score with its protocol and shuffled-audio control) and one PNG of their loss cu
 from __future__ import annotations
 
 import json
+import re
 
 from musilingo.runs.card import record_evaluation
 from tests.helpers.cli import run_cli
@@ -40,3 +41,24 @@ def test_compare_puts_runs_side_by_side(tmp_path, capsys):
     assert (tmp_path / "cmp" / "losses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = run_cli(capsys, "compare", str(tmp_path / "nothing"))
     assert code == 2 and "nothing" in err
+
+
+def test_compare_escapes_what_run_files_say_and_names_protocols(tmp_path, capsys):
+    """Run names and recorded values are data: a `|`, a heading or HTML cannot change the
+    table, a `$` cannot break the plot, and two multiple-choice protocols never share a row."""
+    a = _run(tmp_path / "a|b <img src=x> # $\\frac{$", [2.0, 1.0], {
+        "dataset": "muchomusic", "kind": "generated test split", "source": "x",
+        "protocol_name": "MuChoMusic, 1-shot, 4 options",
+        "protocols": {"muchomusic": {"accuracy": 0.5}}})
+    record_evaluation(a, {"dataset": "muchomusic", "kind": "generated test split",
+                          "source": "y", "protocol_name": "MuChoMusic, 0-shot, 4 options",
+                          "protocols": {"muchomusic": {"accuracy": 0.25}}})
+    code, out, err = run_cli(capsys, "compare", str(a), "--out", str(tmp_path / "cmp"))
+    assert code == 0, err
+    assert re.search(r"(?<!\\)[<>#]", out) is None          # every <, > and # escaped
+    assert "a\\|b \\<img src=x\\> \\# $" in out
+    assert all(line.count("|") - line.count("\\|") == 3 for line in out.splitlines()
+               if line.startswith("|"))
+    assert "muchomusic muchomusic (MuChoMusic, 1-shot, 4 options) accuracy | 0.5000" in out
+    assert "muchomusic muchomusic (MuChoMusic, 0-shot, 4 options) accuracy | 0.2500" in out
+    assert (tmp_path / "cmp" / "losses.png").read_bytes()[:4] == b"\x89PNG"
