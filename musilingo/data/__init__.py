@@ -14,6 +14,7 @@ line and field.
 | musicqa | *MusicQA.json | the JSON's folder | Q&A |
 | songdescriber | song_describer.csv | the CSV's folder | captions |
 | muchomusic | muchomusic.csv | the CSV's folder | four-option questions |
+| rul-muchomusic | RUL-MuchoMusic.json | the JSON's folder (`<question id>.mp3`) | five-option questions (evaluation only) |
 | cmibench | CMI-Bench *.jsonl (instruction, output, audio_path) | the file's folder | Q&A |
 | folder | unused (or the folder) | required | no texts |
 | synth | generated folder (or its captions.csv / qa.json) | <folder>/audio | Q&A (captions) |
@@ -30,6 +31,7 @@ from musilingo.data.msd import CAPTION_FIELDS, read_msd
 from musilingo.data.muchomusic import read_muchomusic
 from musilingo.data.musiccaps import read_musiccaps, read_musicinstruct
 from musilingo.data.musicqa import read_musicqa
+from musilingo.data.rul_muchomusic import read_rul_muchomusic
 from musilingo.data.records import AUDIO_EXTENSIONS, SPLITS, DatasetRecords, Item, Record
 from musilingo.data.songdescriber import read_songdescriber
 from musilingo.data.synth import read_synth
@@ -61,6 +63,9 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec("muchomusic", read_muchomusic, "mcq",
                 "MuChoMusic CSV of four-option questions (a split column marks rows "
                 "to train on)"),
+    DatasetSpec("rul-muchomusic", read_rul_muchomusic, "rul",
+                "RUL-MuChoMusic JSON of five-option questions (leave-one-out passes; "
+                "evaluation only); audio_root holds <question id>.mp3"),
     DatasetSpec("cmibench", read_cmibench, "qa",
                 "CMI-Bench jsonl (instruction -> output); audio_root is the CMI-Bench folder"),
     DatasetSpec("folder", read_folder, "audio",
@@ -78,6 +83,7 @@ TEST_SETS: dict[str, tuple[str, str]] = {
     "musicqa": ("musicqa", "qa"),
     "songdescriber": ("songdescriber", "caption"),
     "muchomusic": ("muchomusic", "mcq"),
+    "rul-muchomusic": ("rul-muchomusic", "rul"),
     "cmibench": ("cmibench", "qa"),
 }
 # muchomusic trains only where a `split` column marks rows train (one's own four-option

@@ -4,8 +4,8 @@ Columns used: `question`, `correct_answer`, `distractor_1_answer`, `distractor_2
 `distractor_3_answer` (the three distractors: incorrect but related, correct but unrelated,
 incorrect and unrelated), `dataset` (`musiccaps` or `sdd`) and `dataset_identifier` (a MusicCaps
 ytid with a `_N.json` suffix, or a Song Describer track id with `.json`); `genre`,
-`music_knowledge` and `music_reasoning` are kept in meta, as is `kind` (what musilingo's
-synthetic set asks about). An `audio_path` column, when present, names each clip's file
+`music_knowledge` and `music_reasoning` (category lists, the benchmark's Python list literals)
+are kept in meta, as is `kind` (what musilingo's synthetic set asks about). An `audio_path` column, when present, names each clip's file
 relative to the audio root (handy for one's own questions); otherwise the file is found as
 MusicCaps `<ytid>.wav` (musilingo's MusicCaps convention, or the benchmark's
 `[ytid]-[start-end].wav`) or Song Describer `<track_id>.2min.mp3`, at any depth of one folder
@@ -30,6 +30,27 @@ REQUIRED = ("question", "correct_answer", "distractor_1_answer", "distractor_2_a
             "distractor_3_answer")
 DISTRACTORS = REQUIRED[2:]
 SPLITS = ("train", "test")
+CATEGORY_COLUMNS = ("music_knowledge", "music_reasoning")
+
+
+def categories(cell: str, path, line, column: str) -> list[str]:
+    """A category cell as a list: the benchmark writes Python list literals
+    ("['Melody', 'Genre']"), empty for none; a plain name or a comma list is read too."""
+    import ast
+
+    text = (cell or "").strip()
+    if not text:
+        return []
+    if not text.startswith("["):
+        return [c.strip() for c in text.split(",") if c.strip()]
+    try:
+        value = ast.literal_eval(text) if len(text) < 10_000 else None
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise fail(path, line, f"column {column!r} is not a list of category names",
+                   "write it as ['name', ...] or leave it empty")
+    return [v.strip() for v in value if v.strip()]
 
 
 def _clip(row: dict, path: Path, line: int) -> tuple[str, list[str]]:
@@ -77,9 +98,11 @@ def read_muchomusic(annotations: str | Path | None, audio_root: str | Path | Non
                 audio_path = found
                 break
         meta = {"distractors": distractors}
-        for column in ("genre", "music_knowledge", "music_reasoning", "dataset", "kind"):
+        for column in ("genre", "dataset", "kind"):
             if row.get(column, "").strip():
                 meta[column] = row[column].strip()
+        for column in CATEGORY_COLUMNS:
+            meta[column] = categories(row.get(column, ""), path, line, column)
         records.append(Record(clip_id=clip_id, audio_path=audio_path, split=row_split,
                               texts={"question": question, "answer": answer},
                               source=f"{path}:{line}", meta=meta))

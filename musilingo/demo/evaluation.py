@@ -45,25 +45,28 @@ def evaluation_items(data: Path):
 
 
 def mcq_items(data: Path):
-    """The test split's four-option questions, as `musilingo score --dataset muchomusic` asks
-    them (MuChoMusic's prompt, options in a seeded order; meta: options, correct, kind)."""
+    """The test split's four-option questions, as `musilingo score --dataset muchomusic
+    --shots 0` asks them: the 0-shot layout the demo trains on (MuChoMusic's prompt, options in
+    a seeded order; meta: options, correct, their original order, kind)."""
+    from ..data.items import TRAINED
     from ..score.run import dataset_items
 
-    return dataset_items("muchomusic", data / "mcq.csv", None)[0]
+    return dataset_items("muchomusic", data / "mcq.csv", None, mcq=TRAINED)[0]
 
 
 def mcq_accuracy(items, replies) -> dict:
-    """Accuracy and answered rate by MuChoMusic's reading rule, overall and per kind."""
-    from ..evaluate.mcq import mcq_scores, read_choice
+    """Accuracy and answered rate by MuChoMusic's reading rule, overall and per kind (the
+    breakdown's kinds; its distractor types mean nothing here: the synthetic set's three
+    distractors are random other values of the asked attributes)."""
+    from ..evaluate.mcq import MCQQuestion, breakdown, read_choice
 
-    choices = [read_choice(r, it.meta["options"]) for it, r in zip(items, replies)]
-    correct = [it.meta["correct"] for it in items]
-    kinds = defaultdict(list)
-    for it, choice, right in zip(items, choices, correct):
-        kinds[it.meta.get("kind", "all")].append(choice == right)
-    s = mcq_scores(choices, correct)
+    questions = [MCQQuestion.from_meta(it.meta) for it in items]
+    choices = [read_choice(r, q.options) for q, r in zip(questions, replies)]
+    b = breakdown(choices, questions)
+    s = b["overall"]
     return {"accuracy": s["accuracy"], "answered_rate": s["answered_rate"],
-            "chance": s["chance"], "per_kind": {k: sum(v) / len(v) for k, v in sorted(kinds.items())}}
+            "chance": s["chance"],
+            "per_kind": {k: v["accuracy"] for k, v in b.get("kind", {"all": s}).items()}}
 
 
 def heard(items, condition: str, seed: int):

@@ -101,8 +101,9 @@ def _mcq_rows(metrics: dict) -> list[str]:
     c = metrics["conditions"]
     if "mcq" not in c["trained"]:
         return []
-    lines = [f"## Four-option questions ({metrics['n_mcq']}; MuChoMusic's prompt and reading "
-             "rule, chance 0.250)", "", *_header("kind")]
+    lines = [f"## Four-option questions ({metrics['n_mcq']}; MuChoMusic's 0-shot prompt, the "
+             "layout the demo trains on, and its reading rule; chance 0.250)", "",
+             *_header("kind")]
     for kind in c["trained"]["mcq"]["per_kind"]:
         lines.append(f"| {kind} | " + " | ".join(
             _fmt(c[k]["mcq"]["per_kind"].get(kind)) if k in c else "-" for k in CONDITIONS) + " |")

@@ -40,7 +40,7 @@ class PredictionSet:
         return len(self.predictions)
 
 
-def _read_rows(path: Path) -> list[tuple[str, str, dict]]:
+def read_rows(path: Path) -> list[tuple[str, str, dict]]:
     """(id, where, row) for every item; `where` names the row for error messages."""
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -150,7 +150,7 @@ def load_predictions(path: str | Path, prediction_field: str | None = None,
                      reference_field: str | None = None) -> PredictionSet:
     """Read a JSON / JSONL / CSV predictions file; detect the fields unless they are given."""
     path = Path(path)
-    rows = _read_rows(path)
+    rows = read_rows(path)
     if not rows:
         raise UserError(f"{path}: holds no items; nothing to score")
     for _, where, row in rows:

@@ -119,3 +119,19 @@ def reports_to_markdown(reports: list[ScoreReport], percent: bool = False,
     """Several protocols' reports as one markdown document."""
     head = [f"# Scores of `{source}`", ""] if source else []
     return "\n".join(head + [r.to_markdown(percent) for r in reports])
+
+
+def write_scores(out_dir, result: dict) -> None:
+    """`<out_dir>/scores.json` (the result less its markdown) and `scores.md`, each written
+    whole (a kill leaves the old file or the new one)."""
+    from ..errors import UserError
+    from ..files import atomic_write
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "scores.json", json.dumps(
+            {k: v for k, v in result.items() if k != "markdown"}, indent=2) + "\n")
+        atomic_write(out / "scores.md", result["markdown"])
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write there ({exc.strerror})") from exc

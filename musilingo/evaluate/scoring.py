@@ -9,7 +9,6 @@ of models or audio.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 from pathlib import Path
@@ -65,7 +64,7 @@ def score_and_report(predictions: list[str], references: list[str], protocol: st
     the command prints and writes, so another command (or a test) can reuse it.
     """
     from .protocols import score_protocols
-    from .report import reports_to_markdown
+    from .report import reports_to_markdown, write_scores
 
     config = MetricsConfig(protocol=protocol, bertscore_model=bertscore_model,
                          bertscore_layer=bertscore_layer, metrics=metrics,
@@ -85,13 +84,5 @@ def score_and_report(predictions: list[str], references: list[str], protocol: st
     result = {"source": source, "config": settings, "empty_predictions": empty,
               "reports": [r.to_dict() for r in reports], "markdown": markdown}
     if out_dir is not None:
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "scores.json").write_text(
-                json.dumps({k: v for k, v in result.items() if k != "markdown"}, indent=2),
-                encoding="utf-8")
-            (out / "scores.md").write_text(markdown, encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"--out {out}: cannot write there ({exc.strerror})") from exc
+        write_scores(out_dir, result)
     return result

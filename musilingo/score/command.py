@@ -41,6 +41,9 @@ def score(recipe, overrides, **flags):
 
     if not Path(cfg.predictions).is_file():
         raise UserError(f"--predictions {cfg.predictions}: no such file")
+    if is_multiple_choice(cfg.predictions):
+        click.echo(score_mcq_file(cfg)["markdown"])
+        return
     pairs = load_predictions(cfg.predictions, cfg.prediction_field, cfg.reference_field)
     click.echo(f"{len(pairs):,} items from {cfg.predictions} (prediction field "
                f"{pairs.prediction_field!r}, reference field {pairs.reference_field!r})",
@@ -48,3 +51,31 @@ def score(recipe, overrides, **flags):
     result = score_and_report(pairs.predictions, pairs.references, out_dir=cfg.out,
                               source=str(cfg.predictions), **asdict(cfg.metrics_config()))
     click.echo(result["markdown"])
+
+
+def is_multiple_choice(path: str) -> bool:
+    """A MuChoMusic exchange file (`answer_orders`) or a plain one (`options` + `correct`)."""
+    from ..evaluate.predictions import read_rows
+
+    rows = read_rows(Path(path))
+    first = rows[0][2] if rows and isinstance(rows[0][2], dict) else {}
+    return "answer_orders" in first or ("options" in first and "correct" in first)
+
+
+def score_mcq_file(cfg) -> dict:
+    """Accuracy, answered rate and the breakdown of a multiple-choice predictions file, under
+    the benchmark's reading rule; with --out, scores.json|md and categories.png."""
+    from ..evaluate.mcq import categories_plot, mcq_report
+    from ..evaluate.mcq_exchange import read_mcq_file
+
+    questions, replies, info = read_mcq_file(cfg.predictions, cfg.prediction_field)
+    click.echo(f"{len(questions):,} {info['n_options']}-option questions from {cfg.predictions} "
+               f"({info['shape']} file, reply field {info['prediction_field']!r})", err=True)
+    protocol = (f"MuChoMusic's reading rule on the file's own prompts, {info['n_options']} "
+                "options")
+    result = mcq_report(replies, questions, protocol=protocol, out_dir=cfg.out,
+                        source=str(cfg.predictions), settings={"file": info["shape"]})
+    if cfg.out is not None:
+        categories_plot(Path(cfg.out) / "categories.png", {"replies": result["breakdown"]},
+                        title=protocol, chance=result["counts"]["chance"])
+    return result

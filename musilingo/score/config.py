@@ -13,8 +13,10 @@ command's help must stay fast.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ..data import TEST_SETS
+from ..data.items import MCQLayout
 from ..errors import UserError
 from ..evaluate.scoring import MetricsConfig
 from ..infer.config import (CONTROLS, GenerationConfig, ModelConfig, RuntimeConfig, part,
@@ -54,6 +56,17 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
     control_seed: int = _opt(0, "seed of the shuffled-audio derangement")
     options_seed: int = _opt(0, "multiple choice (muchomusic): seed of each question's option "
                                 "order, recorded with the scores")
+    shots: int = _opt(1, "multiple choice (muchomusic): 1 puts the benchmark's worked example "
+                         "before every question (its default configuration, the published "
+                         "table's), 0 asks the question alone")
+    distractors: str = _opt("all", "multiple choice (muchomusic): the distractor types offered "
+                                   "beside the answer, a comma list of incorrect_but_related, "
+                                   "correct_but_unrelated, incorrect_and_unrelated (all: the "
+                                   "three, four options)")
+    rul_protocol: Literal["leave-one-out", "all-options"] = _opt(
+        "leave-one-out", "rul-muchomusic: leave-one-out (four passes per question, each without "
+                         "one distractor, majority vote: the release's recommended protocol) or "
+                         "all-options (one pass, five options)")
     max_items: int | None = _opt(None, "generation mode: only the first N test items (quick "
                                        "runs); with --control, the items of the first N clips "
                                        "(the control permutes clips)")
@@ -93,7 +106,32 @@ class ScoreConfig(MetricsConfig, ModelConfig, RuntimeConfig, GenerationConfig):
         if self.max_items is not None and self.max_items < 1:
             raise UserError("--max-items must be at least 1")
         validate_groups(self, RuntimeConfig)  # (the decoding group checks itself when made)
+        self.mcq_layout()
         return self
 
     def metrics_config(self) -> MetricsConfig:
         return part(self, MetricsConfig)
+
+    def protocol_settings(self) -> dict:
+        """What the multiple-choice protocol of this run's data set is (recorded, compared on
+        resume), or {} for text data sets."""
+        kind = TEST_SETS[self.dataset][1] if self.dataset in TEST_SETS else None
+        if kind == "mcq":
+            return {"mcq": self.mcq_layout().to_dict()}
+        if kind == "rul":
+            return {"mcq": {"benchmark": "rul-muchomusic", "protocol": self.rul_protocol,
+                            "options_seed": self.options_seed}}
+        return {}
+
+    def protocol_name(self) -> str:
+        """The multiple-choice protocol as every table names it."""
+        if TEST_SETS[self.dataset][1] == "rul":
+            return (f"RUL-MuChoMusic, {self.rul_protocol} "
+                    + ("(4 passes of 4 options, majority vote)" if self.rul_protocol ==
+                       "leave-one-out" else "(5 options)")
+                    + f", options seed {self.options_seed}")
+        return self.mcq_layout().describe()
+
+    def mcq_layout(self) -> MCQLayout:
+        """How four-option questions are asked (checked when the config is validated)."""
+        return MCQLayout.parse(self.shots, self.distractors, self.options_seed)

@@ -39,7 +39,8 @@ def control_table(real: dict, other: dict, control: str = "shuffled-audio"
                        f"{what} delta = real - {title}: near 0 means the score does not depend "
                        "on what the model hears.", ""]
     for r_rep, s_rep in zip(real["reports"], other["reports"]):
-        lines += [f"### Protocol `{r_rep['protocol']}`", "", f"| metric | real | {title} |"
+        named = f": {real['protocol_name']}" if real.get("protocol_name") else ""
+        lines += [f"### Protocol `{r_rep['protocol']}`{named}", "", f"| metric | real | {title} |"
                   " delta |", "|---|---:|---:|---:|"]
         for name, value in r_rep["values"].items():
             value2 = s_rep["values"].get(name)

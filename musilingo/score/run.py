@@ -41,7 +41,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..data import TEST_SETS
-from ..data.items import CAPTION_QUESTION, lettered, record_items
+from ..data.items import CAPTION_QUESTION, MCQLayout, lettered, record_items, rul_items
 from ..errors import UserError
 from ..evaluate.scoring import MetricsConfig
 from ..features.sources import OverlaySource
@@ -57,22 +57,24 @@ SETTINGS = "generation.json"
 
 
 def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: bool = True,
-                  available: Callable[[object], bool] | None = None, options_seed: int = 0,
+                  available: Callable[[object], bool] | None = None,
+                  mcq: MCQLayout = MCQLayout(), rul_protocol: str = "leave-one-out",
                   log: Callable[[str], None] = lambda m: None) -> tuple[list[Item], dict]:
     """(items of the test split, {clip_id: audio path}), made by data/items.py as training
     makes its own.
 
     `available(record)` decides which records can be heard (default: the audio file exists);
     the others are counted in the log line. A multiple-choice item's question is MuChoMusic's
-    prompt with the options in a seeded order (`options_seed`, recorded); its reference is the
-    lettered right option, and its meta holds the options, the index of the right one and the
-    record's categories (genre, kind, ...)."""
+    prompt laid out as `mcq` says (default: the published 1-shot layout, all distractors; the
+    options in a seeded order, recorded); its reference is the lettered right option, and its
+    meta holds the options, the index of the right one, their original order and the record's
+    categories (genre, knowledge, reasoning, kind)."""
     from ..data import read_dataset
 
     if dataset not in DATASETS:
         raise UserError(f"--dataset {dataset!r}: use one of {', '.join(DATASETS)}")
     reader, kind = DATASETS[dataset]
-    if kind in ("qa", "mcq") and not has_question:
+    if kind in ("qa", "mcq", "rul") and not has_question:
         raise UserError(f"--dataset {dataset} asks questions, but the run's adapter was trained "
                         "for captioning only (stage-1 template): score it on musiccaps or "
                         "songdescriber, or use a stage-2 run")
@@ -95,9 +97,13 @@ def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: b
     if not usable:
         raise UserError(f"{dataset}: none of the {len(records):,} test items can be heard: check "
                         "--audio-root or --cache")
-    items = record_items(records, keep=lambda r: id(r) in usable_ids,
-                         question=CAPTION_QUESTION if has_question else None,
-                         options_seed=options_seed, mcq_answer=lettered)
+    if kind == "rul":
+        items = rul_items(records, protocol=rul_protocol, seed=mcq.seed,
+                          keep=lambda r: id(r) in usable_ids)
+    else:
+        items = record_items(records, keep=lambda r: id(r) in usable_ids,
+                             question=CAPTION_QUESTION if has_question else None,
+                             mcq=mcq, mcq_answer=lettered)
     return items, {r.clip_id: str(r.audio_path) for r in usable}
 
 
@@ -148,7 +154,8 @@ def _settings(run: Path, model, cfg) -> dict:
             "annotations": str(Path(str(cfg.annotations)).expanduser().absolute()),
             "features": "cache" if cfg.cache is not None else "audio",
             "generation": part(cfg, GenerationConfig).to_dict(),
-            "control_seed": cfg.control_seed, "options_seed": cfg.options_seed}
+            "control_seed": cfg.control_seed, "options_seed": cfg.options_seed,
+            **cfg.protocol_settings()}
 
 
 def _check_settings(out: Path, settings: dict) -> None:
@@ -156,7 +163,7 @@ def _check_settings(out: Path, settings: dict) -> None:
     if path.is_file():
         old = json.loads(path.read_text())
         keys = ("adapter_sha256", "llm", "dataset", "annotations", "generation", "control_seed",
-                "options_seed")
+                "options_seed", "mcq")
         diff = [k for k in keys if old.get(k) != settings.get(k)]
         if diff:
             raise UserError(f"{out} holds predictions made with other settings ({', '.join(diff)}"
@@ -238,12 +245,12 @@ class ScoreRun:
             items, _ = dataset_items(cfg.dataset, cfg.annotations, cfg.audio_root, log=log,
                                      has_question=has_question,
                                      available=lambda r: p.source.has(r.clip_id),
-                                     options_seed=cfg.options_seed)
+                                     mcq=cfg.mcq_layout(), rul_protocol=cfg.rul_protocol)
             self.source = p.source
         else:
             items, paths = dataset_items(cfg.dataset, cfg.annotations, cfg.audio_root, log=log,
                                          has_question=has_question,
-                                         options_seed=cfg.options_seed)
+                                         mcq=cfg.mcq_layout(), rul_protocol=cfg.rul_protocol)
             self.source = p.source.with_paths(paths)
         shuffling = "shuffled-audio" in self.controls
         items = first_items(items, cfg.max_items, by_clip=shuffling, log=log)
@@ -261,14 +268,23 @@ class ScoreRun:
 
     def score(self, items: list[Item], preds: list[str], out_dir: Path, title: str) -> dict:
         """Accuracy and answered rate for multiple choice, else the text metrics."""
-        from ..evaluate.mcq import mcq_report
+        from ..evaluate.mcq import MCQQuestion, mcq_report
+        from ..evaluate.mcq_exchange import EXCHANGE_NAME, write_exchange
         from ..evaluate.scoring import score_and_report
 
         source = f"{self.folder} on {self.cfg.dataset}{title}"
+        if DATASETS[self.cfg.dataset][1] == "rul":
+            from ..evaluate.rul import rul_report
+
+            return rul_report(preds, items, protocol=self.cfg.protocol_name(), out_dir=out_dir,
+                              source=source, settings=self.cfg.protocol_settings()["mcq"])
         if DATASETS[self.cfg.dataset][1] == "mcq":
-            return mcq_report(preds, [it.meta["options"] for it in items],
-                              [it.meta["correct"] for it in items], out_dir=out_dir,
-                              source=source)
+            layout = self.cfg.mcq_layout()
+            result = mcq_report(preds, [MCQQuestion.from_meta(it.meta) for it in items],
+                                protocol=layout.describe(), settings=layout.to_dict(),
+                                out_dir=out_dir, source=source)
+            write_exchange(out_dir / EXCHANGE_NAME, items, preds)  # the benchmark's own input
+            return result
         return score_and_report(preds, [it.answer for it in items], out_dir=out_dir,
                                 source=source, **asdict(part(self.cfg, MetricsConfig)))
 
@@ -304,6 +320,18 @@ class ScoreRun:
         markdown, rows = control_table(real, scored, name)
         return scored, markdown, rows
 
+    def plot(self, real: dict, result: dict) -> None:
+        """categories.png: per-category accuracy, real beside each control."""
+        from ..evaluate.mcq import categories_plot
+
+        series = {"real": real["breakdown"]}
+        for name in self.controls:
+            key = "shuffled" if name == "shuffled-audio" else name
+            series[CONTROL_TITLES[name][0]] = result[key]["breakdown"]
+        categories_plot(self.out / "categories.png", series, title=real["protocol_name"],
+                        chance=real["counts"]["chance"])
+        real["markdown"] += "\n![accuracy per category, real and controls](categories.png)\n"
+
     def record(self, items: list[Item], real: dict, result: dict) -> None:
         """The evaluation in the run folder (runs/card.py), where serve and export find it."""
         from ..runs.card import record_evaluation
@@ -315,7 +343,9 @@ class ScoreRun:
             "protocols": {r["protocol"]: r["values"] for r in real["reports"]},
             "bertscore_model": cfg.bertscore_model, "control": result["control"] or None,
             "distinct_generations": round(result["distinct"], 4),
-            **({"options_seed": cfg.options_seed} if DATASETS[cfg.dataset][1] == "mcq" else {})})
+            **({"options_seed": cfg.options_seed, "protocol_name": real["protocol_name"],
+                **cfg.protocol_settings()} if DATASETS[cfg.dataset][1] in ("mcq", "rul")
+               else {})})
 
     def run(self) -> dict:
         items = self.items()
@@ -329,6 +359,8 @@ class ScoreRun:
             tables.append(markdown)
             result["control"] += rows
             result["shuffled" if name == "shuffled-audio" else name] = scored
+        if DATASETS[self.cfg.dataset][1] == "mcq":
+            self.plot(real, result)
         if tables:
             markdown = "\n".join(tables)
             atomic_write(self.out / "control.md", markdown)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from musilingo.data import read_dataset
-from musilingo.data.items import (CAPTION_QUESTION, lettered, mcq_prompt, occurrences,
+from musilingo.data.items import (CAPTION_QUESTION, WORKED_EXAMPLE, MCQLayout, lettered,
+                                  mcq_prompt, occurrences,
                                   record_item, record_items, shuffled_options)
 from musilingo.data.records import Record
 from musilingo.errors import UserError
@@ -57,9 +58,24 @@ def test_four_option_items_train_on_the_text_and_score_against_the_letter():
     scored = record_item(mcq, 2, mcq_answer=lettered)
     assert scored.answer == f"({'ABCD'[right]}) soft" and scored.question == trained.question
     # Another seed or another item gives its own order, reproducibly.
-    orders = {tuple(record_item(mcq, k, options_seed=s).meta["options"])
+    orders = {tuple(record_item(mcq, k, mcq=MCQLayout(0, seed=s)).meta["options"])
               for k in range(4) for s in range(4)}
     assert len(orders) > 4
+    # The published layout: the worked example first; a distractor subset keeps the types'
+    # order, and the recorded order says which original option each shown one is.
+    one_shot = record_item(mcq, 2, mcq=MCQLayout(), mcq_answer=lettered)
+    assert one_shot.question == WORKED_EXAMPLE + "\n " + trained.question
+    two = record_item(mcq, 2, mcq=MCQLayout(1, ("correct_but_unrelated",)))
+    assert sorted(two.meta["options"]) == ["quiet", "soft"]
+    assert [["soft", "quiet"][i] for i in two.meta["answer_order"]] == two.meta["options"]
+    assert two.meta["option_types"] == ["correct", "correct_but_unrelated"]
+    assert "(C)" not in two.question.split("Question: q")[1]
+    with pytest.raises(UserError, match="shots=2"):
+        MCQLayout(2)
+    with pytest.raises(UserError, match="distractors=nearby"):
+        MCQLayout.parse(1, "nearby", 0)
+    assert MCQLayout.parse(0, "incorrect_and_unrelated,incorrect_but_related", 3).distractors \
+        == ("incorrect_but_related", "incorrect_and_unrelated")
 
 
 def test_training_and_scoring_ask_each_four_option_question_alike(tmp_path):
@@ -77,7 +93,9 @@ def test_training_and_scoring_ask_each_four_option_question_alike(tmp_path):
             for q in range(2):
                 w.writerow([f"What is {q}?", f"right {i}", f"w{i}a", f"w{i}b", f"w{i}c",
                             f"clip{i}.wav", "test"])
-    scored, _ = dataset_items("muchomusic", path, None, available=lambda r: True)
+    scored, _ = dataset_items("muchomusic", path, None, available=lambda r: True,
+                              mcq=MCQLayout(shots=0))
+    published, _ = dataset_items("muchomusic", path, None, available=lambda r: True)
 
     class AllFeatures:  # a source that has every clip (no audio needed to make items)
         online = False
@@ -92,6 +110,9 @@ def test_training_and_scoring_ask_each_four_option_question_alike(tmp_path):
     assert [it.id for it in trained] == [it.id for it in scored] and len(trained) == 12
     assert [it.question for it in trained] == [it.question for it in scored]
     assert all(s.answer.endswith(") " + t.answer) for s, t in zip(scored, trained))
+    # Scoring's default is the published 1-shot layout: the same question after the example.
+    assert [it.question for it in published] == [WORKED_EXAMPLE + "\n " + it.question
+                                                 for it in trained]
 
 
 def test_occurrences_match_the_record_walk():

@@ -167,3 +167,22 @@ def test_muchomusic_split_column(tmp_path):
     marked.write_text("\n".join([header + ",split", rows[0] + ",valid"]) + "\n")
     message = _error("muchomusic", marked, tmp_path)
     assert f"{marked}:2" in message and "'valid' is not train or test" in message
+
+
+def test_muchomusic_categories_are_read_as_lists_and_bad_ones_named(tmp_path):
+    """The benchmark writes its category columns as Python list literals; empty means none; a
+    cell that is neither a list of names nor a plain name is refused naming row and column."""
+    path = tmp_path / "m.csv"
+    header = ("question,correct_answer,distractor_1_answer,distractor_2_answer,"
+              "distractor_3_answer,audio_path,music_knowledge,music_reasoning,genre")
+    rows = ['Which?,soft,loud,quiet,gentle,a.wav,"[\'Melody\', \'Instrumentation\']",,Pop',
+            'Which?,fast,slow,medium,brisk,b.wav,[],Mood,Rock']
+    path.write_text("\n".join([header, *rows]) + "\n")
+    read = read_dataset("muchomusic", path, tmp_path)
+    meta = [r.meta for r in read.records + read.missing]
+    assert meta[0]["music_knowledge"] == ["Melody", "Instrumentation"]
+    assert meta[0]["music_reasoning"] == [] and meta[1]["music_knowledge"] == []
+    assert meta[1]["music_reasoning"] == ["Mood"] and meta[1]["genre"] == "Rock"
+    path.write_text("\n".join([header, rows[0].replace("'Instrumentation'", "3")]) + "\n")
+    message = _error("muchomusic", path, tmp_path)
+    assert f"{path}:2" in message and "'music_knowledge' is not a list" in message

@@ -48,12 +48,14 @@ def test_musicinstruct_records_splits_and_meta(tmp_path):
 
 def test_registry_names_and_extensions():
     assert list(DATASETS) == ["msd", "musiccaps", "musicinstruct", "musicqa", "songdescriber",
-                              "muchomusic", "cmibench", "folder", "synth"]
-    assert all(spec.kind in ("caption", "qa", "mcq", "audio") for spec in DATASETS.values())
+                              "muchomusic", "rul-muchomusic", "cmibench", "folder", "synth"]
+    assert all(spec.kind in ("caption", "qa", "mcq", "rul", "audio")
+               for spec in DATASETS.values())
     from musilingo.data import TEST_SETS, TRAIN_SETS
 
     assert "muchomusic" in TEST_SETS and "muchomusic" in TRAIN_SETS   # with a split column
     assert "songdescriber" in TEST_SETS and "songdescriber" not in TRAIN_SETS
+    assert "rul-muchomusic" in TEST_SETS and "rul-muchomusic" not in TRAIN_SETS
     assert set(AUDIO_EXTENSIONS) == {".wav", ".flac", ".ogg", ".mp3",
                                      ".WAV", ".FLAC", ".OGG", ".MP3"}
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers.runs import CLIPS, MAX_NEW
 from musilingo.errors import UserError
+from musilingo.data.items import WORKED_EXAMPLE, MCQLayout
 from musilingo.infer import GenerationConfig
 from musilingo.score import run as ed
 from musilingo.score.controls import CONTROL_TITLES, distinct_fraction
@@ -259,18 +260,19 @@ def test_multiple_choice_items_scores_and_control(run_dir, audio_dir, tmp_path):
     rows = [[f"What leads in clip {c}?", "A piano", "A violin", "Drums", "A choir", "musiccaps",
              f"{c}_{k}.json", "pop"] for c in CLIPS for k in range(2)]
     path = _muchomusic_csv(tmp_path / "muchomusic.csv", rows)
-    items, _ = ed.dataset_items("muchomusic", path, audio_dir / "clips", options_seed=5)
+    items, _ = ed.dataset_items("muchomusic", path, audio_dir / "clips", mcq=MCQLayout(seed=5))
     assert len(items) == 8 and items[0].id == "yt_a:0" and items[1].id == "yt_a:1"
     first = items[0]
-    assert first.question.startswith("Question: What leads in clip yt_a?\n Options: (A) ")
+    assert first.question.startswith(WORKED_EXAMPLE + "\n Question: What leads in clip yt_a?\n "
+                                     "Options: (A) ")  # the published 1-shot layout
     assert first.question.endswith("\n The correct answer is: ")
     assert sorted(first.meta["options"]) == ["A choir", "A piano", "A violin", "Drums"]
     assert first.meta["options"][first.meta["correct"]] == "A piano"
     assert first.answer == f"({'ABCD'[first.meta['correct']]}) A piano"
     assert (first.meta["genre"], first.meta["dataset"]) == ("pop", "musiccaps")  # categories
-    again, _ = ed.dataset_items("muchomusic", path, audio_dir / "clips", options_seed=5)
+    again, _ = ed.dataset_items("muchomusic", path, audio_dir / "clips", mcq=MCQLayout(seed=5))
     assert [i.question for i in again] == [i.question for i in items]
-    other, _ = ed.dataset_items("muchomusic", path, audio_dir / "clips", options_seed=6)
+    other, _ = ed.dataset_items("muchomusic", path, audio_dir / "clips", mcq=MCQLayout(seed=6))
     assert [i.question for i in other] != [i.question for i in items]
 
     out = tmp_path / "mcq"
@@ -293,6 +295,21 @@ def test_multiple_choice_items_scores_and_control(run_dir, audio_dir, tmp_path):
     assert saved["counts"]["questions"] == 8 and saved["counts"]["chance"] == 0.25
     card = json.loads((run_dir / "evaluations.json").read_text())
     assert card[-1]["dataset"] == "muchomusic" and card[-1]["options_seed"] == 5
+    assert card[-1]["protocol_name"].startswith("MuChoMusic, 1-shot, 4 options")
+    assert saved["breakdown"]["genre"]["pop"]["questions"] == 8
+    # The benchmark's exchange file, for the real pass and the control, reads back the same.
+    from musilingo.evaluate.mcq_exchange import read_mcq_file
+
+    questions, replies, _ = read_mcq_file(out / "muchomusic.json")
+    assert replies == preds and [q.correct for q in questions] == [
+        it.meta["correct"] for it in items]
+    assert (out / "shuffled-audio" / "muchomusic.json").is_file()
+    assert (out / "categories.png").read_bytes()[:4] == b"\x89PNG"
+    assert "1-shot" in (out / "scores.md").read_text()
+    # A 0-shot rerun into the same folder would mix layouts: refused.
+    with pytest.raises(UserError, match="mcq"):
+        score(run=run_dir, dataset="muchomusic", annotations=path,
+              audio_root=audio_dir / "clips", out=out, options_seed=5, shots=0)
 
 
 def test_a_multiple_choice_row_without_four_options_is_refused(tmp_path):
@@ -350,3 +367,38 @@ def test_silence_noise_and_text_only_controls_from_a_cache(run_dir, cache_dir, t
         from musilingo.score.config import ScoreConfig
 
         ScoreConfig(run="r", dataset="musicqa", control="silence,loud").validate()
+
+
+def test_rul_muchomusic_leave_one_out_with_the_noise_run(run_dir, audio_dir, tmp_path):
+    """RUL-MuChoMusic through `score`: four passes per question in the release's prompt, the
+    vote recomputed from the written predictions equals the reported accuracy, and the noise
+    control (the release's recommended second run) is reported beside it under the protocol's
+    name."""
+    from musilingo.evaluate.rul import read_rul_letter, vote
+
+    path = tmp_path / "RUL-MuchoMusic.json"
+    path.write_text(json.dumps({c: {"question": f"What leads in {c}?", "caption": "...",
+                                    "correct_answer": "A piano", "PI": 0.9,
+                                    "distractors": ["A violin", "Drums", "A choir", "A flute"]}
+                                for c in CLIPS}))
+    out = tmp_path / "rul"
+    result = score(run=run_dir, dataset="rul-muchomusic", annotations=path,
+                   audio_root=audio_dir / "clips", out=out, control="noise")
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 * len(CLIPS)
+    assert rows[0]["question"].startswith("Provide your best guess of this question.")
+    items, _ = ed.dataset_items("rul-muchomusic", path, audio_dir / "clips")
+    assert [r["id"] for r in rows] == [it.id for it in items]
+    right = 0
+    for c in CLIPS:
+        mine = [(r, it) for r, it in zip(rows, items) if it.meta["question"] == f"{c}:0"]
+        texts = [(lambda letter: it.meta["options"]["ABCD".index(letter)] if letter else "")(
+            read_rul_letter(r["prediction"], it.meta["options"])) for r, it in mine]
+        right += vote(texts) == "A piano"
+    real = result["real"]["reports"][0]
+    assert real["protocol"] == "rul-muchomusic"
+    assert real["values"]["accuracy"] == right / len(CLIPS)
+    assert "RUL-MuChoMusic, leave-one-out" in (out / "scores.md").read_text()
+    assert "RUL-MuChoMusic, leave-one-out" in (out / "control.md").read_text()
+    card = json.loads((run_dir / "evaluations.json").read_text())
+    assert card[-1]["protocol_name"].startswith("RUL-MuChoMusic, leave-one-out")
