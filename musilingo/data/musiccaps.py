@@ -24,8 +24,8 @@ from pathlib import Path
 
 from musilingo.data.annotations import (bool_field, fail, read_csv_rows, read_json_items,
                                         require_file, text_field)
-from musilingo.data.records import (AudioLocator, DatasetRecords, Record, audio_root_path,
-                                    partition)
+from musilingo.data.records import (SPLITS, AudioLocator, DatasetRecords, Record,
+                                    audio_root_path, partition)
 from musilingo.errors import UserError
 
 MUSICCAPS_REQUIRED = ("ytid", "caption", "is_audioset_eval")
@@ -87,10 +87,19 @@ def _lpmc_rows(path: Path) -> list[tuple[str, dict, str | None]]:
         except (UnicodeDecodeError, ValueError) as exc:
             raise fail(split_file, None, f"not valid JSON ({type(exc).__name__})",
                        "pass LP-MusicCaps' track_split.json as downloaded, or remove it") from None
-        for field, keys in (table.items() if isinstance(table, dict) else []):
+        lists = {f: k for f, k in table.items() if f.removesuffix("_track") in SPLITS} \
+            if isinstance(table, dict) else {}
+        if not lists or not all(isinstance(k, list) for k in lists.values()):
+            raise fail(split_file, None, "expected an object of clip lists (train_track, "
+                       "valid_track, test_track)",
+                       "pass LP-MusicCaps' track_split.json as downloaded, or remove it")
+        for field, keys in lists.items():
             word = field.removesuffix("_track")
-            if word in ("train", "valid", "test") and isinstance(keys, list):
-                splits.update({str(k): word for k in keys})
+            for k in map(str, keys):
+                if splits.get(k, word) != word:
+                    raise fail(split_file, None, f"clip {k} is in both {splits[k]}_track and "
+                               f"{field}", "keep each clip in one split")
+                splits[k] = word
     return [(key, row, splits.get(key)) for key, row in data.items()]
 
 

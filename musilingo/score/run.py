@@ -84,6 +84,11 @@ def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: b
     result = read_dataset(reader, annotations, audio_root,
                           split=None if reader == "musicqa" else "test")
     records = [r for r in result.records + result.missing if r.split == "test"]
+    outside = [r for r, _ in result.refused if r.split == "test"]
+    if not records and outside:
+        raise UserError(f"{dataset}: all {len(outside):,} test items name audio outside the "
+                        f"audio root {result.root} (e.g. {outside[0].source}: "
+                        f"{outside[0].audio_path}); put the audio under --audio-root")
     if not records:
         hint = (" (MusicQA's test set is its Eval file, e.g. EvalMusicQA.json)"
                 if reader == "musicqa" else "")
@@ -92,8 +97,11 @@ def dataset_items(dataset: str, annotations, audio_root=None, *, has_question: b
     usable = [r for r in records if (available(r) if available else id(r) in present)]
     usable_ids = {id(r) for r in usable}
     skipped = len(records) - len(usable)
+    reason = "not in the cache" if available else "no audio file"
     log(f"{dataset}: {len(usable):,} test items over {len({r.clip_id for r in usable}):,} clips"
-        + (f"; {skipped:,} skipped (no audio or no cached features)" if skipped else ""))
+        + (f"; {skipped:,} skipped ({reason})" if skipped else "")
+        + (f"; {len(outside):,} skipped (audio outside the audio root {result.root}, e.g. "
+           f"{outside[0].source})" if outside else ""))
     if not usable:
         raise UserError(f"{dataset}: none of the {len(records):,} test items can be heard: check "
                         "--audio-root or --cache")

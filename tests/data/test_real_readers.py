@@ -214,3 +214,26 @@ def test_cmi_bench_bad_lines_name_the_line(tmp_path):
     (tmp_path / "a").mkdir()
     data = read_dataset("cmibench", path, tmp_path / "a")
     assert data.records == [] and len(data.refused) == 1       # outside the root: refused
+
+
+def test_an_inconsistent_or_malformed_track_split_is_refused(lpmc_folder, tmp_path):
+    """A clip in two splits, or a split file that is not LP-MusicCaps' layout, was ignored (the
+    clip landed in whichever list came last); now it is refused naming the file and the clip."""
+    import json
+    import re
+    import shutil
+
+    from musilingo.errors import UserError
+
+    folder = tmp_path / "lpmc"
+    shutil.copytree(lpmc_folder, folder)
+    table = json.loads((folder / "track_split.json").read_text())
+    clip = table["train_track"][0]
+    table["test_track"] = [*table.get("test_track", []), clip]
+    (folder / "track_split.json").write_text(json.dumps(table))
+    with pytest.raises(UserError, match=rf"track_split.json: clip {re.escape(clip)} is in both "
+                                        r"train_track and test_track"):
+        read_dataset("musiccaps", folder, tmp_path)
+    (folder / "track_split.json").write_text(json.dumps(["a", "b"]))
+    with pytest.raises(UserError, match="track_split.json: expected an object of clip lists"):
+        read_dataset("musiccaps", folder, tmp_path)

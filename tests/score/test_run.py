@@ -402,3 +402,26 @@ def test_rul_muchomusic_leave_one_out_with_the_noise_run(run_dir, audio_dir, tmp
     assert "RUL-MuChoMusic, leave-one-out" in (out / "control.md").read_text()
     card = json.loads((run_dir / "evaluations.json").read_text())
     assert card[-1]["protocol_name"].startswith("RUL-MuChoMusic, leave-one-out")
+
+
+def test_items_left_out_are_counted_with_their_reason(audio_dir, tmp_path):
+    """No silent drops: audio outside the audio root and absent files are each counted in the
+    log line; when every item points outside, the error says so (not "no test-split records")."""
+    rows = [[f"What leads in clip {c}?", "A piano", "A violin", "Drums", "A choir", "musiccaps",
+             f"{c}_0.json", "pop"] for c in CLIPS]
+    path = _muchomusic_csv(tmp_path / "m.csv", rows)
+    lines = []
+    with_paths = tmp_path / "p.csv"
+    text = path.read_text().splitlines()
+    with_paths.write_text("\n".join([text[0] + ",audio_path"] + [
+        row + ("," + ("../../etc/x.wav" if i == 0 else f"{CLIPS[i]}.wav" if i < 3 else
+                      "absent.wav")) for i, row in enumerate(text[1:])]) + "\n")
+    items, _ = ed.dataset_items("muchomusic", with_paths, audio_dir / "clips", log=lines.append)
+    assert len(items) == 2
+    assert "2 test items over 2 clips; 1 skipped (no audio file); 1 skipped (audio outside the " \
+           "audio root" in lines[0]
+    everything_out = tmp_path / "out.csv"
+    everything_out.write_text("\n".join([text[0] + ",audio_path"] +
+                                        [row + ",/etc/x.wav" for row in text[1:]]) + "\n")
+    with pytest.raises(UserError, match="all 4 test items name audio outside the audio root"):
+        ed.dataset_items("muchomusic", everything_out, audio_dir / "clips")
