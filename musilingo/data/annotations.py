@@ -12,6 +12,7 @@ Every reader funnels its parsing through here, so that a malformed file always p
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -54,7 +55,8 @@ def _read_text(path: Path) -> str:
 def read_csv_rows(path: Path, required: Sequence[str], what: str
                   ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line the row starts on, {column: value}) for every non-blank data row."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    text = _read_text(path)  # decoded whole first: a non-UTF-8 byte is named, not a traceback
+    with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)

@@ -44,6 +44,9 @@ def _lines(path: Path):
             continue
         try:
             item = json.loads(line)
+        except RecursionError:
+            raise fail(path, number, "JSON nested too deeply",
+                       "CMI-Bench files hold one flat JSON object per line") from None
         except ValueError as exc:
             raise fail(path, number, f"not a JSON object ({str(exc)[:80]})",
                        "CMI-Bench files hold one JSON object per line") from None

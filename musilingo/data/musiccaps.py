@@ -73,6 +73,9 @@ def _lpmc_rows(path: Path) -> list[tuple[str, dict, str | None]]:
     """(key, row, split or None) of LP-MusicCaps' annotation.json, with track_split.json's split."""
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except RecursionError:
+        raise fail(path, None, "JSON nested too deeply",
+                   "pass LP-MusicCaps' annotation.json as downloaded") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise fail(path, None, f"not valid JSON ({type(exc).__name__}: {str(exc)[:80]})",
                    "pass LP-MusicCaps' annotation.json as downloaded") from None
@@ -84,7 +87,7 @@ def _lpmc_rows(path: Path) -> list[tuple[str, dict, str | None]]:
     if split_file.is_file():
         try:
             table = json.loads(split_file.read_text(encoding="utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise fail(split_file, None, f"not valid JSON ({type(exc).__name__})",
                        "pass LP-MusicCaps' track_split.json as downloaded, or remove it") from None
         lists = {f: k for f, k in table.items() if f.removesuffix("_track") in SPLITS} \

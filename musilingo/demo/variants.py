@@ -51,8 +51,13 @@ CONTROLLED = ("trained", "shuffled", "text-only")  # the conditions each variant
 
 
 def parse_variants(text: str) -> list[str]:
-    names = [v.strip() for v in text.split(",") if v.strip()]
+    """The named variants, each once, in the order given; none at all is refused before the
+    pipeline starts (a 10-minute run that could only end in an error)."""
+    names = list(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
     known = variants()
+    if not names:
+        raise UserError(f"variants={text!r} names no variant; use some of {', '.join(known)}, "
+                        "comma-separated")
     unknown = [v for v in names if v not in known]
     if unknown:
         raise UserError(f"variants={text!r}: {unknown[0]!r} is not a demo variant; use some of "

@@ -142,6 +142,10 @@ class PredictionLog:
             if absent:
                 raise UserError(f"{self.path}:{number}: field {absent[0]!r} is missing; delete "
                                 "that line (it will be generated again) or the file")
+            if not isinstance(row["prediction"], str):
+                raise UserError(f"{self.path}:{number}: field 'prediction' is "
+                                f"{type(row['prediction']).__name__}, not text; delete that line "
+                                "(it will be generated again) or the file")
             self.rows[str(row["id"])] = row
 
     def append(self, items: list[Item], answers: list[str]) -> None:

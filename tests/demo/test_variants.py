@@ -44,3 +44,11 @@ def test_an_unknown_variant_fails_before_any_work(tmp_path, capsys):
         parse_variants("linear,mpl")
     code, _, err = run_cli(capsys, "demo", "--variants", "mpl", "--out", str(tmp_path / "x"))
     assert code == 2 and not (tmp_path / "x" / "data").exists()
+
+
+def test_no_variant_at_all_fails_at_once_and_duplicates_run_once(tmp_path, capsys):
+    from musilingo.demo.variants import parse_variants
+
+    assert parse_variants("mlp, linear,mlp") == ["mlp", "linear"]
+    code, _, err = run_cli(capsys, "demo", "--variants", ",", "--out", str(tmp_path / "x"))
+    assert code == 2 and "names no variant" in err and not (tmp_path / "x" / "data").exists()
