@@ -77,8 +77,11 @@ class CachePlan:
 
 
 def load_plan_array(group, name: str):
-    """One plan array: numpy, or a StringColumn for the strings."""
-    if name in STRING_ARRAYS and f"{name}_offsets" not in group and name in group:
+    """One plan array: numpy, or a StringColumn for the strings. A format-2 cache's strings are
+    its own vlen arrays, even where an interrupted upgrade has begun writing their format-3
+    columns beside them (those may be half-written until the version says 3)."""
+    old = group.attrs.get("format_version") in UPGRADABLE_VERSIONS
+    if name in STRING_ARRAYS and name in group and (old or f"{name}_offsets" not in group):
         return [str(x) for x in group[name][:]]  # format 2 (being upgraded)
     if name in STRING_ARRAYS:
         return StringColumn(group[f"{name}_offsets"][:], group[f"{name}_bytes"][:])

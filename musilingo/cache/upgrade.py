@@ -7,13 +7,16 @@ shard each and the strings in zarr-python's vlen-utf8 extension. The upgrade, in
 
 1. writes the strings as bytes + offsets beside the old arrays, and a commit record for every
    committed shard (from its status, counts, seconds, checksum and reason: the same values);
-2. switches the group attributes to format 3 (the row index marked absent), keeping the plan
+   until step 2 the cache is format 2 and reads its own arrays, whatever of these exists;
+2. switches the group attributes to format 3 in one write (the row index marked absent), keeping the plan
    digest's rules (`digest_format_version: 2`), so that `plan_sha256` and every row checksum stay
    valid: nothing is recomputed, and a plan damaged before the upgrade is still refused after it;
 3. removes the old arrays and writes the row index.
 
-The features files are neither read nor rewritten. A crash after step 2 leaves a format-3 cache
-that reads from its commit records; running the command again finishes it. Shards with an
+The features files are neither read nor rewritten. A kill at any write leaves either a format-2
+cache that the same command upgrades from the start, or a format-3 cache that reads from its
+commit records and that the same command finishes (tests/cache/test_crash_points.py kills it at
+every write in turn). Shards with an
 unreadable status or pending rows stay pending (no record), for `extract` to redo. Format 1 is
 not upgraded (its checksums do not cover the row's identity): re-extract it.
 """
@@ -67,10 +70,12 @@ def upgrade_cache(path, progress: bool = False) -> dict:
         write_commit(location, shard, start, stop, status, values["counts"], values["seconds"],
                      values["checksum"], values["reason"],
                      location.size(key) if location.is_file(key) else 0)
-    group.attrs.update({"format_version": FORMAT_VERSION, "digest_format_version": version,
-                        "index": None, "commit_record": COMMIT_FIELDS,
-                        "arrays": {**ROW_ARRAYS, **PLAN_ARRAYS, **INDEX_ARRAYS},
-                        "upgraded_from": version})
+    # One write of zarr.json (`attrs.update` writes it once per key: a kill between those left a
+    # format-3 version beside format-2 digest rules, a cache neither command could open).
+    group.update_attributes({"format_version": FORMAT_VERSION, "digest_format_version": version,
+                             "index": None, "commit_record": COMMIT_FIELDS,
+                             "arrays": {**ROW_ARRAYS, **PLAN_ARRAYS, **INDEX_ARRAYS},
+                             "upgraded_from": version})
     _finish(CacheStore.open(location))  # now format 3: opened, and its plan checked, as such
     return {"from": version, "shards": len(committed_shards(location))}
 
