@@ -86,6 +86,41 @@ def read_peft_config(folder: str | Path) -> LoraConfig:
                         f"{str(exc)[:120]}); restore the run folder or re-train") from None
 
 
+def check_lora_file(folder: str | Path, lora: LoraConfig) -> None:
+    """What can be checked of a run's LoRA file without the LLM (export publishes it): readable
+    safetensors holding only `lora_A` / `lora_B` matrices of the recorded targets, of the
+    recorded rank, finite; the LLM-side shapes are `load_lora_weights`'s."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / LORA_FOLDER / WEIGHTS
+    if not path.is_file():
+        raise UserError(f"{folder}: the adapter config names LoRA weights but {path.parent} has "
+                        f"no {WEIGHTS}; restore the run folder or re-train")
+    try:
+        saved = load_file(str(path))
+    except Exception as exc:  # truncated, not safetensors, a bad header
+        raise UserError(f"{path} cannot be read as safetensors ({type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0][:120]}): restore it or re-train"
+                        ) from None
+    if not saved:
+        raise UserError(f"{path} holds no tensors; restore the run folder or re-train")
+    for key, value in saved.items():
+        parts = key.split(".")
+        kind = next((p for p in parts if p in ("lora_A", "lora_B")), None)
+        target = parts[parts.index(kind) - 1] if kind else None
+        if kind is None or target not in lora.targets or value.dim() != 2:
+            raise UserError(f"{path} holds {key}, which is not a LoRA matrix of the run's "
+                            f"targets ({','.join(lora.targets)}); restore the run folder or "
+                            "re-train")
+        rank = value.shape[0] if kind == "lora_A" else value.shape[1]
+        if rank != lora.r:
+            raise UserError(f"{path}: {key} has rank {rank}, the run's LoRA has rank {lora.r}; "
+                            "restore the run folder or re-train")
+        if not value.isfinite().all():
+            raise UserError(f"{path}: {key} holds NaN or Inf values (a diverged or damaged "
+                            "LoRA); re-train, or use an earlier run folder")
+
+
 def load_lora_weights(model, folder: str | Path) -> None:
     """Fill the model's LoRA layers with the run's saved matrices: exactly the LoRA tensors of
     those layers, with their shapes and finite values, or a one-line UserError."""

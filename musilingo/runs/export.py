@@ -6,8 +6,11 @@
 A trained MusiLingo adapter is ~4M parameters; the field publishes 15 GB repositories because
 nothing packages the adapter with what is needed to use and trust it. The exported folder holds
     adapter.safetensors, adapter_config.json   the run's adapter, unchanged (re-read and checked)
-    lora/                                      with LoRA: PEFT's adapter_config.json and
-                                               adapter_model.safetensors (peft loads it)
+    lora/                                      with LoRA: PEFT's adapter_config.json (its
+                                               base_model_name_or_path a hub id or <local
+                                               path>) and adapter_model.safetensors (peft loads
+                                               it), checked first: only the recorded targets'
+                                               LoRA matrices, of the recorded rank, finite
     config.yaml                                the training recipe as it ran, when there is one,
                                                its local paths shown as <local path>
     evaluations.json                           the scores recorded in the run (card.py)
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import temp_path
-from ..models.lora import LORA_FOLDER
+from ..models.lora import LORA_FOLDER, check_lora_file
 from ..models.adapter_config import AdapterConfig
 from .adapter_file import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter
 from .card import EVALUATIONS, RunCard, evaluations_markdown, shuffled_control
@@ -146,8 +149,8 @@ def export_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> 
         raise UserError(f"--out {out} is a file: choose a folder")
     files = [name for name in (ADAPTER_WEIGHTS, ADAPTER_CONFIG, "config.yaml", EVALUATIONS)
              if os.path.lexists(card.folder / name)]
-    lora = card.folder / LORA_FOLDER
-    if (lora / "adapter_model.safetensors").is_file():  # PEFT's own files, loadable by peft
+    if card.config.lora is not None:  # PEFT's own files, checked as caption checks them
+        check_lora_file(card.folder, card.config.lora)
         files += [f"{LORA_FOLDER}/adapter_config.json", f"{LORA_FOLDER}/adapter_model.safetensors"]
     for name in files:
         _check_own_file(card.folder / name, folder)
@@ -163,6 +166,8 @@ def export_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> 
 
                 (tmp / name).write_text(yaml.safe_dump(public_recipe(card.training),
                                                        sort_keys=False), encoding="utf-8")
+            elif name == f"{LORA_FOLDER}/adapter_config.json":  # PEFT names the base LLM
+                (tmp / name).write_text(public_peft_config(card.folder / name), encoding="utf-8")
             else:
                 shutil.copy2(card.folder / name, tmp / name, follow_symlinks=False)
         (tmp / "README.md").write_text(model_card(card), encoding="utf-8")
@@ -215,3 +220,21 @@ def push_to_hub(folder: Path, repo: str) -> str:
         raise UserError(f"--push-to-hub {repo}: upload failed ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160]})") from None
     return str(getattr(info, "commit_url", repo))
+
+
+def public_peft_config(path: Path) -> str:
+    """PEFT's adapter_config.json with `base_model_name_or_path` as a hub id (a preset's or a
+    snapshot's) or `<local path>`: the folder the run was trained from is this machine's."""
+    import json
+
+    try:
+        peft = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} cannot be read as JSON ({type(exc).__name__}); restore the "
+                        "run folder or re-train") from None
+    if not isinstance(peft, dict):
+        raise UserError(f"{path} is not a JSON object; restore the run folder or re-train")
+    base = peft.get("base_model_name_or_path")
+    if base:
+        peft["base_model_name_or_path"] = hub_model(base) or LOCAL
+    return json.dumps(peft, indent=2) + "\n"

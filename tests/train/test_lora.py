@@ -184,3 +184,41 @@ def test_lora_lr_sets_the_lora_matrices_own_rate(lora_cfg, tmp_path):
         [(False, 0.05), (False, 0.0), (True, 0.05)]
     with pytest.raises(UserError, match="learning rates must be positive"):
         run(lora_cfg(out=str(tmp_path / "bad"), lora_lr=0.0, **kw), log=quiet)
+
+
+def test_export_publishes_only_a_lora_that_loads_and_no_local_path(lora_cfg, tmp_path):
+    """export refused nothing: truncated, NaN, rank-mismatched or missing LoRA weights went out
+    with exit 0 (the export then did not load), and PEFT's config named the local LLM folder."""
+    from safetensors.torch import save_file
+
+    from musilingo.runs.export import export_run
+
+    r = run(lora_cfg(out=str(tmp_path / "run"), max_steps=1), log=quiet)
+    peft_path = r.run_dir / "lora" / "adapter_config.json"
+    peft_cfg = json.loads(peft_path.read_text())
+    peft_cfg["base_model_name_or_path"] = str(tmp_path / "home" / "my-private-llm")
+    peft_path.write_text(json.dumps(peft_cfg))
+    out = export_run(r.run_dir, tmp_path / "export")
+    published = json.loads((out / "lora" / "adapter_config.json").read_text())
+    assert published["base_model_name_or_path"] == "<local path>"
+    assert published["r"] == 4 and "my-private-llm" not in (out / "README.md").read_text()
+    load_model(out)                                          # what went out loads
+
+    weights = r.run_dir / "lora" / "adapter_model.safetensors"
+    saved = load_file(str(weights))
+    first = sorted(k for k in saved if "lora_A" in k)[0]
+    for bad, message in (({**saved, first: saved[first] * float("nan")}, "NaN or Inf"),
+                         ({**saved, first: saved[first][:2]}, "has rank 2, the run's LoRA has "
+                                                              "rank 4"),
+                         ({**saved, "base_model.model.model.norm.weight": torch.zeros(64)},
+                          "not a LoRA matrix")):
+        save_file(bad, str(weights))
+        with pytest.raises(UserError, match=message):
+            export_run(r.run_dir, tmp_path / "bad", overwrite=True)
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(UserError, match="cannot be read as safetensors"):
+        export_run(r.run_dir, tmp_path / "bad", overwrite=True)
+    weights.unlink()
+    with pytest.raises(UserError, match="has no adapter_model.safetensors"):
+        export_run(r.run_dir, tmp_path / "bad", overwrite=True)
+    assert not (tmp_path / "bad").exists()
