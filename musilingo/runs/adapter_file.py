@@ -51,11 +51,29 @@ def load_model(folder: str | Path, *, llm: str | None = None, stride: int | None
     config = dataclasses.replace(config, llm=llm or config.llm, stride=stride or config.stride)
     model = MusiLingo.build(config, dtype=dtype, device=device,
                             trust_remote_code=trust_remote_code)
+    check_state(folder, model.adapter.state_dict(), state)
     dtype_now = model.adapter.proj.weight.dtype
     model.adapter.load_state_dict({k: v.to(dtype_now) for k, v in state.items()})
     if config.lora is not None:  # the LLM's LoRA matrices, in PEFT's format beside the adapter
         load_lora_weights(model, folder)
     return model
+
+
+def check_state(folder, own: dict, saved: dict) -> None:
+    """The saved adapter tensors are exactly those the config builds, shape for shape; else one
+    line naming the tensor (torch's own message is several lines and names no file)."""
+    where = Path(folder) / ADAPTER_WEIGHTS
+    extra, missing = sorted(set(saved) - set(own)), sorted(set(own) - set(saved))
+    if extra or missing:
+        what = f"holds {extra[0]!r}, which" if extra else f"lacks {missing[0]!r}, which"
+        raise UserError(f"{where} {what} the adapter {ADAPTER_CONFIG} describes "
+                        f"{'does not have' if extra else 'needs'}: the two files disagree; "
+                        "restore the run folder or re-train")
+    for key, value in saved.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise UserError(f"{where}: {key!r} has shape {list(value.shape)}, but "
+                            f"{ADAPTER_CONFIG} describes {list(own[key].shape)}: the two files "
+                            "disagree; restore the run folder or re-train")
 
 
 def save_adapter(folder: str | Path, config: AdapterConfig, state: dict) -> Path:
@@ -125,6 +143,10 @@ def load_adapter(folder: str | Path) -> tuple[AdapterConfig, dict]:
         raise UserError(f"{w_path} cannot be read as safetensors ({type(exc).__name__}: "
                         f"{str(exc).strip()[:120]}): the adapter file is damaged; restore it or "
                         "re-train") from None
+    if cfg.lora is None and (folder / "lora" / "adapter_model.safetensors").is_file():
+        raise UserError(f"{folder}/lora holds LoRA weights but {ADAPTER_CONFIG} names no LoRA "
+                        "(its 'lora' is missing or null): the run would answer without them; "
+                        "restore adapter_config.json or re-train")
     bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
     if bad:
         raise UserError(f"{w_path}: tensor {bad[0]!r} holds NaN or Inf values (a diverged or "

@@ -222,3 +222,29 @@ def test_export_publishes_only_a_lora_that_loads_and_no_local_path(lora_cfg, tmp
     with pytest.raises(UserError, match="has no adapter_model.safetensors"):
         export_run(r.run_dir, tmp_path / "bad", overwrite=True)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_run_folder_whose_two_files_disagree_is_refused_naming_the_key(lora_cfg, tmp_path):
+    """adapter_config.json contradicting adapter.safetensors ended in torch's several-line
+    RuntimeError (exit 1); deleting the `lora` key ran silently without the LoRA."""
+    from safetensors.torch import save_file
+
+    from musilingo.runs.adapter_file import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+
+    r = run(lora_cfg(out=str(tmp_path / "run"), max_steps=1), log=quiet)
+    config = json.loads((r.run_dir / ADAPTER_CONFIG).read_text())
+    (r.run_dir / ADAPTER_CONFIG).write_text(json.dumps({**config, "lora": None}))
+    with pytest.raises(UserError, match="lora holds LoRA weights but adapter_config.json names "
+                                        "no LoRA"):
+        load_model(r.run_dir)
+    (r.run_dir / ADAPTER_CONFIG).write_text(json.dumps(config))
+    weights = r.run_dir / ADAPTER_WEIGHTS
+    state = load_file(str(weights))
+    key = sorted(state)[0]
+    save_file({**state, key: state[key][..., :1].contiguous()}, str(weights))
+    with pytest.raises(UserError, match=rf"{key!r} has shape .* but adapter_config.json "
+                                        "describes"):
+        load_model(r.run_dir)
+    save_file({**state, "extra.weight": torch.zeros(2)}, str(weights))
+    with pytest.raises(UserError, match="holds 'extra.weight', which the adapter"):
+        load_model(r.run_dir)
