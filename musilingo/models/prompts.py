@@ -28,6 +28,7 @@ included), so no BOS is added in front of it.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -121,14 +122,23 @@ def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None,
     question = "{question}" if stage == "instruct" else CAPTION_QUESTION
     probe = "MusilingoAnswerProbe"  # letters only: templates strip() message content
     try:
-        prompt = tokenizer.apply_chat_template(chat_messages([(question, None)], system),
-                                               tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(chat_messages([(question, probe)], system),
-                                             tokenize=False)
+        with render_limit(RENDER_SECONDS):
+            prompt = tokenizer.apply_chat_template(chat_messages([(question, None)], system),
+                                                   tokenize=False, add_generation_prompt=True)
+            full = tokenizer.apply_chat_template(chat_messages([(question, probe)], system),
+                                                 tokenize=False)
+    except RenderTimeout:
+        raise UserError(f"prompt=chat: the tokenizer's chat template did not finish rendering "
+                        f"one turn in {RENDER_SECONDS} s (a runaway loop?); fix the template or "
+                        "use prompt=vicuna") from None
     except Exception as exc:  # a template that needs other roles or raises on its own
         raise UserError(f"prompt=chat: the tokenizer's chat template cannot render a user turn "
                         f"and an answer ({type(exc).__name__}: {str(exc)[:120]}); use "
                         "prompt=vicuna") from None
+    if len(full) > MAX_TEMPLATE_CHARS:
+        raise UserError(f"prompt=chat: the tokenizer's chat template renders one short turn as "
+                        f"{len(full):,} characters (more than {MAX_TEMPLATE_CHARS:,}; a template's "
+                        "own text is a few hundred); fix the template or use prompt=vicuna")
     if AUDIO_MARKER not in prompt or not full.startswith(prompt) or probe not in full:
         raise UserError("prompt=chat: the tokenizer's chat template changes the message text or "
                         "the turn layout between prompt and answer; use prompt=vicuna")
@@ -142,6 +152,38 @@ def chat_template(tokenizer, stage: str, max_target_tokens: int | None = None,
     limit = max_target_tokens or TEMPLATES[STAGE_TEMPLATES[stage]].max_target_tokens
     name = "chat-instruct" if stage == "instruct" else "chat-caption"
     return PromptTemplate(name, prompt, end, int(limit), bos=False, system=system)
+
+
+RENDER_SECONDS = 10          # a chat template renders a turn in milliseconds
+MAX_TEMPLATE_CHARS = 20_000  # what one short turn may render to
+
+
+class RenderTimeout(Exception):
+    pass
+
+
+@contextmanager
+def render_limit(seconds: float):
+    """Interrupt the block after `seconds` (a chat template is code from the model's files: a
+    nested loop must not hang the run). Uses the process's real-time timer, so only in the main
+    thread; elsewhere the block runs unbounded."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise RenderTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def get_template(name: str, max_target_tokens: int | None = None) -> PromptTemplate:

@@ -154,3 +154,24 @@ def test_the_paper_layout_is_unchanged_by_the_prompt_setting(tok):
 
     assert stage_template(tok, "instruct", "vicuna") == get_template("instruct")
     assert stage_template(None, "pretrain", "vicuna", 20) == get_template("caption", 20)
+
+
+def test_a_runaway_or_huge_chat_template_is_refused_in_one_line(tok, monkeypatch):
+    """A chat template is code from the model's files: a nested loop hung `train prompt=chat`
+    without limit, and one rendering 50 MB led to a 25.6 GB allocation. Both are now refused."""
+    import copy
+
+    from musilingo.errors import UserError
+    from musilingo.models import prompts
+
+    hang = copy.copy(tok)
+    hang.chat_template = ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}"
+                          "{% endfor %}{{ messages[0]['content'] }}")
+    monkeypatch.setattr(prompts, "RENDER_SECONDS", 0.5)
+    with pytest.raises(UserError, match="did not finish rendering one turn in 0.5 s"):
+        prompts.chat_template(hang, "instruct")
+    huge = copy.copy(tok)
+    huge.chat_template = ("{% for m in messages %}{{ m['content'] * 5000 }}{% endfor %}"
+                          "{% if add_generation_prompt %}A:{% endif %}")
+    with pytest.raises(UserError, match="renders one short turn as .* characters"):
+        prompts.chat_template(huge, "instruct")
