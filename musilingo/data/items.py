@@ -102,13 +102,20 @@ def option_order(n: int, seed: int, key: str = "") -> list[int]:
     return np.random.default_rng([seed, n, *digest]).permutation(n).tolist()
 
 
+def ordered_options(original: list[str], seed: int, key: str = ""
+                    ) -> tuple[list[str], int, list[int]]:
+    """`original` (the right answer first) in its seeded order: (options as shown, where the
+    right one landed, the order)."""
+    order = option_order(len(original), seed, key)
+    return [original[i] for i in order], order.index(0), order
+
+
 def shuffled_options(correct: str, distractors: list[str], seed: int,
                      key: str = "") -> tuple[list[str], int]:
     """The correct answer and its distractors in a seeded random order, and where the correct
     one landed."""
-    options = [correct, *distractors]
-    order = option_order(len(options), seed, key)
-    return [options[i] for i in order], order.index(0)
+    options, right, _ = ordered_options([correct, *distractors], seed, key)
+    return options, right
 
 
 def mcq_prompt(question: str, options: list[str], shots: int = 0) -> str:
@@ -159,9 +166,7 @@ def record_item(record: Record, k: int, *, question: str | None = CAPTION_QUESTI
     if "distractors" in record.meta:
         chosen = [d for t, d in zip(DISTRACTOR_TYPES, record.meta["distractors"])
                   if t in mcq.distractors]
-        original = [texts["answer"], *chosen]
-        order = option_order(len(original), mcq.seed, ident)
-        options, right = [original[i] for i in order], order.index(0)
+        options, right, order = ordered_options([texts["answer"], *chosen], mcq.seed, ident)
         asked = mcq_prompt(texts["question"], options, mcq.shots)
         answer = mcq_answer(options, right)
         meta.update(options=options, correct=right, answer_order=order,
@@ -176,17 +181,20 @@ def record_item(record: Record, k: int, *, question: str | None = CAPTION_QUESTI
                 meta=meta)
 
 
-def record_items(records: Iterable[Record], *, keep: Callable[[Record], bool] | None = None,
-                 **how) -> list[Item]:
-    """`record_item` of every record (in order, k counted per clip over all of them); `keep`
+def numbered(records: Iterable[Record], keep: Callable[[Record], bool] | None = None):
+    """(record, k) of every record kept, k counted per clip over all of them (in order): `keep`
     drops records after their k is counted, so ids do not depend on what is left out."""
     seen: dict[str, int] = {}
-    items = []
     for record in records:
         k = seen[record.clip_id] = seen.get(record.clip_id, -1) + 1
         if keep is None or keep(record):
-            items.append(record_item(record, k, **how))
-    return items
+            yield record, k
+
+
+def record_items(records: Iterable[Record], *, keep: Callable[[Record], bool] | None = None,
+                 **how) -> list[Item]:
+    """`record_item` of every record kept (`numbered`)."""
+    return [record_item(record, k, **how) for record, k in numbered(records, keep)]
 
 
 # RUL-MuChoMusic ("Are you really listening?"; docs/REFERENCE.md, "RUL-MuChoMusic"): its own
@@ -215,21 +223,15 @@ def rul_items(records: Iterable[Record], *, protocol: str = "leave-one-out", see
     pass, and the excluded distractor."""
     if protocol not in RUL_PROTOCOLS:
         raise UserError(f"rul_protocol={protocol}: use {' or '.join(RUL_PROTOCOLS)}")
-    seen: dict[str, int] = {}
     items = []
-    for record in records:
-        k = seen[record.clip_id] = seen.get(record.clip_id, -1) + 1
-        if keep is not None and not keep(record):
-            continue
+    for record, k in numbered(records, keep):
         base, answer = item_id(record.clip_id, k), record.texts["answer"]
         distractors = record.meta["rul_distractors"]
         passes = ([(str(p), [d for j, d in enumerate(distractors) if j != p], distractors[p])
                    for p in range(len(distractors))] if protocol == "leave-one-out" else
                   [("all", list(distractors), None)])
         for name, chosen, excluded in passes:
-            original = [answer, *chosen]
-            order = option_order(len(original), seed, f"{base}/{name}")
-            options, right = [original[i] for i in order], order.index(0)
+            options, right, _ = ordered_options([answer, *chosen], seed, f"{base}/{name}")
             meta = {"source": record.source, **{m: v for m, v in record.meta.items()
                                                 if m != "rul_distractors"},
                     "options": options, "correct": right, "question": base, "pass": name,

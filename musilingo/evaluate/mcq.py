@@ -21,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..data.items import ANSWER_PHRASE, LETTERS
+from ..markdown import md_text  # categories and genres are data: a `|` must not split a cell
 
 
 @dataclass
@@ -133,7 +134,7 @@ def breakdown_markdown(b: dict) -> list[str]:
         if overall is not None:
             lines.append(f"| **any category** | {overall['questions']} | "
                          f"{overall['accuracy']:.4f} |")
-        lines.extend(f"| {escape(k)} | {v['questions']} | {v['accuracy']:.4f} |"
+        lines.extend(f"| {md_text(k)} | {v['questions']} | {v['accuracy']:.4f} |"
                      for k, v in rows.items())
         lines.append("")
 
@@ -151,14 +152,6 @@ def breakdown_markdown(b: dict) -> list[str]:
         lines.extend(f"| {k} | {v} | {v / total:.3f} |" for k, v in b["wrong_chose"].items())
         lines.append("")
     return lines
-
-
-def escape(text: str) -> str:
-    """A category or genre as Markdown text on one line (data, not markup: a `|` cannot split
-    the cell)."""
-    from ..markdown import md_text
-
-    return md_text(text)
 
 
 def mcq_report(replies: list[str], questions: list[MCQQuestion], *, protocol: str,

@@ -113,12 +113,12 @@ def _correct(path, where: str, row: dict, options: list[str]) -> int:
                "letter or text")
 
 
-def read_mcq_file(path: str | Path, prediction_field: str | None = None
-                  ) -> tuple[list[MCQQuestion], list[str], dict]:
+def read_mcq_file(path: str | Path, prediction_field: str | None = None, *,
+                  rows: list | None = None) -> tuple[list[MCQQuestion], list[str], dict]:
     """(questions, replies, {"shape", "prediction_field", "n_options"}) from an exchange file or
-    a plain multiple-choice file."""
+    a plain multiple-choice file (`rows`: its `read_rows`, when already read)."""
     path = Path(path)
-    rows = read_rows(path)
+    rows = read_rows(path) if rows is None else rows
     if not rows:
         raise UserError(f"{path}: holds no questions; nothing to score")
     for _, where, row in rows:

@@ -147,10 +147,12 @@ def _text(path: Path, where: str, row: dict, name: str, kind: str) -> str:
 
 
 def load_predictions(path: str | Path, prediction_field: str | None = None,
-                     reference_field: str | None = None) -> PredictionSet:
-    """Read a JSON / JSONL / CSV predictions file; detect the fields unless they are given."""
+                     reference_field: str | None = None, *,
+                     rows: list | None = None) -> PredictionSet:
+    """Read a JSON / JSONL / CSV predictions file; detect the fields unless they are given
+    (`rows`: its `read_rows`, when already read)."""
     path = Path(path)
-    rows = read_rows(path)
+    rows = read_rows(path) if rows is None else rows
     if not rows:
         raise UserError(f"{path}: holds no items; nothing to score")
     for _, where, row in rows:

@@ -86,10 +86,8 @@ def read_peft_config(folder: str | Path) -> LoraConfig:
                         f"{str(exc)[:120]}); restore the run folder or re-train") from None
 
 
-def check_lora_file(folder: str | Path, lora: LoraConfig) -> None:
-    """What can be checked of a run's LoRA file without the LLM (export publishes it): readable
-    safetensors holding only `lora_A` / `lora_B` matrices of the recorded targets, of the
-    recorded rank, finite; the LLM-side shapes are `load_lora_weights`'s."""
+def read_lora_file(folder: str | Path) -> tuple[Path, dict]:
+    """(path, tensors) of a run's LoRA file, or one line saying it is absent or unreadable."""
     from safetensors.torch import load_file
 
     path = Path(folder) / LORA_FOLDER / WEIGHTS
@@ -97,11 +95,18 @@ def check_lora_file(folder: str | Path, lora: LoraConfig) -> None:
         raise UserError(f"{folder}: the adapter config names LoRA weights but {path.parent} has "
                         f"no {WEIGHTS}; restore the run folder or re-train")
     try:
-        saved = load_file(str(path))
+        return path, load_file(str(path))
     except Exception as exc:  # truncated, not safetensors, a bad header
         raise UserError(f"{path} cannot be read as safetensors ({type(exc).__name__}: "
                         f"{str(exc).strip().splitlines()[0][:120]}): restore it or re-train"
                         ) from None
+
+
+def check_lora_file(folder: str | Path, lora: LoraConfig) -> None:
+    """What can be checked of a run's LoRA file without the LLM (export publishes it): readable
+    safetensors holding only `lora_A` / `lora_B` matrices of the recorded targets, of the
+    recorded rank, finite; the LLM-side shapes are `load_lora_weights`'s."""
+    path, saved = read_lora_file(folder)
     if not saved:
         raise UserError(f"{path} holds no tensors; restore the run folder or re-train")
     for key, value in saved.items():
@@ -124,18 +129,7 @@ def check_lora_file(folder: str | Path, lora: LoraConfig) -> None:
 def load_lora_weights(model, folder: str | Path) -> None:
     """Fill the model's LoRA layers with the run's saved matrices: exactly the LoRA tensors of
     those layers, with their shapes and finite values, or a one-line UserError."""
-    from safetensors.torch import load_file
-
-    path = Path(folder) / LORA_FOLDER / WEIGHTS
-    if not path.is_file():
-        raise UserError(f"{folder}: the adapter config names LoRA weights but {path.parent} has "
-                        f"no {WEIGHTS}; restore the run folder or re-train")
-    try:
-        saved = load_file(str(path))
-    except Exception as exc:  # truncated, not safetensors, a bad header
-        raise UserError(f"{path} cannot be read as safetensors ({type(exc).__name__}: "
-                        f"{str(exc).strip().splitlines()[0][:120]}): restore it or re-train"
-                        ) from None
+    path, saved = read_lora_file(folder)
     own = {_peft_key(n): p for n, p in model.llm.named_parameters() if "lora_" in n}
     extra, missing = sorted(set(saved) - set(own)), sorted(set(own) - set(saved))
     if extra or missing:

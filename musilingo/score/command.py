@@ -36,15 +36,17 @@ def score(recipe, overrides, **flags):
 
         click.echo(score_run(cfg, log=lambda m: click.echo(m, err=True))["markdown"])
         return
-    from ..evaluate.predictions import load_predictions
+    from ..evaluate.predictions import load_predictions, read_rows
     from ..evaluate.scoring import score_and_report
 
     if not Path(cfg.predictions).is_file():
         raise UserError(f"--predictions {cfg.predictions}: no such file")
-    if is_multiple_choice(cfg.predictions):
-        click.echo(score_mcq_file(cfg)["markdown"])
+    rows = read_rows(Path(cfg.predictions))  # parsed once, for whichever kind it is
+    if is_multiple_choice(rows):
+        click.echo(score_mcq_file(cfg, rows)["markdown"])
         return
-    pairs = load_predictions(cfg.predictions, cfg.prediction_field, cfg.reference_field)
+    pairs = load_predictions(cfg.predictions, cfg.prediction_field, cfg.reference_field,
+                             rows=rows)
     click.echo(f"{len(pairs):,} items from {cfg.predictions} (prediction field "
                f"{pairs.prediction_field!r}, reference field {pairs.reference_field!r})",
                err=True)
@@ -53,22 +55,20 @@ def score(recipe, overrides, **flags):
     click.echo(result["markdown"])
 
 
-def is_multiple_choice(path: str) -> bool:
-    """A MuChoMusic exchange file (`answer_orders`) or a plain one (`options` + `correct`)."""
-    from ..evaluate.predictions import read_rows
-
-    rows = read_rows(Path(path))
+def is_multiple_choice(rows: list) -> bool:
+    """A MuChoMusic exchange file (`answer_orders`) or a plain one (`options` + `correct`), by
+    its first row (`read_rows`'s)."""
     first = rows[0][2] if rows and isinstance(rows[0][2], dict) else {}
     return "answer_orders" in first or ("options" in first and "correct" in first)
 
 
-def score_mcq_file(cfg) -> dict:
+def score_mcq_file(cfg, rows: list) -> dict:
     """Accuracy, answered rate and the breakdown of a multiple-choice predictions file, under
     the benchmark's reading rule; with --out, scores.json|md and categories.png."""
     from ..evaluate.mcq import categories_plot, mcq_report
     from ..evaluate.mcq_exchange import read_mcq_file
 
-    questions, replies, info = read_mcq_file(cfg.predictions, cfg.prediction_field)
+    questions, replies, info = read_mcq_file(cfg.predictions, cfg.prediction_field, rows=rows)
     click.echo(f"{len(questions):,} {info['n_options']}-option questions from {cfg.predictions} "
                f"({info['shape']} file, reply field {info['prediction_field']!r})", err=True)
     protocol = (f"MuChoMusic's reading rule on the file's own prompts, {info['n_options']} "
