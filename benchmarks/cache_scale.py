@@ -18,6 +18,11 @@ its peak RSS (ru_maxrss of that child) is its own:
   verify   `verify_cache` (`--verify-workers N`: N processes)
   trainset a train rank's data set-up: MSD parquet annotations read, joined with the cache,
            the shard of every example (not in the default steps: add it to --steps)
+  cli_first, cli_rerun  `musilingo extract --dataset msd`, then the same command re-run on its own finished cache, through the CLI
+           (annotations read, clip list, open, pending scan, summary), each as the step's
+           process. The audio files are absent (recorded as failed: the first run costs
+           seconds, and a re-run does the same work whatever the rows' status); not in the
+           default steps
 
 Reported per step: wall s, CPU s (user+sys of the child), peak RSS MB; and the file count.
 The `hasattr`/`getattr` branches let the same script run against the format-2 code (commit
@@ -183,6 +188,26 @@ def step_trainset(n: int, work: Path) -> None:
     assert len(ts.examples) == n and groups.max() == (n - 1) // SHARD_ROWS
 
 
+def _cli_extract(work: Path) -> None:
+    """`musilingo extract` through the CLI, replacing this process (its rusage is the step's)."""
+    cmd = [sys.executable, "-m", "musilingo", "extract", "--dataset", "msd", "--split", "train",
+           "--annotations", str(work / "annotations"), "--audio-root", str(work / "audio"),
+           "--out", str(work / "cli.zarr"), "--encoder", "tiny"]
+    env = dict(os.environ, HF_DATASETS_CACHE=str(work / "hf"), HF_HUB_OFFLINE="1")
+    os.execvpe(cmd[0], cmd, env)
+
+
+def step_cli_first(n: int, work: Path) -> None:
+    import shutil
+
+    shutil.rmtree(work / "cli.zarr", ignore_errors=True)
+    _cli_extract(work)
+
+
+def step_cli_rerun(n: int, work: Path) -> None:
+    _cli_extract(work)
+
+
 def step_wav(n: int, work: Path) -> None:
     """The one 30 s file every planned clip points at (its header is read per clip)."""
     import numpy as np
@@ -194,6 +219,7 @@ def step_wav(n: int, work: Path) -> None:
 STEPS = {"imports": step_imports, "plan": step_plan, "write": step_write, "open": step_open, "info": step_info,
          "rerun": step_rerun, "verify": step_verify,
          "trainset": step_trainset, "annotations": step_annotations,
+         "cli_first": step_cli_first, "cli_rerun": step_cli_rerun,
          "wav": step_wav}
 
 
@@ -239,7 +265,7 @@ def main() -> None:
         if not (work / "clip.wav").exists():
             subprocess.run([sys.executable, __file__, "--step", "wav", "--clips", str(n),
                             "--workdir", str(work)], check=True)
-        if "trainset" in args.steps and not (work / "annotations").exists():
+        if ("trainset" in args.steps or "cli_rerun" in args.steps) and not (work / "annotations").exists():
             # in a child: a parent grown by it would pass its RSS on to every forked step
             subprocess.run([sys.executable, __file__, "--step", "annotations", "--clips", str(n),
                             "--workdir", str(work)], check=True)

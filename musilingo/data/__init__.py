@@ -32,7 +32,8 @@ from musilingo.data.muchomusic import read_muchomusic
 from musilingo.data.musiccaps import read_musiccaps, read_musicinstruct
 from musilingo.data.musicqa import read_musicqa
 from musilingo.data.rul_muchomusic import read_rul_muchomusic
-from musilingo.data.records import AUDIO_EXTENSIONS, SPLITS, DatasetRecords, Item, Record
+from musilingo.data.records import (AUDIO_EXTENSIONS, SPLITS, DatasetRecords, Item, Record,
+                                    check_split)
 from musilingo.data.songdescriber import read_songdescriber
 from musilingo.data.synth import read_synth
 from musilingo.errors import UserError
@@ -105,8 +106,7 @@ def read_dataset(name: str, annotations: str | Path | None, audio_root: str | Pa
     spec = DATASETS.get(name)
     if spec is None:
         raise UserError(f"unknown data set {name!r}; use one of {', '.join(DATASETS)}")
-    if split is not None and split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    check_split(split)
     if name == "msd":
         result = read_msd(annotations, audio_root, split=split, caption_field=caption_field)
     else:

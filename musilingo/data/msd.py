@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musilingo.data.annotations import fail
-from musilingo.data.records import (AudioLocator, DatasetRecords, Record, audio_root_path,
-                                    partition)
+from musilingo.data.records import (AudioLocator, DatasetRecords, Record, RootGuard,
+                                    audio_root_path, check_split, partition, summary_line)
 from musilingo.errors import UserError
 
 CAPTION_FIELDS = ("caption_writing", "caption_summary", "caption_paraphrase",
@@ -195,16 +195,12 @@ def _bad_string_row(column) -> int | None:
     return None
 
 
-def msd_columns(annotations, audio_root, *, split: str | None = None,
-                caption_field: str = "caption_writing") -> list[MsdColumns]:
-    """The splits' (track_id, caption, path) columns for training from a cache, with the same
-    checks as `read_msd` (missing columns, empty values, paths leaving the audio root)."""
-    import numpy as np
+def _checked_splits(annotations, split: str | None, caption_field: str):
+    """(where, {"track_id", "path", caption_field: Arrow column}) per kept split, checked as
+    `read_msd` checks them (present, strings, none null or blank), never a Python object per
+    row: the columns are the memory-mapped Arrow table's."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    root = _checked_root(annotations, audio_root, caption_field)
-    out = []
     for split_name, dataset in load_msd_splits(annotations, split).items():
         if split is not None and split_name != split:
             continue
@@ -225,6 +221,19 @@ def msd_columns(annotations, audio_root, *, split: str | None = None,
                 raise fail(where, row + 1, f"column {name!r} is {column[row].as_py()!r}, not a "
                            "non-empty string", "fix or drop that row")
             columns[name] = column
+        yield where, columns
+
+
+def msd_columns(annotations, audio_root, *, split: str | None = None,
+                caption_field: str = "caption_writing") -> list[MsdColumns]:
+    """The splits' (track_id, caption, path) columns for training from a cache, with the same
+    checks as `read_msd` (missing columns, empty values, paths leaving the audio root)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    root = _checked_root(annotations, audio_root, caption_field)
+    out = []
+    for where, columns in _checked_splits(annotations, split, caption_field):
         # An audio path may not leave the root: absolute, or `..` climbing out (read_dataset's
         # rule; symlinks are not followed here, since training from a cache opens no audio).
         path = columns["path"]
@@ -238,3 +247,68 @@ def msd_columns(annotations, audio_root, *, split: str | None = None,
         out.append(MsdColumns(where, columns["track_id"], columns[caption_field], path,
                               np.flatnonzero(keep), root, int((~keep).sum())))
     return out
+
+
+def msd_clips(annotations, audio_root, *, split: str | None = None,
+              caption_field: str = "caption_writing", allow_outside_root: bool = False,
+              make=tuple) -> tuple[list, str, bool]:
+    """What extraction needs of LP-MusicCaps-MSD, without a `Record` per row (520k Records with
+    their captions cost ~1.1 GB, and a re-run with nothing to do would pay it every time).
+
+    Returns (clips, summary, note): `make(clip_id, audio_path, missing, source, error)` per
+    distinct clip in the order `extract.plan.clip_list(read_dataset("msd", ...))` gives (present
+    clips, then missing ones, then refused ones, each in row order, first occurrence wins), the
+    line `DatasetRecords.summary()` would print, and whether it is worth printing (some audio
+    missing or refused). The same checks as `read_dataset` (columns, empty values, paths leaving
+    the audio root, symlinks included); tests hold the two paths equal.
+    """
+    import numpy as np
+
+    check_split(split)
+    root = _checked_root(annotations, audio_root, caption_field)
+    locator = AudioLocator()
+    guard = None if allow_outside_root else RootGuard(root)
+    ids: list[str] = []
+    paths: list[str] = []
+    sources: list[tuple[str, int]] = []  # (where, first global row) per split
+    present: list[bool] = []
+    refusals: dict[int, str] = {}
+    for where, columns in _checked_splits(annotations, split, caption_field):
+        sources.append((where, len(ids)))
+        for rel in columns["path"].to_pylist():
+            path = root / rel
+            present.append(locator.exists(path))
+            if guard is not None and (reason := guard.refusal(path, "")) is not None:
+                refusals[len(paths)] = reason
+            paths.append(str(path))
+        ids.extend(columns["track_id"].to_pylist())
+    starts = [start for _, start in sources]
+
+    def source(i: int) -> str:
+        where, start = sources[int(np.searchsorted(starts, i, side="right")) - 1]
+        return f"{where}:{i - start + 1}"
+
+    exists = np.array(present, dtype=bool)
+    refused = np.zeros(len(ids), dtype=bool)
+    refused[list(refusals)] = True
+    clips, seen = [], set()
+    counts = []
+    # clip_list's order: present, then missing, then refused (those with audio first, as
+    # DatasetRecords.confine moves them out of its present list before its missing one)
+    for rows in (exists & ~refused, ~exists & ~refused, exists & refused, ~exists & refused):
+        rows = np.flatnonzero(rows)
+        counts.append((len(rows), len({ids[i] for i in rows})))
+        for i in rows:
+            i = int(i)
+            if ids[i] not in seen:
+                seen.add(ids[i])
+                error = source(i) + refusals[i] if i in refusals else ""
+                clips.append(make(ids[i], paths[i], not exists[i] or i in refusals, source(i),
+                                  error))
+    first = next((i for rows in (exists & refused, ~exists & refused)
+                  for i in np.flatnonzero(rows)), None)
+    n_refused = counts[2][0] + counts[3][0]
+    line = summary_line("msd", counts[0][0], counts[0][1], counts[1][0], counts[1][1],
+                        n_refused, source(first) + refusals[int(first)] if first is not None
+                        else "")
+    return clips, line, bool(counts[1][0] or n_refused)

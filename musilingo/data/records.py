@@ -92,38 +92,67 @@ class DatasetRecords:
 
     def summary(self) -> str:
         """One line for logs: records, distinct clips, and missing audio."""
-        missing_clips = len({r.clip_id for r in self.missing})
-        line = (f"{self.name}: {len(self.records)} records over {len(self.clips())} clips"
-                f"; {len(self.missing)} records ({missing_clips} clips) lack their audio file")
-        if self.refused:
-            line += (f"; {len(self.refused)} records point outside the audio root "
-                     f"({self.refused[0][1]})")
-        return line
+        return summary_line(self.name, len(self.records), len(self.clips()), len(self.missing),
+                            len({r.clip_id for r in self.missing}), len(self.refused),
+                            self.refused[0][1] if self.refused else "")
 
     def confine(self, allow_outside: bool = False) -> "DatasetRecords":
         """Move records whose audio path escapes `root` (an absolute path, or `..` that climbs
         out of it) to `refused`: an annotation file must not make us open /etc/passwd."""
         if allow_outside or self.root is None:
             return self
-        root = Path(os.path.normpath(self.root))
-        root_s = os.fspath(root)
-        escapes = _SymlinkEscapes(root_s)
+        guard = RootGuard(self.root)
         keep, keep_missing = [], []
         for bucket, out in ((self.records, keep), (self.missing, keep_missing)):
             for record in bucket:
-                path = os.path.normpath(record.audio_path)
-                if not _under(path, root_s):
-                    why = "is outside"
-                elif (target := escapes.target(path)) is not None:
-                    why = f"is a symlink to {target}, outside"
-                else:
+                reason = guard.refusal(record.audio_path, record.source)
+                if reason is None:
                     out.append(record)
-                    continue
-                self.refused.append((record, f"{record.source}: audio path {record.audio_path} "
-                                             f"{why} --audio-root {root} (pass "
-                                             "--allow-outside-root to permit it)"))
+                else:
+                    self.refused.append((record, reason))
         self.records, self.missing = keep, keep_missing
         return self
+
+
+def check_split(split: str | None) -> None:
+    from musilingo.errors import UserError
+
+    if split is not None and split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+
+
+def summary_line(name: str, records: int, clips: int, missing: int, missing_clips: int,
+                 refused: int, first_refusal: str) -> str:
+    """The one log line about what a reader found (`DatasetRecords.summary`, and extraction's
+    lean MSD clip list, which counts the same things without keeping the records)."""
+    line = (f"{name}: {records} records over {clips} clips"
+            f"; {missing} records ({missing_clips} clips) lack their audio file")
+    if refused:
+        line += f"; {refused} records point outside the audio root ({first_refusal})"
+    return line
+
+
+class RootGuard:
+    """Why an audio path may not be opened: it leaves the audio root, as written (absolute, or
+    `..` climbing out) or through a symlink. An annotation file must not make us open
+    /etc/passwd."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(os.path.normpath(root))
+        self._root_s = os.fspath(self.root)
+        self._escapes = _SymlinkEscapes(self._root_s)
+
+    def refusal(self, audio_path: str | Path, source: str) -> str | None:
+        """The one-line reason `audio_path` (from annotation row `source`) is refused, or None."""
+        path = os.path.normpath(audio_path)
+        if not _under(path, self._root_s):
+            why = "is outside"
+        elif (target := self._escapes.target(path)) is not None:
+            why = f"is a symlink to {target}, outside"
+        else:
+            return None
+        return (f"{source}: audio path {audio_path} {why} --audio-root {self.root} (pass "
+                "--allow-outside-root to permit it)")
 
 
 def _under(path: str, root: str) -> bool:

@@ -24,22 +24,19 @@ def extract(recipe, overrides, **flags):
     """Extract window-pooled hidden states of every clip into a Zarr feature cache (resumable).
 
     OVERRIDES are KEY=VALUE pairs over the recipe and the flags (e.g. batch_size=32)."""
-    from ..data import DATASETS, read_dataset
+    from ..data import DATASETS
     from ..errors import UserError
     from ..processes import process_env
     from .job import run_extract
-    from .plan import clip_list
+    from .plan import dataset_clips
 
     cfg = load_config(ExtractConfig, "extract", recipe, flags, overrides)
     if cfg.dataset is None:
         raise UserError("--dataset is required (or dataset: in the recipe): one of "
                         f"{', '.join(DATASETS)}")
-    records = read_dataset(cfg.dataset, cfg.annotations, cfg.audio_root, split=cfg.split,
-                           caption_field=cfg.caption_field,
-                           allow_outside_root=cfg.allow_outside_root)
-    clips = clip_list(records, cfg.max_clips)
-    if process_env().rank == 0 and (records.missing or records.refused):
-        click.echo(f"note: {records.summary()}; those clips are recorded as failed", err=True)
+    clips, note = dataset_clips(cfg)
+    if process_env().rank == 0 and note:
+        click.echo(f"note: {note}; those clips are recorded as failed", err=True)
     # "limit" is the cache format's name for max_clips (part of the clip list's identity).
     info = {"name": cfg.dataset, "split": cfg.split, "limit": cfg.max_clips,
             "annotations": str(cfg.annotations) if cfg.annotations else None,

@@ -24,7 +24,7 @@ from ..cache.store import CachePlan
 from ..features import segment_plan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 520k of them stay small
 class ClipSource:
     """One clip to extract: its cache key and audio file (`missing`: the file is absent)."""
 
@@ -51,6 +51,31 @@ def clip_list(dataset, limit: int | None = None) -> list[ClipSource]:
             seen.add(r.clip_id)
             clips.append(ClipSource(r.clip_id, str(r.audio_path), True, r.source, error=reason))
     return clips[:limit] if limit is not None else clips
+
+
+def dataset_clips(cfg) -> tuple[list[ClipSource], str | None]:
+    """The clip list of an ExtractConfig's data set (`--max-clips` applied) and the note to
+    print about missing or refused audio (None when there is none).
+
+    LP-MusicCaps-MSD (520k rows) is read column-wise without a Record per row, so that a re-run
+    with nothing to do does not pay for every caption (`musilingo.data.msd.msd_clips`: the same
+    list as `clip_list(read_dataset(...))`)."""
+    from ..data import read_dataset
+    from ..data.msd import msd_clips
+
+    if cfg.dataset == "msd":
+        clips, line, worth = msd_clips(cfg.annotations, cfg.audio_root, split=cfg.split,
+                                       caption_field=cfg.caption_field,
+                                       allow_outside_root=cfg.allow_outside_root,
+                                       make=ClipSource)
+        clips = clips[:cfg.max_clips] if cfg.max_clips is not None else clips
+    else:
+        records = read_dataset(cfg.dataset, cfg.annotations, cfg.audio_root, split=cfg.split,
+                               caption_field=cfg.caption_field,
+                               allow_outside_root=cfg.allow_outside_root)
+        clips = clip_list(records, cfg.max_clips)
+        line, worth = records.summary(), bool(records.missing or records.refused)
+    return clips, line if worth else None
 
 
 def clips_from_paths(paths, root=None) -> list[ClipSource]:
