@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 from .errors import writing
+
+_TEMPORARY = re.compile(r"^\..+\.tmp\d*$")  # temp_path's names: .<target>.tmp[<pid>]
 
 
 def temp_path(target: str | Path, *, shared: bool = False) -> Path:
@@ -26,6 +29,32 @@ def temp_path(target: str | Path, *, shared: bool = False) -> Path:
     own, or (`shared`) one name that every process of a job writing parts of it agrees on."""
     target = Path(target)
     return target.with_name(f".{target.name}.tmp" + ("" if shared else str(os.getpid())))
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file or folder name is a `temp_path` name (a write that never finished)."""
+    return name.startswith(".") and _TEMPORARY.match(name) is not None
+
+
+def sweep_temporaries(folder: str | Path, subfolders=(".",)) -> int:
+    """Remove what writes killed before their rename left in `folder`'s `subfolders` (files and
+    folders with `temp_path` names); returns how many. Only the one process writing the folder
+    may call this: another writer's live temporary would go."""
+    import shutil
+
+    swept = 0
+    for sub in subfolders:
+        where = Path(folder) / sub
+        if not where.is_dir():
+            continue
+        for entry in os.scandir(where):
+            if is_temporary(entry.name):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                swept += 1
+    return swept
 
 
 def _sync(path: Path) -> None:

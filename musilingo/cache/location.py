@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
-from ..files import atomic_write
+from ..files import atomic_write, is_temporary
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
 ENV_HINT = ("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_REGION, "
@@ -54,6 +54,10 @@ def is_url(spec) -> bool:
 def _safe(url: str) -> str:
     """The URL without user:password@ (a credential must never reach a log or a cache)."""
     return re.sub(r"^([a-z0-9+.-]+://)[^/@]*@", r"\1", url)
+
+
+# what a zarr write killed before its rename leaves (zarr's LocalStore writes <name>.<uuid>.partial)
+_ZARR_PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")
 
 
 class Location:
@@ -163,6 +167,22 @@ class Location:
             raise remote_error(self, exc) from None
         start = len(prefix.rstrip("/")) + 1
         return sorted(o["path"][start:] for o in found if "/" not in o["path"][start:])
+
+    def sweep_temporaries(self) -> int:
+        """Remove the temporary files that writes killed before their rename left behind:
+        `files.temp_path`'s `.<name>.tmp<pid>` (commit records) and zarr's
+        `<name>.<uuid hex>.partial` (any object); returns how many. One walk of the folder.
+        Only a writer holding the cache's lock may call this (another writer's live temporary
+        would go)."""
+        if self.remote:  # an object store has no temporaries: a put is whole or absent
+            return 0
+        swept = 0
+        for folder, _, files in os.walk(self.path):
+            for name in files:
+                if is_temporary(name) or _ZARR_PARTIAL.search(name):
+                    os.unlink(os.path.join(folder, name))
+                    swept += 1
+        return swept
 
     def put(self, key: str, data: bytes) -> None:
         """Write one file or object atomically (local: a temporary file, then a rename)."""

@@ -28,6 +28,7 @@ from ..errors import UserError
 from .layout import (COMMIT_FIELDS, FORMAT_VERSION, INDEX_ARRAYS, PENDING, PLAN_ARRAYS, ROW_ARRAYS,
                      STRING_ARRAYS)
 from .location import Location
+from .lock import writer_lock
 from .rows import (committed_shards, create_empty_index, features_key, make_commits_group,
                    write_commit, write_strings)
 from .store import CacheStore, load_checked_plan, open_group
@@ -36,8 +37,15 @@ OLD_ROW_ARRAYS = ("status", "counts", "seconds", "checksum", "reason")
 
 
 def upgrade_cache(path, progress: bool = False) -> dict:
-    """Upgrade `path` in place; returns {"from": version, "shards": committed shards}."""
-    location = Location(path)
+    """Upgrade `path` in place; returns {"from": version, "shards": committed shards}.
+    Holds the cache's writer lock: an extraction or a second upgrade of it is refused."""
+    with writer_lock(path):
+        location = Location(path)
+        location.sweep_temporaries()  # files an upgrade killed earlier had not yet renamed
+        return _upgrade(location, path, progress)
+
+
+def _upgrade(location: Location, path, progress: bool) -> dict:
     group = open_group(location, mode="r+", upgrading=True)
     meta = dict(group.attrs)
     version = meta.get("format_version")

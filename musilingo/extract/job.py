@@ -246,6 +246,7 @@ def _open_or_create(cfg, clips, encoder, wanted, dataset_info) -> tuple[CacheSto
     if out.is_file("zarr.json"):
         store = CacheStore.open(out)
         check_compatible(store.meta, wanted, out)
+        out.sweep_temporaries()  # files a killed run had not yet renamed into place
         return store, False
     if out.holds_anything():
         raise UserError(f"--out {out} exists and is not a feature cache: choose a new folder")

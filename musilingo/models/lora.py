@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..files import atomic_path
+from ..files import atomic_path, atomic_write
 from .adapter_config import LoraConfig
 
 LORA_FOLDER = "lora"
@@ -36,20 +36,40 @@ def _linear_names(llm) -> list[str]:
 def add_lora(model, lora: LoraConfig) -> int:
     """Wrap `model.llm` in LoRA as `lora` says; returns the number of trainable LoRA
     parameters. Unknown target names get one line listing the LLM's Linear layer names."""
-    from peft import LoraConfig as PeftLoraConfig, get_peft_model
+    from peft import get_peft_model
 
     known = _linear_names(model.llm)
     unknown = [n for n in lora.targets if n not in known]
     if unknown:
         raise UserError(f"lora_targets={','.join(lora.targets)!r}: {', '.join(unknown)} is not "
                         f"a Linear layer of {model.llm_name}; use some of {', '.join(known)}")
-    config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                            target_modules=list(lora.targets), bias="none", task_type="CAUSAL_LM")
-    model.llm = get_peft_model(model.llm, config)
+    narrowest = min(min(m.in_features, m.out_features) for name, m in model.llm.named_modules()
+                    if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] in lora.targets)
+    if lora.r > narrowest:  # a rank past the layer's width is no longer low-rank, only larger
+        raise UserError(f"lora_rank={lora.r} is wider than the narrowest targeted layer of "
+                        f"{model.llm_name} ({narrowest}): use lora_rank <= {narrowest} (commonly "
+                        "8-64)")
+    model.llm = get_peft_model(model.llm, peft_lora_config(lora))
     params = [p for n, p in model.llm.named_parameters() if "lora_" in n]
     for p in params:
         p.requires_grad_(True)
     return sum(p.numel() for p in params)
+
+
+def peft_lora_config(lora: LoraConfig, base: str | None = None):
+    """PEFT's config for `lora`: the one place it is built, for training, loading and export."""
+    from peft import LoraConfig as PeftLoraConfig
+
+    return PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                          target_modules=list(lora.targets), bias="none", task_type="CAUSAL_LM",
+                          base_model_name_or_path=base)
+
+
+def peft_config_text(config) -> str:
+    """PEFT's adapter_config.json as `save_pretrained` writes it, but with its sets sorted (PEFT
+    keeps target_modules as a set, so its own file changes order from process to process)."""
+    body = {k: sorted(v) if isinstance(v, set) else v for k, v in config.to_dict().items()}
+    return json.dumps(body, indent=2, sort_keys=True)
 
 
 def _peft_key(name: str) -> str:
@@ -64,10 +84,11 @@ def save_lora(folder: str | Path, model, state: dict) -> Path:
 
     out = Path(folder) / LORA_FOLDER
     out.mkdir(parents=True, exist_ok=True)
-    model.llm.peft_config["default"].save_pretrained(str(out))
     with atomic_path(out / WEIGHTS) as tmp:
         save_file({_peft_key(k): v.detach().float().cpu().contiguous() for k, v in state.items()},
                   str(tmp), metadata={"format": "pt"})
+    # PEFT's save_pretrained writes in place (a kill mid-write would leave half a file)
+    atomic_write(out / "adapter_config.json", peft_config_text(model.llm.peft_config["default"]))
     return out
 
 

@@ -26,17 +26,17 @@ import torch
 import yaml
 
 from ..errors import UserError
-from ..files import atomic_write
+from ..files import atomic_write, sweep_temporaries
 from ..models.lora import save_lora
 from ..models.prompts import IGNORE
 from ..vocabulary import rank_device, resolve_device
 from ..runs.adapter_file import save_adapter
-from .checkpoint import (full_adapter_state, full_lora_state, latest_resume, load_resume,
+from .checkpoint import (RESUME, full_adapter_state, full_lora_state, latest_resume, load_resume,
                          save_resume)
 from .config import TrainConfig
 from .engine import build_engine, init_distributed, lr_at, resolve_ds_config, zero_stage
 from .setup import prepare
-from .validation import Validation
+from .validation import BEST, Validation
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
@@ -118,6 +118,8 @@ class Trainer:
         self.metrics_path = self.run_dir / METRICS
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            # files a killed run had not yet renamed into place (files.temp_path names)
+            sweep_temporaries(self.run_dir, (".", "lora", RESUME, BEST, f"{BEST}/lora"))
             atomic_write(self.run_dir / CONFIG, cfg.to_yaml())
             _truncate_metrics(self.metrics_path, self.start_step)
         dist.barrier()
