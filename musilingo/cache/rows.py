@@ -40,9 +40,12 @@ class RowTables:
 
 def _new_table(group, name, shape, dtype, axis, fill=0):
     """An empty table in chunks of TABLE_CHUNK rows, crc32c-checked (replacing any of its name)."""
+    # Every chunk stored, even one equal to the fill value (zarr skips those by default): then a
+    # chunk that is not there was lost, never "all zeros", and `row_tables` can tell.
     return group.create_array(name, shape=shape, dtype=dtype, overwrite=True,
                               chunks=(min(max(1, shape[0]), TABLE_CHUNK), *shape[1:]),
                               fill_value=fill, compressors=[Crc32cCodec()],
+                              config={"write_empty_chunks": True},
                               dimension_names=(axis, *(["window"] * (len(shape) - 1))))
 
 
@@ -105,6 +108,23 @@ def write_index(group, t: RowTables):
     create_table(group, "shard_bytes", t.shard_bytes, "shard")
 
 
+INDEX_TABLES = ("status", "counts", "seconds", "checksum", "reason_offsets", "reason_bytes",
+                "shard_bytes")
+
+
+def _lost_index_chunks(group, index: dict) -> str | None:
+    """"chunk 0 of status" when a stored chunk of the index is gone (zarr would read the fill
+    value: every row pending). An index written with every chunk stored (`every_chunk`) is
+    checked whole; an older one by `status` alone, whose chunks are never all fill value (a
+    finished cache has no pending row)."""
+    for name in INDEX_TABLES if index.get("every_chunk") else ("status",):
+        array = group[name]
+        stored, chunks = array.nchunks_initialized, array.nchunks
+        if stored < chunks:
+            return f"{chunks - stored} of {chunks} chunks of {name}"
+    return None
+
+
 def write_commit(location, shard: int, start: int, stop: int, status, counts, seconds,
                  checksums, reasons, features_bytes: int) -> None:
     """Commit a shard: its record (COMMIT_FIELDS), written atomically; its features are on disk
@@ -139,13 +159,18 @@ def row_tables(location, group, meta, use_index: bool = True) -> RowTables:
     rows, shard_rows, windows = int(meta["rows"]), int(meta["shard_rows"]), int(meta["windows"])
     shards = -(-rows // shard_rows)
     if use_index and meta.get("index"):
+        where = Location(location)
+        lost = _lost_index_chunks(group, meta["index"])
+        if lost:
+            raise UserError(f"{where}: the row index has lost {lost}: the cache is damaged; run "
+                            f"`musilingo cache verify {where} --reset-damaged`, then the extract "
+                            "command again (it rewrites the index)")
         try:
             return RowTables(np.asarray(group["status"][:]), np.asarray(group["counts"][:]),
                              np.asarray(group["seconds"][:]), np.asarray(group["checksum"][:]),
                              StringColumn(group["reason_offsets"][:], group["reason_bytes"][:]),
                              np.asarray(group["shard_bytes"][:]), [])
-        except Exception as exc:  # crc32c mismatch, a lost or truncated chunk
-            where = Location(location)
+        except Exception as exc:  # crc32c mismatch, a truncated chunk
             raise UserError(f"{where}: the row index cannot be read ({type(exc).__name__}): the "
                             f"cache is damaged; run `musilingo cache verify {where} "
                             "--reset-damaged`, then the extract command again (it rewrites the "

@@ -197,7 +197,8 @@ class CacheStore:
         index = {"shards": self.num_shards, "rows": self.num_rows,
                  "done": int(np.sum(tables.status == DONE)),
                  "failed": int(np.sum(tables.status == FAILED)),
-                 "features_bytes": int(tables.shard_bytes.sum())}
+                 "features_bytes": int(tables.shard_bytes.sum()),
+                 "every_chunk": True}  # rows.py: a missing chunk of any index table is a loss
         self.group.attrs["index"] = index
         self.meta["index"] = index
 

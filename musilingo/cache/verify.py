@@ -191,9 +191,10 @@ def _check_index(path, group, meta, tables, skip) -> list[Problem]:
     try:
         index = row_tables(path, group, meta, use_index=True)
     except Exception as exc:
-        return [Problem(None, "", 0, f"the row index cannot be read ({type(exc).__name__}); "
-                                     "--reset-damaged rebuilds it on the next extract run",
-                        "index")]
+        why = str(exc).split(": ", 1)[-1].split(":", 1)[0] if isinstance(exc, UserError) else \
+            type(exc).__name__  # row_tables' own line names what is lost or unreadable
+        return [Problem(None, "", 0, f"the row index cannot be read ({why}); --reset-damaged "
+                                     "rebuilds it on the next extract run", "index")]
     keep = np.ones(len(tables.status), dtype=bool)
     shard_rows = int(meta["shard_rows"])
     for s in skip:

@@ -189,7 +189,8 @@ def test_moved_rows_fail_their_checksums(cache):
     assert {p.kind for p in problems} == {"checksum", "index"}  # the index still has the old
 
 
-@pytest.mark.parametrize("damage", ["root-json", "plan-chunk", "row-plan-chunk", "index-chunk"])
+@pytest.mark.parametrize("damage", ["root-json", "plan-chunk", "row-plan-chunk", "index-chunk",
+                                    "index-chunk-gone", "index-counts-gone"])
 def test_damaged_metadata_files_give_one_line(cache, pristine, synth, tmp_path, capsys, damage):
     if damage == "root-json":
         (cache / "zarr.json").write_bytes(b"\xff\xfe not json")
@@ -200,9 +201,13 @@ def test_damaged_metadata_files_give_one_line(cache, pristine, synth, tmp_path, 
     elif damage == "row-plan-chunk":  # a per-row plan table that verify checks first
         (cache / "row_clip" / "c" / "0").write_bytes(b"\x28\xb5\x2f\xfd garbage zstd frame")
         needles = ("the row plan cannot be read",)
-    else:
+    elif damage == "index-chunk":
         (cache / "status" / "c" / "0").write_bytes(b"\x00garbage")
         needles = ("the row index cannot be read",)
+    else:  # before: zarr read the fill value, and `cache info` said every row was pending
+        table = "status" if damage == "index-chunk-gone" else "counts"
+        (cache / table / "c" / ("0" if table == "status" else "0/0")).unlink()
+        needles = ("the row index has lost 1 of 1 chunks of " + table,)
     code, out, err = cli(capsys, "cache", "info", str(cache))
     assert code == 2, err
     one_line_error(err, *needles)
@@ -211,11 +216,11 @@ def test_damaged_metadata_files_give_one_line(cache, pristine, synth, tmp_path, 
         assert code == 2
         one_line_error(err, *needles)
     else:                      # damage found and listed, with its own exit status
-        listed = "the row index cannot be read" if damage == "index-chunk" else \
+        listed = "the row index cannot be read" if damage.startswith("index") else \
             "the row plan cannot be read"
         assert code == 4 and "verify failed:" in err and listed in out, out
     readers_refuse(capsys, cache, synth, tmp_path, *needles)
-    if damage == "index-chunk":  # the index is a copy: dropped, then rewritten by the re-run
+    if damage.startswith("index"):  # the index is a copy: dropped, then rewritten by the re-run
         cli(capsys, "cache", "verify", str(cache), "--reset-damaged", "--no-progress")
         code, out, _ = cli(capsys, *extract_args(synth, cache))
         assert code == 0 and "done: 0 rows" in out
