@@ -3,6 +3,7 @@ escaped, code spans that cannot be closed early.
 
     md_text("a `b` <i>\\n# c")     # 'a \\`b\\` \\<i\\> \\# c': one line, nothing interpreted
     md_code("runs/`x`")            # '`` runs/`x` ``': a code span that cannot be closed early
+    plot_text("$\\frac{$")          # a matplotlib label: a `$` must not start mathtext
 
 Run names, categories, genres and paths reach Markdown files (model cards, score tables,
 `compare`) from file names and annotation files; a `|` must not split a table cell, and a
@@ -41,3 +42,9 @@ def md_code(value) -> str:
 def md_fence(text: str) -> str:
     """A fence for a code block holding `text`: longer than any backtick run in it."""
     return "`" * max(3, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+
+
+def plot_text(value) -> str:
+    """`value` as a matplotlib label that is not mathtext: a `$` in a run name or a category
+    would start a formula (and an unbalanced one fails the whole plot)."""
+    return one_line(value).replace("$", r"\$")

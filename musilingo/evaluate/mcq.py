@@ -21,7 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..data.items import ANSWER_PHRASE, LETTERS
-from ..markdown import md_text  # categories and genres are data: a `|` must not split a cell
+# categories and genres are data: a `|` must not split a cell, a `$` must not start mathtext
+from ..markdown import md_text, plot_text
 
 
 @dataclass
@@ -206,22 +207,19 @@ def categories_plot(path, series: dict[str, dict], *, title: str, chance: float)
 
     from ..files import atomic_path
 
-    def plain(text: str) -> str:  # data, not mathtext: a "$" must not start a formula
-        return str(text).replace("$", r"\$")
-
     rows = list(category_rows(next(iter(series.values()))))
     y = np.arange(len(rows))
     height = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.28 * len(rows) * max(1, len(series) / 2)))
     for i, (label, b) in enumerate(series.items()):
         values = category_rows(b)
-        ax.barh(y + i * height, [values.get(r, 0.0) for r in rows], height, label=plain(label))
+        ax.barh(y + i * height, [values.get(r, 0.0) for r in rows], height, label=plot_text(label))
     ax.axvline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
-    ax.set_yticks(y + height * (len(series) - 1) / 2, [plain(r) for r in rows], fontsize=8)
+    ax.set_yticks(y + height * (len(series) - 1) / 2, [plot_text(r) for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy")
-    ax.set_title(plain(title), fontsize=9)
+    ax.set_title(plot_text(title), fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -98,10 +98,18 @@ class LoraConfig:
     dropout: float = 0.0
     targets: tuple[str, ...] = ("q_proj", "v_proj")
 
+    # LoRA scales its update by alpha / r; common recipes use 1-4, rsLoRA-like ones up to ~16.
+    # Far beyond, the update swamps the frozen weights and the LLM emits nothing useful.
+    MAX_SCALE = 256.0
+
     def validate(self) -> "LoraConfig":
         if self.r < 1 or not self.alpha > 0 or not 0 <= self.dropout < 1:
             raise UserError(f"lora_rank={self.r}, lora_alpha={self.alpha}, lora_dropout="
                             f"{self.dropout}: use a rank >= 1, alpha > 0 and 0 <= dropout < 1")
+        if not self.alpha / self.r <= self.MAX_SCALE:  # also NaN and inf
+            raise UserError(f"lora_alpha={self.alpha} with lora_rank={self.r} scales the LoRA "
+                            f"update by {self.alpha / self.r:g}: use lora_alpha <= "
+                            f"{self.MAX_SCALE:g} x lora_rank (commonly 1-2 x)")
         if not self.targets:
             raise UserError("lora_targets is empty: name the LLM's Linear layers that get LoRA "
                             "(e.g. q_proj,v_proj)")

@@ -120,11 +120,19 @@ def read_config(folder: str | Path) -> AdapterConfig:
                         "`musilingo train` or `musilingo import-checkpoint`")
     # Files of earlier releases named the LoRA folder only; PEFT's config there has the rank.
     lora = read_peft_config(folder) if isinstance(data.get("lora"), str) else None
+    fix = "re-save the checkpoint with `musilingo train` or `musilingo import-checkpoint`"
     try:
-        return AdapterConfig.from_json(data, str(path), lora=lora)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{path}: field {exc} is missing or malformed; re-save the checkpoint "
-                        "with `musilingo train` or `musilingo import-checkpoint`") from None
+        config = AdapterConfig.from_json(data, str(path), lora=lora)
+        if config.lora is not None:
+            config.lora.validate()
+        return config
+    except KeyError as exc:
+        raise UserError(f"{path}: field {exc.args[0]!r} is missing; {fix}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"{path}: a field is malformed ({type(exc).__name__}: "
+                        f"{str(exc)[:120]}); {fix}") from None
+    except UserError as exc:  # a value out of range (the LoRA's): name the file
+        raise UserError(f"{path}: {exc}; {fix}") from None
 
 
 def load_adapter(folder: str | Path) -> tuple[AdapterConfig, dict]:

@@ -41,11 +41,16 @@ class RunCard:
 
         folder = run_folder(run)
         training = {}
-        if (folder / "config.yaml").is_file():
+        path = folder / "config.yaml"
+        if path.is_file():
             try:
-                training = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-            except yaml.YAMLError:
-                training = {}
+                training = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+                training = None
+            if not isinstance(training, dict):
+                raise UserError(f"{path}: not a training recipe (a YAML mapping); restore it "
+                                "from the run's backup or delete it (the adapter does not "
+                                "need it)")
         return cls(folder, read_config(folder), training, read_evaluations(folder))
 
     def identity(self) -> dict:
@@ -55,7 +60,10 @@ class RunCard:
         steps = None
         done = self.folder / "demo_done.json"
         if done.is_file():
-            steps = json.loads(done.read_text()).get("steps")
+            try:
+                steps = json.loads(done.read_text(encoding="utf-8")).get("steps")
+            except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
+                steps = None  # the demo's own marker: without it, the length is just not shown
         return {
             "llm": self.config.llm, "encoder": enc.get("encoder", "?"),
             "encoder_weights": enc.get("weights_sha256"),
@@ -88,12 +96,34 @@ def read_evaluations(folder: Path) -> list:
     path = Path(folder) / EVALUATIONS
     if not path.is_file():
         return []
+    fix = "delete it (scores are re-recorded by the next `musilingo score --run`)"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); delete it (scores are re-recorded by "
-                        "the next `musilingo score --run`)") from None
-    return data if isinstance(data, list) else []
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"{path}: not valid JSON ({str(exc)[:120]}); {fix}") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: not a list of evaluations; {fix}")
+    for i, entry in enumerate(data):
+        problem = _evaluation_problem(entry)
+        if problem:
+            raise UserError(f"{path}: evaluation {i + 1} {problem}; {fix}")
+    return data
+
+
+def _evaluation_problem(entry) -> str | None:
+    """What makes one recorded evaluation unreadable (None: nothing). Every reader of the
+    records (the card, export, compare) then relies on these shapes."""
+    if not isinstance(entry, dict):
+        return "is not an object"
+    protocols = entry.get("protocols") or {}
+    if not isinstance(protocols, dict) or not all(isinstance(v, dict) or v is None
+                                                  for v in protocols.values()):
+        return "has 'protocols' that are not {protocol: {metric: value}}"
+    control = entry.get("control") or []
+    if not isinstance(control, list) or not all(
+            isinstance(r, dict) and "protocol" in r and "metric" in r for r in control):
+        return "has 'control' rows without protocol and metric"
+    return None
 
 
 def record_evaluation(folder: str | Path, entry: dict) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import atomic_path, atomic_write
 from .card import RunCard, shuffled_control
-from ..markdown import md_text
+from ..markdown import md_text, plot_text
 
 
 def variant(card: RunCard) -> dict:
@@ -32,12 +32,12 @@ def loss_curve(folder: Path) -> list[tuple[int, float]]:
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
             out.append((int(row["step"]), float(row["loss"])))
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut by a kill: the curve just ends earlier
+        except (ValueError, KeyError, TypeError, RecursionError):
+            continue  # a line cut by a kill (or damaged): the curve has a gap
     return out
 
 
@@ -113,7 +113,7 @@ def _plot(rows: list[dict], names: list[str], path: Path) -> None:
     for name, r in zip(names, rows):
         if r["curve"]:
             steps, losses = zip(*r["curve"])
-            ax.plot(steps, losses, label=name.replace("$", r"\$"), linewidth=1)  # not mathtext
+            ax.plot(steps, losses, label=plot_text(name), linewidth=1)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
     ax.set_title("training loss per run")

@@ -167,7 +167,8 @@ def export_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> 
                 (tmp / name).write_text(yaml.safe_dump(public_recipe(card.training),
                                                        sort_keys=False), encoding="utf-8")
             elif name == f"{LORA_FOLDER}/adapter_config.json":  # PEFT names the base LLM
-                (tmp / name).write_text(public_peft_config(card.folder / name), encoding="utf-8")
+                (tmp / name).write_text(public_peft_config(card.folder / name, card.config.lora),
+                                        encoding="utf-8")
             else:
                 shutil.copy2(card.folder / name, tmp / name, follow_symlinks=False)
         (tmp / "README.md").write_text(model_card(card), encoding="utf-8")
@@ -222,10 +223,14 @@ def push_to_hub(folder: Path, repo: str) -> str:
     return str(getattr(info, "commit_url", repo))
 
 
-def public_peft_config(path: Path) -> str:
-    """PEFT's adapter_config.json with `base_model_name_or_path` as a hub id (a preset's or a
-    snapshot's) or `<local path>`: the folder the run was trained from is this machine's."""
+def public_peft_config(path: Path, lora) -> str:
+    """PEFT's adapter_config.json for the run's LoRA (`lora`, what musilingo loads), made anew:
+    the run's file may have been edited (IA3, DoRA, other targets) and is not what the weights
+    were trained as. Its `base_model_name_or_path` becomes a hub id (a preset's or a snapshot's)
+    or `<local path>`: the folder the run was trained from is this machine's."""
     import json
+
+    from ..models.lora import peft_config_text, peft_lora_config
 
     try:
         peft = json.loads(path.read_text(encoding="utf-8"))
@@ -235,6 +240,5 @@ def public_peft_config(path: Path) -> str:
     if not isinstance(peft, dict):
         raise UserError(f"{path} is not a JSON object; restore the run folder or re-train")
     base = peft.get("base_model_name_or_path")
-    if base:
-        peft["base_model_name_or_path"] = hub_model(base) or LOCAL
-    return json.dumps(peft, indent=2) + "\n"
+    base = (hub_model(base) or LOCAL) if isinstance(base, str) and base else None
+    return peft_config_text(peft_lora_config(lora, base)) + "\n"

@@ -104,6 +104,21 @@ def test_lora_target_names_the_llm_does_not_have_are_refused(lora_cfg, tmp_path)
         run(lora_cfg(lora_rank=-1, out=str(tmp_path / "y")), log=quiet)
 
 
+@pytest.mark.parametrize("kw, line", [
+    (dict(lora_targets=""), "lora_targets is empty"),
+    (dict(lora_targets=" , "), "lora_targets is empty"),
+    # before: a 25.6 GB allocation for a rank wider than the layer, then exit 1
+    (dict(lora_rank=100_000), r"lora_rank=100000 is wider than the narrowest targeted layer "
+                              r"of tiny-llama \(\d+\): use lora_rank <= \d+"),
+    (dict(lora_rank=2, lora_alpha=1e30), r"scales the LoRA update by 5e\+29"),
+    (dict(lora_rank=2, lora_alpha=float("nan")), "lora_alpha=nan"),
+])
+def test_lora_settings_out_of_range_are_refused_before_any_work(lora_cfg, tmp_path, kw, line):
+    with pytest.raises(UserError, match=line):
+        run(lora_cfg(out=str(tmp_path / "x"), **kw), log=quiet)
+    assert not (tmp_path / "x" / "adapter.safetensors").exists()
+
+
 def test_lora_under_zero3_saves_whole_matrices(lora_cfg, tmp_path):
     """ZeRO-3 partitions the LLM; the saved LoRA matrices are gathered whole, as under ZeRO-0."""
     kw = dict(max_steps=3, batch_size=4, num_workers=0)
@@ -189,20 +204,29 @@ def test_lora_lr_sets_the_lora_matrices_own_rate(lora_cfg, tmp_path):
 def test_export_publishes_only_a_lora_that_loads_and_no_local_path(lora_cfg, tmp_path):
     """export refused nothing: truncated, NaN, rank-mismatched or missing LoRA weights went out
     with exit 0 (the export then did not load), and PEFT's config named the local LLM folder."""
+    from peft import PeftModel
     from safetensors.torch import save_file
 
+    from musilingo.models.llm import load_llm
     from musilingo.runs.export import export_run
 
     r = run(lora_cfg(out=str(tmp_path / "run"), max_steps=1), log=quiet)
     peft_path = r.run_dir / "lora" / "adapter_config.json"
     peft_cfg = json.loads(peft_path.read_text())
     peft_cfg["base_model_name_or_path"] = str(tmp_path / "home" / "my-private-llm")
+    # edits musilingo ignores (it builds the LoRA from adapter_config.json's `lora`), which
+    # export published as they were: PEFT would then load something else than was trained
+    peft_cfg.update(use_dora=True, lora_alpha=1e30, target_modules=["q_proj", "v_proj", "o_proj"])
     peft_path.write_text(json.dumps(peft_cfg))
     out = export_run(r.run_dir, tmp_path / "export")
     published = json.loads((out / "lora" / "adapter_config.json").read_text())
     assert published["base_model_name_or_path"] == "<local path>"
     assert published["r"] == 4 and "my-private-llm" not in (out / "README.md").read_text()
+    assert published["use_dora"] is False and published["peft_type"] == "LORA"
+    assert published["lora_alpha"] == 16 and published["target_modules"] == ["q_proj", "v_proj"]
     load_model(out)                                          # what went out loads
+    peft_model = PeftModel.from_pretrained(load_llm("tiny-llama")[0], str(out / "lora"))
+    assert not [n for n, _ in peft_model.named_parameters() if "o_proj.lora" in n]
 
     weights = r.run_dir / "lora" / "adapter_model.safetensors"
     saved = load_file(str(weights))
