@@ -64,6 +64,10 @@ def build_folder(folder: Path, build: Callable[[Path], object], *, what: str,
                 return check_built(folder, what)   # built by the process we waited for
             if note:
                 print(f"first use of {what}: {note} into {folder}", file=sys.stderr, flush=True)
+            # builds of this folder killed earlier (kill -9, a closed laptop) left their
+            # temporaries; holding the lock, no live build of it can own one
+            for stale in folder.parent.glob(f".{folder.name}.tmp*"):
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = tmp_folder(folder)
             try:
                 build(tmp)

@@ -49,6 +49,28 @@ def test_a_failed_build_publishes_nothing_and_a_damaged_folder_is_rebuilt(tmp_pa
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "musilingo_build.json"]
 
 
+def _killed_builder(folder: str) -> None:
+    def build(tmp: Path) -> None:
+        (tmp / "weights.bin").write_bytes(b"w" * 1000)
+        os._exit(9)  # what kill -9 leaves: no cleanup of the temporary folder
+
+    build_folder(Path(folder), build, what="a test model")
+
+
+def test_a_killed_build_leaves_nothing_behind_the_next_build(tmp_path):
+    """Before: every killed demo left a `.tiny-lm-*.tmp<pid>` folder in the models home."""
+    folder = tmp_path / "model"
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(2):  # each build sweeps what the killed one before it left
+        killed = ctx.Process(target=_killed_builder, args=(str(folder),))
+        killed.start()
+        killed.join()
+        assert killed.exitcode == 9
+        assert [p.name for p in tmp_path.glob(".model.tmp*")] == [f".model.tmp{killed.pid}"]
+    build_folder(folder, lambda tmp: (tmp / "config.json").write_text("{}"), what="x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]
+
+
 def test_an_edited_built_model_is_refused_with_the_rebuild_command(tmp_path):
     """Before: an edited model.safetensors under the models home was used silently."""
     from musilingo.errors import UserError
