@@ -26,6 +26,10 @@ from musilingo.cache.upgrade import upgrade_cache
 def job(work, arm):
     arm()
     upgrade_cache(work / "cache.zarr")
+
+
+def again(work):
+    upgrade_cache(work / "cache.zarr")
 """
 
 
@@ -53,8 +57,6 @@ def state(path: Path) -> dict:
 
 @pytest.mark.slow
 def test_upgrade_killed_at_every_write_is_finished_by_running_it_again(tmp_path):
-    from musilingo.cache.upgrade import upgrade_cache
-
     prepared = tmp_path / "prepared"
     shutil.copytree(FIXTURE, prepared / "cache.zarr")
     writes, killed = kill_at_every_write(JOB, tmp_path / "kills", what="store", prepare=prepared)
@@ -62,8 +64,7 @@ def test_upgrade_killed_at_every_write_is_finished_by_running_it_again(tmp_path)
     expected = state(reference)
     assert writes > 30 and expected["version"] == 3
     for k, work in enumerate(killed, start=1):
-        path = work / "cache.zarr"
-        upgrade_cache(path)                       # the same command again
+        path = work / "cache.zarr"                # killed, then the same command again
         assert state(path) == expected, f"killed before write {k} of {writes}"
         assert files(path) == files(reference), f"leftovers of write {k} of {writes}"
         shutil.rmtree(work)
