@@ -25,7 +25,7 @@ from pathlib import Path
 from ..data.items import DISTRACTOR_TYPES, LETTERS
 from ..errors import UserError
 from .mcq import MCQQuestion
-from .predictions import PREDICTION_FIELDS, read_rows
+from .predictions import PREDICTION_FIELDS, object_rows
 
 EXCHANGE_NAME = "muchomusic.json"
 
@@ -118,12 +118,7 @@ def read_mcq_file(path: str | Path, prediction_field: str | None = None, *,
     """(questions, replies, {"shape", "prediction_field", "n_options"}) from an exchange file or
     a plain multiple-choice file (`rows`: its `read_rows`, when already read)."""
     path = Path(path)
-    rows = read_rows(path) if rows is None else rows
-    if not rows:
-        raise UserError(f"{path}: holds no questions; nothing to score")
-    for _, where, row in rows:
-        if not isinstance(row, dict):
-            raise UserError(f"{path}: {where}: is a JSON {type(row).__name__}, not an object")
+    rows = object_rows(path, rows, "questions")
     exchange = "answer_orders" in rows[0][2]
     reply_field = prediction_field or ("model_output" if exchange else next(
         (f for f in rows[0][2] if f.lower() in PREDICTION_FIELDS), None))

@@ -67,6 +67,20 @@ def read_rows(path: Path) -> list[tuple[str, str, dict]]:
     return _json_rows(path, data)
 
 
+def object_rows(path: Path, rows: list | None, items: str, fields: str = "") -> list:
+    """`rows` (the file's `read_rows`, read now when None) after the checks every reader of
+    them makes first: there is at least one, and each is a JSON object (`items` names what the
+    file should hold, `fields` what each object should have, for the messages)."""
+    rows = read_rows(path) if rows is None else rows
+    if not rows:
+        raise UserError(f"{path}: holds no {items}; nothing to score")
+    for _, where, row in rows:
+        if not isinstance(row, dict):
+            raise UserError(f"{path}: {where}: is a JSON {type(row).__name__}, not an object"
+                            + (f" with {fields}" if fields else ""))
+    return rows
+
+
 def _jsonl_rows(path: Path, text: str) -> list[tuple[str, str, dict]]:
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -152,13 +166,7 @@ def load_predictions(path: str | Path, prediction_field: str | None = None,
     """Read a JSON / JSONL / CSV predictions file; detect the fields unless they are given
     (`rows`: its `read_rows`, when already read)."""
     path = Path(path)
-    rows = read_rows(path) if rows is None else rows
-    if not rows:
-        raise UserError(f"{path}: holds no items; nothing to score")
-    for _, where, row in rows:
-        if not isinstance(row, dict):
-            raise UserError(f"{path}: {where}: is a JSON {type(row).__name__}, not an object "
-                            "with prediction and reference fields")
+    rows = object_rows(path, rows, "items", "prediction and reference fields")
     fields = list(rows[0][2])
     pred_name = prediction_field or _pick_field(path, fields, PREDICTION_FIELDS, "prediction")
     ref_name = reference_field or _pick_field(path, fields, REFERENCE_FIELDS, "reference",
