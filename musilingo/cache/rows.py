@@ -112,6 +112,16 @@ INDEX_TABLES = ("status", "counts", "seconds", "checksum", "reason_offsets", "re
                 "shard_bytes")
 
 
+class DamagedIndex(UserError):
+    """The row index cannot be used; `reason` says why in a few words (for `verify`'s list)."""
+
+    def __init__(self, where, reason: str, what: str):
+        self.reason = reason
+        super().__init__(f"{where}: {what}: the cache is damaged; run `musilingo cache verify "
+                         f"{where} --reset-damaged`, then the extract command again (it "
+                         "rewrites the index)")
+
+
 def _lost_index_chunks(group, index: dict) -> str | None:
     """"chunk 0 of status" when a stored chunk of the index is gone (zarr would read the fill
     value: every row pending). An index written with every chunk stored (`every_chunk`) is
@@ -162,19 +172,15 @@ def row_tables(location, group, meta, use_index: bool = True) -> RowTables:
         where = Location(location)
         lost = _lost_index_chunks(group, meta["index"])
         if lost:
-            raise UserError(f"{where}: the row index has lost {lost}: the cache is damaged; run "
-                            f"`musilingo cache verify {where} --reset-damaged`, then the extract "
-                            "command again (it rewrites the index)")
+            raise DamagedIndex(where, f"lost {lost}", f"the row index has lost {lost}")
         try:
             return RowTables(np.asarray(group["status"][:]), np.asarray(group["counts"][:]),
                              np.asarray(group["seconds"][:]), np.asarray(group["checksum"][:]),
                              StringColumn(group["reason_offsets"][:], group["reason_bytes"][:]),
                              np.asarray(group["shard_bytes"][:]), [])
         except Exception as exc:  # crc32c mismatch, a truncated chunk
-            raise UserError(f"{where}: the row index cannot be read ({type(exc).__name__}): the "
-                            f"cache is damaged; run `musilingo cache verify {where} "
-                            "--reset-damaged`, then the extract command again (it rewrites the "
-                            "index)") from None
+            why = type(exc).__name__
+            raise DamagedIndex(where, why, f"the row index cannot be read ({why})") from None
     status = np.zeros(rows, np.uint8)
     counts = np.zeros((rows, windows), np.int32)
     seconds = np.zeros(rows, np.float64)

@@ -25,7 +25,7 @@ import zarr
 from ..errors import UserError
 from .layout import DONE, FAILED, PENDING, PLAN_ARRAYS, STRING_ARRAYS
 from .location import Location
-from .rows import commit_key, committed_of, missing_features, row_tables
+from .rows import DamagedIndex, commit_key, committed_of, missing_features, row_tables
 from .store import disk_bytes, load_checked_plan, open_group, stored_checksum
 
 REQUIRED_META = ("format", "format_version", "encoder", "layers", "dim", "stride", "windows",
@@ -191,8 +191,7 @@ def _check_index(path, group, meta, tables, skip) -> list[Problem]:
     try:
         index = row_tables(path, group, meta, use_index=True)
     except Exception as exc:
-        why = str(exc).split(": ", 1)[-1].split(":", 1)[0] if isinstance(exc, UserError) else \
-            type(exc).__name__  # row_tables' own line names what is lost or unreadable
+        why = exc.reason if isinstance(exc, DamagedIndex) else type(exc).__name__
         return [Problem(None, "", 0, f"the row index cannot be read ({why}); --reset-damaged "
                                      "rebuilds it on the next extract run", "index")]
     keep = np.ones(len(tables.status), dtype=bool)
