@@ -64,10 +64,6 @@ def build_folder(folder: Path, build: Callable[[Path], object], *, what: str,
                 return check_built(folder, what)   # built by the process we waited for
             if note:
                 print(f"first use of {what}: {note} into {folder}", file=sys.stderr, flush=True)
-            # builds of this folder killed earlier (kill -9, a closed laptop) left their
-            # temporaries; holding the lock, no live build of it can own one
-            for stale in folder.parent.glob(f".{folder.name}.tmp*"):
-                shutil.rmtree(stale, ignore_errors=True)
             tmp = tmp_folder(folder)
             try:
                 build(tmp)
@@ -152,10 +148,12 @@ def check_if_built(source, what: str) -> None:
 
 def tmp_folder(folder: Path) -> Path:
     """A build folder of this process alone, beside `folder` (same file system: rename works),
-    named as every temporary write is (files.temp_path); a leftover of a killed process that had
-    the same id is replaced."""
+    named as every temporary write is (files.temp_path). The leftovers of builds of `folder`
+    killed earlier (kill -9, a closed laptop) go first: the caller holds the build lock, so no
+    live build of it owns one."""
+    for stale in folder.parent.glob(f".{folder.name}.tmp*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = temp_path(folder)
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
 
